@@ -1,0 +1,83 @@
+"""Targets and their DSNs: parsing, and keeping credentials out of every text we produce.
+
+A target is a name plus a DSN. The DSN is the only place credentials live; schemabot stores the
+target *name*, and anything that may print a DSN (logs, errors, the CLI) goes through `redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+# scheme://user:password@host -> scheme://user:***@host, anywhere in a text.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+
+
+def redact(text: str) -> str:
+    """Replace the password part of every URL-shaped DSN in `text` with `***`."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named place to apply schema changes. `repr` never shows the DSN's password."""
+
+    name: str
+    dsn: str = field(repr=False)
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.dsn).scheme
+
+    @property
+    def redacted_dsn(self) -> str:
+        return redact(self.dsn)
+
+    def __repr__(self) -> str:
+        return f"Target(name={self.name!r}, dsn={self.redacted_dsn!r})"
+
+
+@dataclass(frozen=True)
+class MySQLAddress:
+    """The parts of a `mysql://user:pass@host:port/schema?opt=v` DSN."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    schema: str | None
+    options: dict[str, str] = field(default_factory=dict)
+
+    def connect_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for `pymysql.connect` (without a default database)."""
+        kwargs: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "charset": "utf8mb4",
+            "autocommit": True,
+        }
+        if "unix_socket" in self.options:
+            kwargs["unix_socket"] = self.options["unix_socket"]
+        return kwargs
+
+
+def parse_mysql_dsn(dsn: str) -> MySQLAddress:
+    """Parse `mysql://user:pass@host:port/schema`. Raises ValueError with a redacted message."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("mysql", "mariadb", "mysql+pymysql"):
+        raise ValueError(f"not a mysql:// DSN: {redact(dsn)}")
+    if not parts.hostname:
+        raise ValueError(f"the DSN names no host: {redact(dsn)}")
+    schema = unquote(parts.path.lstrip("/")) or None
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return MySQLAddress(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        schema=schema,
+        options=options,
+    )

@@ -1,0 +1,1 @@
+"""schemabot: the domain (settings, storage, states, producer API, orchestration)."""

@@ -1,0 +1,1 @@
+"""The Celery layer: app, task wrappers around schemabot functions, beat schedule."""

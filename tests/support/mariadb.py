@@ -1,0 +1,53 @@
+"""Fresh schemas on the machine's shared MariaDB (127.0.0.1:3306, root, empty password).
+
+Tests never stop or reconfigure the shared server; each test gets its own schema, named after a
+prefix plus a random suffix, and drops it afterwards. Tests that must crash a server start their
+own throwaway one (tests/support/servers.py).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pymysql
+
+SHARED_HOST = os.environ.get("SCHEMABOT_TEST_MYSQL_HOST", "127.0.0.1")
+SHARED_PORT = int(os.environ.get("SCHEMABOT_TEST_MYSQL_PORT", "3306"))
+SHARED_USER = os.environ.get("SCHEMABOT_TEST_MYSQL_USER", "root")
+SHARED_PASSWORD = os.environ.get("SCHEMABOT_TEST_MYSQL_PASSWORD", "")
+
+
+def connect(schema: str | None = None, port: int = SHARED_PORT, **kwargs: object) -> pymysql.Connection:
+    return pymysql.connect(
+        host=SHARED_HOST,
+        port=port,
+        user=SHARED_USER,
+        password=SHARED_PASSWORD,
+        database=schema,
+        autocommit=True,
+        charset="utf8mb4",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def mysql_dsn(schema: str, port: int = SHARED_PORT) -> str:
+    auth = SHARED_USER if not SHARED_PASSWORD else f"{SHARED_USER}:{SHARED_PASSWORD}"
+    return f"mysql://{auth}@{SHARED_HOST}:{port}/{schema}"
+
+
+@contextmanager
+def fresh_schema(prefix: str, port: int = SHARED_PORT) -> Iterator[str]:
+    """Create `<prefix>_<random>` and drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = connect(port=port)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
