@@ -241,6 +241,8 @@ class Engine(abc.ABC):
 
     name: ClassVar[str]
     platform: ClassVar[Platform] = "mysql"
+    # URL schemes of the target DSNs this engine can drive (checked when an apply is submitted).
+    dsn_schemes: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
 
     def __init__(self, target: Target) -> None:
         self.target = target

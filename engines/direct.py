@@ -1,0 +1,303 @@
+"""The `direct` engine: native DDL, only where the server does it without copying the table.
+
+CREATE TABLE and DROP TABLE run as they are. An ALTER runs only if the server can do it with
+`ALGORITHM=INSTANT`, or else `ALGORITHM=INPLACE, LOCK=NONE`; one that would copy the table is
+refused with a message that names the online engine (spirit).
+
+How it stays honest and idempotent without a shadow table:
+- `apply` rehearses every statement on an empty scratch copy of its table (`CREATE TABLE ...
+  LIKE`), which lets the target judge the DDL (a typo fails here, before anything changes), finds
+  the cheapest algorithm the server accepts, and records the table definition the statement will
+  produce (a fingerprint of SHOW CREATE TABLE).
+- `progress` runs each statement once; before running it, it compares the live table with the
+  expected fingerprint, so a statement that ran just before a crash is recognised as done rather
+  than run twice (ADD COLUMN twice would fail; DROP TABLE twice would be worse).
+- With `defer_cutover` (a grouped apply) it rehearses everything, waits at
+  `waiting_for_cutover`, and runs the statements when the cutover control arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from engines.base import (
+    ApplyRequest,
+    ApplyResult,
+    ControlRequest,
+    ControlResult,
+    Engine,
+    EngineState,
+    PermanentEngineError,
+    ProgressRequest,
+    ProgressResult,
+    ResumeState,
+    TableChange,
+    TableProgress,
+)
+from engines.mysql_conn import MysqlErrorKind, classify, connect, error_kind, quote_ident
+from engines.sql_text import add_algorithm, retarget
+
+FORMAT = 1
+NOT_SUPPORTED = {1845, 1846}  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
+# Partition changes: MariaDB accepts ALGORITHM=INSTANT for PARTITION BY and then copies the
+# table anyway (seen on 10.11), so the algorithm clause cannot be trusted for them.
+_REBUILDING_PARTITION_CLAUSES = re.compile(
+    r"\b(PARTITION\s+BY|REMOVE\s+PARTITIONING|REORGANIZE\s+PARTITION|COALESCE\s+PARTITION|"
+    r"EXCHANGE\s+PARTITION|REBUILD\s+PARTITION)\b",
+    re.IGNORECASE,
+)
+_AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
+
+
+@dataclass
+class _Statement:
+    namespace: str
+    table: str
+    action: str
+    ddl: str
+    algorithm: str | None  # the clause to add to an ALTER ("ALGORITHM=INSTANT"...)
+    expected: str | None  # fingerprint of the table definition after the statement
+    done: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def fingerprint(create_table_sql: str, table: str) -> str:
+    """Hash of a SHOW CREATE TABLE text, independent of the table's name and AUTO_INCREMENT."""
+    first, _, rest = create_table_sql.partition("\n")
+    first = re.sub(r"^CREATE TABLE `(?:[^`]|``)+`", "CREATE TABLE `t`", first)
+    body = _AUTO_INCREMENT.sub("", first + "\n" + rest)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _scratch_name(context: str, table: str) -> str:
+    digest = hashlib.sha256(f"{context}/{table}".encode()).hexdigest()[:12]
+    return f"_sb_chk_{digest}"
+
+
+class DirectEngine(Engine):
+    name = "direct"
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _connect(self, namespace: str | None = None) -> pymysql.Connection:
+        try:
+            return connect(self.target, namespace)
+        except pymysql.MySQLError as exc:
+            raise classify(exc, "connecting to the target") from exc
+
+    @staticmethod
+    def _show_create(cur: Any, table: str) -> str | None:
+        try:
+            cur.execute(f"SHOW CREATE TABLE {quote_ident(table)}")
+        except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] == 1146:  # no such table
+                return None
+            raise
+        row = cur.fetchone()
+        return str(row[1]) if row else None
+
+    def _table_fingerprint(self, cur: Any, table: str) -> str | None:
+        text = self._show_create(cur, table)
+        return fingerprint(text, table) if text is not None else None
+
+    # -- rehearsal ------------------------------------------------------------------------------
+
+    def _rehearse(self, context: str, namespace: str, change: TableChange) -> _Statement:
+        conn = self._connect(namespace)
+        scratch = _scratch_name(context, change.table)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
+                if change.action == "create":
+                    cur.execute(retarget(change.ddl, scratch))
+                    expected = self._table_fingerprint(cur, scratch)
+                    return _Statement(namespace, change.table, "create", change.ddl, None, expected)
+                if change.action == "drop":
+                    return _Statement(namespace, change.table, "drop", change.ddl, None, None)
+                if _REBUILDING_PARTITION_CLAUSES.search(change.ddl):
+                    raise PermanentEngineError(
+                        f"{namespace}.{change.table}: repartitioning rebuilds the whole table; "
+                        "use the spirit engine (--engine spirit) for an online change"
+                    )
+                if self._show_create(cur, change.table) is None:
+                    raise PermanentEngineError(f"table {namespace}.{change.table} does not exist")
+                cur.execute(f"CREATE TABLE {quote_ident(scratch)} LIKE {quote_ident(change.table)}")
+                algorithm = self._cheapest_algorithm(cur, scratch, change)
+                expected = self._table_fingerprint(cur, scratch)
+                return _Statement(namespace, change.table, "alter", change.ddl, algorithm, expected)
+        except pymysql.MySQLError as exc:
+            raise classify(exc, f"checking {change.ddl!r} on {namespace}.{change.table}") from exc
+        finally:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
+            finally:
+                conn.close()
+
+    def _cheapest_algorithm(self, cur: Any, scratch: str, change: TableChange) -> str:
+        reasons = []
+        for clause in ("ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE"):
+            try:
+                cur.execute(add_algorithm(retarget(change.ddl, scratch), clause))
+                return clause
+            except pymysql.MySQLError as exc:
+                if not (exc.args and exc.args[0] in NOT_SUPPORTED):
+                    raise
+                reasons.append(str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+        raise PermanentEngineError(
+            f"{change.table}: this ALTER would copy the table ({reasons[-1]}); "
+            "use the spirit engine (--engine spirit) for an online copy"
+        )
+
+    # -- contract -------------------------------------------------------------------------------
+
+    def apply(self, request: ApplyRequest) -> ApplyResult:
+        state = request.resume_state
+        if state and state.get("format") == FORMAT and state.get("context") == request.context:
+            done = sum(1 for s in state["statements"] if s["done"])
+            return ApplyResult(
+                accepted=True,
+                resume_state=state,
+                reattached=True,
+                resume_point=f"{done} of {len(state['statements'])} statements done",
+                message="reattached",
+            )
+        statements = [
+            self._rehearse(request.context, ns.namespace, change)
+            for ns in request.changes
+            for change in ns.tables
+        ]
+        new_state: ResumeState = {
+            "format": FORMAT,
+            "engine": self.name,
+            "context": request.context,
+            "cutover_requested": False,
+            "stopped": False,
+            "statements": [s.to_json() for s in statements],
+        }
+        return ApplyResult(
+            accepted=True, resume_state=new_state, message=f"{len(statements)} statement(s) checked"
+        )
+
+    def progress(self, request: ProgressRequest) -> ProgressResult:
+        state = self._state(request)
+        statements = [_Statement(**s) for s in state["statements"]]
+        if state.get("stopped"):
+            return self._report(statements, EngineState.STOPPED, state, "stopped")
+        if request.options.defer_cutover and not state.get("cutover_requested"):
+            return self._report(statements, EngineState.WAITING_FOR_CUTOVER, state, "waiting for cutover")
+        deadline = time.monotonic() + request.step_budget
+        events: list[str] = []
+        for statement in statements:
+            if statement.done:
+                continue
+            if time.monotonic() >= deadline:
+                break
+            outcome = self._run(statement, request.step_budget)
+            if outcome is None:  # metadata lock busy: try again next step
+                return self._report(
+                    statements,
+                    EngineState.RUNNING,
+                    state,
+                    f"waiting for a metadata lock on {statement.namespace}.{statement.table}",
+                )
+            statement.done = True
+            events.append(outcome)
+            state = {**state, "statements": [s.to_json() for s in statements]}
+            request.save_state(state)  # persist after each statement, so it is never re-run
+        finished = all(s.done for s in statements)
+        overall = EngineState.COMPLETED if finished else EngineState.RUNNING
+        return self._report(statements, overall, state, "done" if finished else "running", events)
+
+    def _state(self, request: ProgressRequest | ControlRequest) -> ResumeState:
+        state = request.resume_state
+        if not state or state.get("format") != FORMAT:
+            raise PermanentEngineError("the direct engine has no resume state for this operation")
+        return state
+
+    def _run(self, statement: _Statement, budget: float) -> str | None:
+        """Run one statement unless the table already shows its effect; None if lock-busy."""
+        conn = self._connect(statement.namespace)
+        try:
+            with conn.cursor() as cur:
+                current = self._table_fingerprint(cur, statement.table)
+                if statement.action == "drop" and current is None:
+                    return f"{statement.table}: already dropped"
+                if statement.action in ("create", "alter") and current == statement.expected:
+                    return f"{statement.table}: already applied"
+                if statement.action == "create" and current is not None:
+                    raise PermanentEngineError(
+                        f"table {statement.namespace}.{statement.table} already exists "
+                        "with another definition"
+                    )
+                # A DDL waits for every open transaction on the table; wait at most one step.
+                cur.execute(f"SET SESSION lock_wait_timeout = {max(1, int(budget))}")
+                ddl = statement.ddl
+                if statement.action == "alter" and statement.algorithm:
+                    ddl = add_algorithm(ddl, statement.algorithm)
+                cur.execute(ddl)
+                return f"{statement.table}: {statement.action} done" + (
+                    f" ({statement.algorithm})" if statement.algorithm else ""
+                )
+        except pymysql.MySQLError as exc:
+            if error_kind(exc) is MysqlErrorKind.LOCK_WAIT:
+                return None
+            if exc.args and exc.args[0] in NOT_SUPPORTED:
+                raise PermanentEngineError(
+                    f"{statement.table}: the server now refuses {statement.algorithm} ({exc.args[-1]}); "
+                    "use the spirit engine (--engine spirit)"
+                ) from exc
+            raise classify(exc, f"running {statement.ddl!r}") from exc
+        finally:
+            conn.close()
+
+    def _report(
+        self,
+        statements: list[_Statement],
+        overall: EngineState,
+        state: ResumeState,
+        message: str,
+        events: list[str] | None = None,
+    ) -> ProgressResult:
+        tables = [
+            TableProgress(
+                namespace=s.namespace,
+                table=s.table,
+                state=EngineState.COMPLETED if s.done else overall,
+                percent=100.0 if s.done else 0.0,
+            )
+            for s in statements
+        ]
+        return ProgressResult(
+            state=overall, tables=tables, resume_state=state, message=message, events=events or []
+        )
+
+    # -- controls -------------------------------------------------------------------------------
+
+    def _set(self, request: ControlRequest, **flags: bool) -> ControlResult:
+        state = {**self._state(request), **flags}
+        request.save_state(state)
+        return ControlResult(accepted=True, resume_state=state)
+
+    def cutover(self, request: ControlRequest) -> ControlResult:
+        return self._set(request, cutover_requested=True)
+
+    def stop(self, request: ControlRequest) -> ControlResult:
+        return self._set(request, stopped=True)
+
+    def start(self, request: ControlRequest) -> ControlResult:
+        return self._set(request, stopped=False)
+
+    def cancel(self, request: ControlRequest) -> ControlResult:
+        state = self._state(request)
+        done = [s["table"] for s in state["statements"] if s["done"]]
+        note = f"; already applied and kept: {', '.join(done)}" if done else ""
+        return ControlResult(accepted=True, resume_state=state, message=f"cancelled{note}")

@@ -1,0 +1,370 @@
+"""The producer API: submit an apply, read it, ask for a control. The public surface of schemabot.
+
+    from schemabot.api import Client, ChangeSet
+
+    client = Client()                                   # settings from SCHEMABOT_* variables
+    result = client.submit_apply(
+        target="local", engine="spirit",
+        changes=[ChangeSet(namespace="shop", ddl=["ALTER TABLE orders ADD COLUMN note TEXT"])],
+        defer_cutover=False, idempotency_key="ci-build-4711",
+    )
+    status = client.get_apply(result.apply_id)           # ApplyStatus; .to_dict() for JSON
+    client.request_control(result.apply_id, "stop")
+
+Everything is validated before anything is stored; the apply, its tasks and its operations are
+written in one transaction; `start_apply` is enqueued after the commit (if that enqueue is lost,
+the recovery sweep starts the apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engines.registry import UnknownEngine, engine_class
+from engines.targets import parse_mysql_dsn
+from schemabot import controls
+from schemabot.changes import VSCHEMA_ACTION
+from schemabot.ddl import parse_ddl, quote_for_error
+from schemabot.errors import ValidationError
+from schemabot.grouping import uses_grouped_apply
+from schemabot.messaging import Dispatcher
+from schemabot.runtime import Runtime, producer_runtime
+from schemabot.settings import Settings
+from schemabot.states import TERMINAL, WAITING_STATES, State
+from schemabot.storage import audit, reads
+from schemabot.storage.controls import add_control
+from schemabot.storage.models import Apply, Task
+from schemabot.storage.submissions import NewApply, NewTask, create_apply
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """The changes for one namespace (MySQL schema or Vitess keyspace).
+
+    `namespace=None` means the schema named in the target's DSN. `vschema` (Vitess only) is the
+    desired VSchema document of the keyspace.
+    """
+
+    ddl: Sequence[str] = ()
+    namespace: str | None = None
+    vschema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    apply_id: str
+    created: bool  # False when the idempotency key returned an existing apply
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    task_id: str
+    namespace: str
+    table: str
+    action: str
+    ddl: str | None
+    state: str
+    rows_copied: int | None
+    rows_total: int | None
+    percent: float | None
+    eta_seconds: int | None
+    message: str | None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskStatus:
+        return cls(
+            task_id=task.task_id,
+            namespace=task.namespace,
+            table=task.table_name,
+            action=task.action,
+            ddl=task.ddl,
+            state=task.state,
+            rows_copied=task.rows_copied,
+            rows_total=task.rows_total,
+            percent=task.percent,
+            eta_seconds=task.eta_seconds,
+            message=task.message,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(sep=" ") if value else None
+
+
+@dataclass(frozen=True)
+class ApplyStatus:
+    apply_id: str
+    state: str
+    engine: str
+    target: str
+    database: str
+    error: str | None
+    attempt: int
+    options: dict[str, Any]
+    created_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+    tasks: list[TaskStatus] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, apply: Apply, tasks: Sequence[Task]) -> ApplyStatus:
+        return cls(
+            apply_id=apply.apply_id,
+            state=apply.state,
+            engine=apply.engine,
+            target=apply.target,
+            database=apply.database,
+            error=apply.error,
+            attempt=apply.attempt,
+            options=dict(apply.options or {}),
+            created_at=_iso(apply.created_at),
+            updated_at=_iso(apply.updated_at),
+            completed_at=_iso(apply.completed_at),
+            tasks=[TaskStatus.of(t) for t in tasks],
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        return State(self.state).is_terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ControlReceipt:
+    apply_id: str
+    kind: str
+    control_id: int
+    created: bool  # False when the same control was already pending
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    at: str | None
+    event: str
+    message: str | None
+    task_id: str | None
+    old_state: str | None
+    new_state: str | None
+    detail: dict[str, Any] | None
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class Client:
+    """Producer-side access to schemabot. Cheap to create; shares the process's connections."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        runtime: Runtime | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.runtime = runtime or producer_runtime(settings)
+        if dispatcher is not None:
+            self.runtime.dispatcher = dispatcher
+        self.settings = self.runtime.settings
+
+    # -- submit -------------------------------------------------------------------------------
+
+    def submit_apply(
+        self,
+        target: str,
+        engine: str,
+        changes: Sequence[ChangeSet] | Sequence[str],
+        *,
+        defer_cutover: bool = False,
+        skip_revert: bool = False,
+        volume: int | None = None,
+        revert_window_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResult:
+        """Validate and store an apply, then ask a worker to start it.
+
+        `changes` is a list of ChangeSet, or plain DDL strings for the target's default namespace.
+        Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
+        named twice, or options the engine cannot honour.
+        """
+        plugins = self.settings.engine_plugins
+        try:
+            engine_cls = engine_class(engine, plugins)
+        except UnknownEngine as exc:
+            raise ValidationError(str(exc)) from None
+        try:
+            target_obj = self.settings.target(target)
+        except LookupError as exc:
+            raise ValidationError(str(exc)) from None
+        if target_obj.scheme not in engine_cls.dsn_schemes:
+            raise ValidationError(
+                f"engine {engine!r} cannot apply to target {target!r} ({target_obj.scheme}:// DSN); "
+                f"it takes {', '.join(s + '://' for s in engine_cls.dsn_schemes)} targets"
+            )
+        if volume is not None:
+            controls.normalise_value("volume", volume)
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 191):
+            raise ValidationError("the idempotency key must be 1 to 191 characters")
+
+        database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
+        sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
+        tasks = _validate_changes(sets, default_namespace, engine_cls.platform)
+        options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
+        if volume is not None:
+            options["volume"] = volume
+        if revert_window_seconds is not None:
+            options["revert_window_seconds"] = revert_window_seconds
+        grouped = uses_grouped_apply(engine, options, plugins)
+        request_hash = hashlib.sha256(
+            json.dumps(
+                {
+                    "target": target.lower(),
+                    "engine": engine,
+                    "options": options,
+                    "tasks": [[t.namespace, t.table, t.ddl, t.action, t.vschema] for t in tasks],
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+        new = NewApply(
+            apply_id=_new_id("apply"),
+            target=target.lower(),
+            database=database,
+            engine=engine,
+            options=options,
+            grouped=grouped,
+            request_hash=request_hash,
+            tasks=tasks,
+            operation_ids=[_new_id("op") for _ in range(1 if grouped else len(tasks))],
+            idempotency_key=idempotency_key,
+        )
+        apply_id, created = create_apply(self.runtime.db, new)
+        if created:
+            self.runtime.dispatcher.start_apply(apply_id)  # never raises; the sweep covers loss
+        return SubmitResult(apply_id, created)
+
+    # -- read ---------------------------------------------------------------------------------
+
+    def get_apply(self, apply_id: str) -> ApplyStatus:
+        snap = reads.snapshot(self.runtime.db, apply_id)
+        return ApplyStatus.of(snap.apply, snap.tasks)
+
+    def list_applies(self, state: str | None = None, limit: int = 100) -> list[ApplyStatus]:
+        if state is not None and state not in {s.value for s in State}:
+            raise ValidationError(f"unknown state {state!r}; known: {', '.join(s.value for s in State)}")
+        applies = reads.list_applies(self.runtime.db, state, limit)
+        tasks = reads.tasks_of(self.runtime.db, [a.apply_id for a in applies])
+        return [ApplyStatus.of(a, tasks[a.apply_id]) for a in applies]
+
+    def log(self, apply_id: str) -> list[LogEntry]:
+        self.get_apply(apply_id)  # NotFound for an unknown id
+        return [
+            LogEntry(_iso(e.created_at), e.event, e.message, e.task_id, e.old_state, e.new_state, e.detail)
+            for e in audit.entries(self.runtime.db, apply_id)
+        ]
+
+    def wait(
+        self,
+        apply_id: str,
+        *,
+        timeout: float | None = None,
+        interval: float = 0.5,
+        stop_at_waiting: bool = True,
+    ) -> ApplyStatus:
+        """Block until the apply is terminal (or in a waiting state it asked for)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.get_apply(apply_id)
+            state = State(status.state)
+            if state in TERMINAL:
+                return status
+            if stop_at_waiting and state in WAITING_STATES and asked_to_wait(status, state):
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{apply_id} still {status.state} after {timeout}s")
+            time.sleep(interval)
+
+    # -- control ------------------------------------------------------------------------------
+
+    def request_control(self, apply_id: str, kind: str, value: str | int | None = None) -> ControlReceipt:
+        """Record a control for the apply's owner to carry out in its next tick.
+
+        Raises ControlRejected when the apply's state does not allow it (nothing stored).
+        A stopped or failed apply has no owner: the sweep is woken to claim it.
+        """
+        name = controls.normalise_kind(kind)
+        normalised = controls.normalise_value(name, value)
+        status = self.get_apply(apply_id)
+        controls.check_request(name, State(status.state))
+        control_id, created = add_control(self.runtime.db, apply_id, name, normalised)
+        if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
+            self.runtime.dispatcher.recovery_sweep()
+        return ControlReceipt(apply_id, name, control_id, created)
+
+
+def asked_to_wait(status: ApplyStatus, state: State) -> bool:
+    if state is State.WAITING_FOR_CUTOVER:
+        return bool(status.options.get("defer_cutover"))
+    return state is State.REVERT_WINDOW and not status.options.get("skip_revert")
+
+
+def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:
+    """(database name recorded on the apply, default namespace) for a target DSN."""
+    if scheme in ("mysql", "mariadb"):
+        address = parse_mysql_dsn(dsn)
+        return address.schema or f"{address.host}:{address.port}", address.schema
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    database = parts.path.strip("/").split("/")[0] or parts.hostname or dsn.split("://")[0]
+    return database, None
+
+
+def _validate_changes(
+    sets: Sequence[ChangeSet], default_namespace: str | None, platform: str
+) -> list[NewTask]:
+    tasks: list[NewTask] = []
+    seen: dict[tuple[str, str], str] = {}
+    if not sets:
+        raise ValidationError("no changes given: pass at least one DDL statement")
+    for change in sets:
+        namespace = change.namespace or default_namespace
+        if not namespace:
+            raise ValidationError("no namespace given and the target's DSN names no schema")
+        if isinstance(change.ddl, str):
+            raise ValidationError("ChangeSet.ddl must be a list of statements, not one string")
+        if not change.ddl and change.vschema is None:
+            raise ValidationError(f"namespace {namespace!r} has no DDL and no VSchema change")
+        for statement in change.ddl:
+            parsed = parse_ddl(statement)
+            if parsed.schema and parsed.schema != namespace:
+                raise ValidationError(
+                    f"DDL {quote_for_error(parsed.statement)} names schema {parsed.schema!r} "
+                    f"but is submitted for namespace {namespace!r}"
+                )
+            key = (namespace, parsed.table.lower())
+            if key in seen:
+                raise ValidationError(
+                    f"table {namespace}.{parsed.table} is changed twice ({quote_for_error(seen[key])} and "
+                    f"{quote_for_error(parsed.statement)}); combine them into one statement"
+                )
+            seen[key] = parsed.statement
+            tasks.append(NewTask(_new_id("task"), namespace, parsed.table, parsed.statement, parsed.action))
+        if change.vschema is not None:
+            if platform != "vitess":
+                raise ValidationError(
+                    f"a VSchema change for {namespace!r} needs a Vitess engine (planetscale)"
+                )
+            if not isinstance(change.vschema, Mapping):
+                raise ValidationError("a VSchema must be a JSON object")
+            tasks.append(NewTask(_new_id("task"), namespace, "", None, VSCHEMA_ACTION, dict(change.vschema)))
+    return tasks

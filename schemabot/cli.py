@@ -1,0 +1,271 @@
+"""The `schemabot` command line.
+
+    schemabot apply --target NAME --engine ENGINE [--namespace NS] --ddl SQL [--ddl SQL ...]
+                    [--defer-cutover] [--idempotency-key KEY] [--wait] [--json]
+    schemabot status APPLY_ID [--json]
+    schemabot watch APPLY_ID
+    schemabot list [--state STATE] [--json]
+    schemabot stop|start|cutover|cancel|revert|skip-revert APPLY_ID
+    schemabot volume APPLY_ID LEVEL
+    schemabot log APPLY_ID [--json]
+    schemabot db upgrade
+    schemabot demo
+
+Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
+unavailable; 2 bad input (one line on stderr, nothing stored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy as sa
+
+from engines.targets import redact
+from schemabot.api import ChangeSet, Client, asked_to_wait
+from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.states import State
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Exit(click.exceptions.Exit):
+    pass
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"error: {redact(message)}", err=True)
+    raise Exit(code)
+
+
+def _missing_tables(exc: sa.exc.DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "no such table" in text or "doesn't exist" in text
+
+
+def handles_errors(func: F) -> F:
+    """Turn schemabot's errors into one line on stderr and the documented exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ValidationError, NotFound) as exc:
+            _fail(2, str(exc))
+        except ControlRejected as exc:
+            _fail(1, f"refused: {exc}")
+        except StorageUnavailable as exc:
+            _fail(1, str(exc))
+        except sa.exc.DBAPIError as exc:
+            if _missing_tables(exc):
+                _fail(1, "the state database has no schemabot tables yet; run `schemabot db upgrade`")
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client() -> Client:
+    return Client()
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Online schema changes for MySQL and Vitess that survive any crash."""
+
+
+@cli.command()
+@click.option("--target", required=True, help="Target name (SCHEMABOT_TARGET_<NAME>).")
+@click.option("--engine", required=True, help="direct, spirit or planetscale.")
+@click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
+@click.option("--ddl", "ddls", multiple=True, required=True, help="One statement; repeat for more.")
+@click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")
+@click.option("--skip-revert", is_flag=True, help="Finish without a revert window (Vitess).")
+@click.option("--volume", type=int, default=None, help="1 (gentle) to 11 (fast).")
+@click.option("--idempotency-key", default=None, help="The same key returns the same apply.")
+@click.option("--wait", "wait_", is_flag=True, help="Block until it ends (or waits as asked).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handles_errors
+def apply(
+    target: str,
+    engine: str,
+    namespace: str | None,
+    ddls: tuple[str, ...],
+    defer_cutover: bool,
+    skip_revert: bool,
+    volume: int | None,
+    idempotency_key: str | None,
+    wait_: bool,
+    as_json: bool,
+) -> None:
+    """Submit a schema change."""
+    client = _client()
+    result = client.submit_apply(
+        target,
+        engine,
+        [ChangeSet(ddl=list(ddls), namespace=namespace)],
+        defer_cutover=defer_cutover,
+        skip_revert=skip_revert,
+        volume=volume,
+        idempotency_key=idempotency_key,
+    )
+    if as_json:
+        _print_json({"apply_id": result.apply_id})
+    else:
+        click.echo(result.apply_id)
+    if wait_:
+        status = client.wait(result.apply_id)
+        ok = status.state == State.COMPLETED.value or (
+            defer_cutover and status.state == State.WAITING_FOR_CUTOVER.value
+        )
+        if not as_json:
+            click.echo(
+                f"{status.apply_id} {status.state}" + (f": {status.error}" if status.error else ""),
+                err=not ok,
+            )
+        raise Exit(0 if ok else 1)
+
+
+@cli.command()
+@click.argument("apply_id")
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def status(apply_id: str, as_json: bool) -> None:
+    """Show an apply and its tasks."""
+    st = _client().get_apply(apply_id)
+    if as_json:
+        _print_json(st.to_dict())
+        return
+    click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
+    if st.error:
+        click.echo(f"  error: {st.error}")
+    for t in st.tasks:
+        rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
+        pct = f" {t.percent:.1f}%" if t.percent is not None else ""
+        click.echo(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+
+
+@cli.command()
+@click.argument("apply_id")
+@handles_errors
+def watch(apply_id: str) -> None:
+    """Live progress bars until the apply ends."""
+    from schemabot.watch import watch as run_watch
+
+    client = _client()
+    final = run_watch(client, apply_id)
+    ok = final.state == State.COMPLETED.value or asked_to_wait(final, State(final.state))
+    raise Exit(0 if ok else 1)
+
+
+@cli.command(name="list")
+@click.option("--state", default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def list_(state: str | None, limit: int, as_json: bool) -> None:
+    """List recent applies."""
+    applies = _client().list_applies(state, limit)
+    if as_json:
+        _print_json([a.to_dict() for a in applies])
+        return
+    for a in applies:
+        click.echo(f"{a.apply_id}  {a.state:<20} {a.engine:<12} {a.target:<12} {a.created_at}")
+
+
+def _control_command(kind: str, doc: str) -> None:
+    @cli.command(name=kind.replace("_", "-"), help=doc)
+    @click.argument("apply_id")
+    @handles_errors
+    def command(apply_id: str) -> None:
+        receipt = _client().request_control(apply_id, kind)
+        note = "" if receipt.created else " (already pending)"
+        click.echo(f"{kind.replace('_', '-')} requested for {apply_id}{note}")
+
+
+for _kind, _doc in (
+    ("stop", "Stop an apply (resumable with start)."),
+    ("start", "Start a stopped apply."),
+    ("cutover", "Cut over an apply waiting for cutover."),
+    ("cancel", "Cancel an apply and clean up."),
+    ("revert", "Revert a change in its revert window."),
+    ("skip_revert", "End the revert window now."),
+):
+    _control_command(_kind, _doc)
+
+
+@cli.command()
+@click.argument("apply_id")
+@click.argument("level", type=int)
+@handles_errors
+def volume(apply_id: str, level: int) -> None:
+    """Set the speed of a running apply (1 to 11)."""
+    _client().request_control(apply_id, "volume", level)
+    click.echo(f"volume {level} requested for {apply_id}")
+
+
+@cli.command()
+@click.argument("apply_id")
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def log(apply_id: str, as_json: bool) -> None:
+    """The audit log of an apply."""
+    entries = _client().log(apply_id)
+    if as_json:
+        _print_json([e.__dict__ for e in entries])
+        return
+    for e in entries:
+        change = f" {e.old_state}->{e.new_state}" if e.new_state else ""
+        click.echo(f"{e.at}  {e.event:<10}{change}  {e.message or ''}")
+
+
+@cli.group()
+def db() -> None:
+    """State database administration."""
+
+
+@db.command()
+@click.option("--revision", default="head", show_default=True)
+def upgrade(revision: str) -> None:
+    """Create or migrate the state database's tables."""
+    from schemabot.migrate import upgrade as run_upgrade
+
+    run_upgrade(revision)
+    click.echo("state database is up to date")
+
+
+@cli.command()
+@click.option("--rows", default=200_000, show_default=True, help="Rows in the demo table.")
+@click.option("--engine", default=None, help="Engine for the demo (default: spirit, else direct).")
+def demo(rows: int, engine: str | None) -> None:
+    """Run a schema change end to end on local services, with live progress."""
+    from schemabot.demo import run_demo
+
+    raise Exit(run_demo(rows=rows, engine=engine))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: click's usage errors become one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="schemabot", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return 2
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

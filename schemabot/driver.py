@@ -1,0 +1,422 @@
+"""Driving an apply: one function, `tick`, behind start_apply, resume_apply and poll_progress.
+
+A tick is one short, self-contained step by the current lease holder:
+
+1. spend the message's (token, seq) and extend the lease; a stale or duplicate message stops here;
+2. read the apply; a terminal one releases its lease and stops;
+3. carry out pending control requests (stop, start, cutover, cancel, revert, skip revert, volume);
+4. attach to the current operation if this owner has not yet (`engine.apply`: begin or
+   reattach), else advance it (`engine.progress`) and record the report;
+5. run the auto-actions (cutover when not deferred, skip revert when asked);
+6. enqueue the next tick, unless the apply is terminal or parked.
+
+Whatever happens, the tick either records an outcome under its fencing token or writes nothing.
+State-database trouble, a lost lease and unsafe resume states end the tick quietly (`DriverExit`);
+the lease then expires and the sweep re-drives. Only the engine's own errors become verdicts
+(`failed_retryable` or `failed`), per DESIGN.md section 7.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from engines.base import (
+    ApplyOptions,
+    ControlNotApplicable,
+    ControlRequest,
+    Engine,
+    EngineError,
+    NamespaceChange,
+    OperationRequest,
+    ResumeState,
+    call_control,
+)
+from engines.targets import redact
+from schemabot import controls, resume
+from schemabot.changes import rebuild_changes
+from schemabot.errors import DriverExit, LeaseLost, ResumeStateUnavailable, StorageUnavailable
+from schemabot.lease_keeper import LeaseKeeper
+from schemabot.runtime import Runtime
+from schemabot.states import PARKED, State
+from schemabot.storage import driving, leases, reads
+from schemabot.storage.reads import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class TickOutcome(Enum):
+    NOT_CLAIMED = "not_claimed"  # start_apply found the apply already taken
+    STALE = "stale"  # the message's token or sequence was spent: nothing done
+    EXITED = "exited"  # a DriverExit: nothing written, the sweep will re-drive
+    FINISHED = "finished"  # terminal or parked: lease released, no next tick
+    CONTINUES = "continues"  # next tick enqueued
+
+
+def options_of(apply_options: dict[str, Any] | None) -> ApplyOptions:
+    raw = dict(apply_options or {})
+    return ApplyOptions(
+        defer_cutover=bool(raw.get("defer_cutover")),
+        skip_revert=bool(raw.get("skip_revert")),
+        volume=raw.get("volume"),
+        revert_window_seconds=raw.get("revert_window_seconds"),
+        extra=raw.get("extra") or {},
+    )
+
+
+def start_apply(rt: Runtime, apply_id: str) -> TickOutcome:
+    """First claim of a freshly submitted apply (token 0 -> 1), then its first tick.
+
+    A duplicate start_apply, or one that arrives after the sweep already started the apply,
+    finds the token moved on and does nothing.
+    """
+    try:
+        token = leases.claim(
+            rt.db,
+            apply_id,
+            expected_token=0,
+            owner=rt.owner,
+            ttl=rt.settings.lease_ttl,
+            states=[State.PENDING],
+        )
+    except StorageUnavailable as exc:
+        log.warning("start_apply %s: %s", apply_id, exc)
+        return TickOutcome.EXITED
+    if token is None:
+        return TickOutcome.NOT_CLAIMED
+    return tick(rt, apply_id, token, 0)
+
+
+def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
+    try:
+        if not leases.begin_tick(rt.db, apply_id, token, seq, rt.owner, rt.settings.lease_ttl):
+            return TickOutcome.STALE
+        return _Tick(rt, apply_id, token, seq + 1).run()
+    except DriverExit as exc:
+        log.info("tick of %s (token %s) exits without writing: %s", apply_id, token, exc)
+        return TickOutcome.EXITED
+
+
+@dataclass(frozen=True)
+class _Operation:
+    """The current operation, as the engine sees it."""
+
+    attachment: resume.Attachment
+    changes: list[NamespaceChange]
+
+
+class _Tick:
+    def __init__(self, rt: Runtime, apply_id: str, token: int, next_seq: int) -> None:
+        self.rt, self.apply_id, self.token, self.next_seq = rt, apply_id, token, next_seq
+        self.settings = rt.settings
+        self._engine: Engine | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def engine(self, snap: Snapshot) -> Engine:
+        if self._engine is None:
+            try:
+                self._engine = self.rt.engine_for(snap.apply)
+            except LookupError as exc:  # the target was removed from configuration
+                raise _ConfigurationError(str(exc)) from exc
+        return self._engine
+
+    def request(
+        self, snap: Snapshot, op: _Operation, state: ResumeState | None, **extra: Any
+    ) -> dict[str, Any]:
+        def save(new_state: ResumeState) -> None:
+            driving.save_resume_state(
+                self.rt.db, self.apply_id, self.token, op.attachment.operation_id, new_state
+            )
+
+        return {
+            "context": op.attachment.context,
+            "changes": op.changes,
+            "options": options_of(snap.apply.options),
+            "resume_state": state,
+            "save_state": save,
+            "step_budget": self.settings.step_budget,
+            **extra,
+        }
+
+    def keeper(self) -> LeaseKeeper:
+        return LeaseKeeper(self.rt.db, self.apply_id, self.token, self.settings.lease_ttl)
+
+    def schedule(self, countdown: float | None = None) -> TickOutcome:
+        delay = self.settings.poll_interval if countdown is None else countdown
+        self.rt.dispatcher.poll_progress(self.apply_id, self.token, self.next_seq, delay)
+        return TickOutcome.CONTINUES
+
+    def finish(self) -> TickOutcome:
+        # Terminal and parked states released the lease in the same transaction that set them.
+        return TickOutcome.FINISHED
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def run(self) -> TickOutcome:
+        try:
+            return self._run()
+        except DriverExit:
+            raise
+        except _ConfigurationError as exc:
+            return self._fail(exc, retryable=True, operation_id=None)
+        except _EngineFailure as failure:
+            return self._fail(failure.error, retryable=failure.retryable, operation_id=failure.operation_id)
+        finally:
+            if self._engine is not None:
+                self._engine.close()
+
+    def _run(self) -> TickOutcome:
+        snap = reads.snapshot(self.rt.db, self.apply_id)
+        if State(snap.apply.state).is_terminal:
+            leases.release(self.rt.db, self.apply_id, self.token)
+            return self.finish()
+        if snap.pending_controls:
+            self._run_controls(snap)
+            snap = reads.snapshot(self.rt.db, self.apply_id)
+        state = State(snap.apply.state)
+        if state.is_terminal:
+            return self.finish()
+        if state is State.FAILED_RETRYABLE:  # claimed by the sweep for another attempt
+            driving.resume_after_retry(self.rt.db, self.apply_id, self.token)
+            snap = reads.snapshot(self.rt.db, self.apply_id)
+        elif state is State.STOPPED:  # nothing asked it to start: give the lease back
+            leases.release(self.rt.db, self.apply_id, self.token)
+            return self.finish()
+
+        op = self._current_operation(snap)
+        if op is None:
+            return self.finish()
+        if _attached_token(snap, op) != self.token:
+            return self._attach(snap, op)
+        return self._progress(snap, op)
+
+    def _current_operation(self, snap: Snapshot) -> _Operation | None:
+        attachment = resume.resolve(
+            self.rt.db,
+            snap,
+            grouped=self.rt.grouped(snap.apply),
+            platform=self.rt.platform_of(snap.apply.engine),
+            token=self.token,
+        )
+        if attachment is None:
+            return None
+        return _Operation(attachment, rebuild_changes(attachment.tasks))
+
+    # -- attach: begin or reattach ------------------------------------------------------------
+
+    def _attach(self, snap: Snapshot, op: _Operation) -> TickOutcome:
+        engine = self.engine(snap)
+        att = op.attachment
+        with self.keeper() as keeper:
+            result = self._engine_call(
+                lambda: engine.apply(OperationRequest(**self.request(snap, op, att.resume_state))),
+                att.operation_id,
+            )
+        if keeper.lost:
+            raise LeaseLost(f"{self.apply_id}: lease lost during engine.apply")
+        if not result.accepted:
+            driving.note(
+                self.rt.db,
+                self.apply_id,
+                self.token,
+                "busy",
+                result.message or "the engine asked to try again later",
+            )
+            return self.schedule()
+        if self.rt.platform_of(snap.apply.engine) == "vitess" and result.resume_state is None:
+            # A Vitess engine that accepted without telling us where its branch and deploy
+            # request are would leave the next owner blind (scenario 6).
+            raise ResumeStateUnavailable(f"{self.apply_id}: the engine accepted but returned no resume state")
+        recovering = any(t.state == State.WAITING_FOR_CUTOVER.value for t in att.tasks)
+        record = driving.AttachRecord(
+            operation_id=att.operation_id,
+            resume_state=result.resume_state,
+            reattached=result.reattached,
+            resume_point=result.resume_point,
+            restart_reason=result.restart_reason,
+            resumed=att.resumed,
+            recovering=recovering,
+            message=redact(result.message),
+        )
+        try:
+            driving.record_attach(self.rt.db, self.apply_id, self.token, record)
+        except StorageUnavailable as exc:
+            # The engine holds the work; the next owner reattaches to it (scenario 5).
+            raise ResumeStateUnavailable(f"{self.apply_id}: saving the resume state failed: {exc}") from exc
+        return self.schedule(0)
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def _progress(self, snap: Snapshot, op: _Operation) -> TickOutcome:
+        engine = self.engine(snap)
+        att = op.attachment
+        with self.keeper() as keeper:
+            result = self._engine_call(
+                lambda: engine.progress(OperationRequest(**self.request(snap, op, att.resume_state))),
+                att.operation_id,
+            )
+        if keeper.lost:
+            raise LeaseLost(f"{self.apply_id}: lease lost during engine.progress")
+        new_state = driving.record_progress(self.rt.db, self.apply_id, self.token, att.operation_id, result)
+        if new_state.is_terminal or new_state in PARKED:
+            return self.finish()
+        self._auto_actions(snap, op, new_state, result.resume_state or att.resume_state)
+        return self.schedule()
+
+    def _auto_actions(
+        self, snap: Snapshot, op: _Operation, state: State, resume_state: ResumeState | None
+    ) -> None:
+        """Cut over when the user did not defer it; skip the revert window when asked to."""
+        options = options_of(snap.apply.options)
+        kind = None
+        if state is State.WAITING_FOR_CUTOVER and not options.defer_cutover:
+            kind = "cutover"
+        elif state is State.REVERT_WINDOW and options.skip_revert:
+            kind = "skip_revert"
+        if kind is None:
+            return
+        engine = self.engine(snap)
+        request = ControlRequest(**self.request(snap, op, resume_state))
+        try:
+            result = call_control(engine, kind, request)
+        except EngineError as exc:
+            driving.note(self.rt.db, self.apply_id, self.token, "auto_action", f"{kind} not done yet: {exc}")
+            return
+        driving.note(
+            self.rt.db,
+            self.apply_id,
+            self.token,
+            "auto_action",
+            f"{kind}: {'done' if result.accepted else 'refused'}: {redact(result.message)}",
+        )
+
+    # -- controls -----------------------------------------------------------------------------
+
+    def _run_controls(self, snap: Snapshot) -> State:
+        state = State(snap.apply.state)
+        for control in snap.pending_controls:
+            verdict = controls.decide(control.kind, state)
+            if verdict.decision is controls.Decision.HOLD:
+                continue
+            if verdict.decision is controls.Decision.REJECT:
+                state = driving.record_control(
+                    self.rt.db,
+                    self.apply_id,
+                    self.token,
+                    control.id,
+                    status="rejected",
+                    message=verdict.reason,
+                )
+                continue
+            state = self._run_control(snap, control.id, control.kind, control.value)
+            if state.is_terminal or state in PARKED:
+                break
+            snap = reads.snapshot(self.rt.db, self.apply_id)
+        return state
+
+    def _run_control(self, snap: Snapshot, control_id: int, kind: str, value: str | None) -> State:
+        op = self._current_operation(snap)
+        attached = op is not None and _attached_token(snap, op) is not None
+        message = "done"
+        resume_state: ResumeState | None = None
+        if op is not None and (attached or kind not in ("stop", "start", "cancel")):
+            engine = self.engine(snap)
+            request = ControlRequest(**self.request(snap, op, op.attachment.resume_state), value=value)
+            try:
+                with self.keeper():
+                    result = call_control(engine, kind, request)
+            except DriverExit:
+                raise
+            except ControlNotApplicable as exc:
+                return self._close_control(control_id, "rejected", str(exc))
+            except EngineError as exc:
+                if exc.retryable:
+                    driving.note(
+                        self.rt.db, self.apply_id, self.token, "control", f"{kind} will be retried: {exc}"
+                    )
+                    return State(snap.apply.state)
+                return self._close_control(control_id, "rejected", str(exc))
+            if not result.accepted:
+                return self._close_control(control_id, "rejected", result.message or "refused by the engine")
+            message = result.message or "done"
+            resume_state = result.resume_state
+        return driving.record_control(
+            self.rt.db,
+            self.apply_id,
+            self.token,
+            control_id,
+            status="done",
+            message=redact(message),
+            task_states=self._control_task_states(snap, kind, op),
+            options_update={"volume": int(value)} if kind == "volume" and value else None,
+            resume_state=resume_state,
+            operation_id=op.attachment.operation_id if op else None,
+        )
+
+    def _control_task_states(
+        self, snap: Snapshot, kind: str, op: _Operation | None
+    ) -> dict[str, State] | None:
+        unfinished = [t for t in snap.tasks if not State(t.state).is_terminal]
+        if kind == "stop":
+            return {t.task_id: State.STOPPED for t in unfinished}
+        if kind == "cancel":
+            return {t.task_id: State.CANCELLED for t in unfinished}
+        if kind == "start":
+            current = {t.task_id for t in op.attachment.tasks} if op else set()
+            return {t.task_id: State.RUNNING if t.task_id in current else State.PENDING for t in unfinished}
+        return None
+
+    def _close_control(self, control_id: int, status: str, message: str) -> State:
+        return driving.record_control(
+            self.rt.db, self.apply_id, self.token, control_id, status=status, message=redact(message)
+        )
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _engine_call(self, call: Any, operation_id: str) -> Any:
+        """Run an engine call; classify what escapes it (DESIGN.md section 7)."""
+        try:
+            return call()
+        except DriverExit:
+            raise  # from save_state: the lease is gone or storage is down; write nothing
+        except EngineError as exc:
+            raise _EngineFailure(exc, exc.retryable, operation_id) from exc
+        except Exception as exc:  # an engine bug or an unclassified library error
+            log.exception("unexpected error from the engine for %s", self.apply_id)
+            wrapped = EngineError(f"unexpected {type(exc).__name__}: {exc}")
+            raise _EngineFailure(wrapped, True, operation_id) from exc
+
+    def _fail(self, error: BaseException, *, retryable: bool, operation_id: str | None) -> TickOutcome:
+        snap = reads.snapshot(self.rt.db, self.apply_id)
+        backoff = self.settings.retry_backoff * (2 ** max(0, snap.apply.attempt - 1))
+        state = driving.record_failure(
+            self.rt.db,
+            self.apply_id,
+            self.token,
+            redact(str(error)) or type(error).__name__,
+            retryable=retryable,
+            operation_id=operation_id,
+            backoff_seconds=backoff,
+        )
+        log.warning("%s: %s (%s)", self.apply_id, redact(str(error)), state.value)
+        return self.finish()
+
+
+def _attached_token(snap: Snapshot, op: _Operation) -> int | None:
+    """The token of the owner that last attached the engine to this operation."""
+    row = snap.operation(op.attachment.operation_id)
+    token = (row.resume_metadata or {}).get("attached_token") if row is not None else None
+    return int(token) if token is not None else None
+
+
+class _EngineFailure(Exception):
+    def __init__(self, error: BaseException, retryable: bool, operation_id: str | None) -> None:
+        super().__init__(str(error))
+        self.error, self.retryable, self.operation_id = error, retryable, operation_id
+
+
+class _ConfigurationError(Exception):
+    """The apply's target or engine is not configured in this worker."""

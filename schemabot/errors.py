@@ -1,0 +1,46 @@
+"""Errors a caller of schemabot can catch by name.
+
+The orchestration distinguishes two families on purpose: errors that mean "this process must
+stop touching the apply now, without writing anything" (`DriverExit` and its children), and
+errors that are a verdict on the apply itself (engine errors, classified in `schemabot.outcomes`).
+A `DriverExit` is never turned into a terminal state: invariant 2 of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+
+class SchemabotError(Exception):
+    """Base of schemabot's own errors."""
+
+
+class ValidationError(SchemabotError, ValueError):
+    """Bad input from a producer: nothing was stored. The message quotes what was wrong."""
+
+
+class NotFound(SchemabotError, LookupError):
+    """No apply (or task) with that id."""
+
+
+class ControlRejected(SchemabotError):
+    """A control request that the apply's current state does not allow; nothing was stored."""
+
+
+class DriverExit(SchemabotError):
+    """The current driver must return at once without side effects; a later sweep re-drives."""
+
+
+class LeaseLost(DriverExit):
+    """Another driver holds the apply (its fencing token moved on), or it became terminal."""
+
+
+class StorageUnavailable(DriverExit):
+    """The state database failed transiently and a short retry did not help."""
+
+
+class ResumeStateUnavailable(DriverExit):
+    """The engine resume state cannot be read, trusted or saved, so resuming is unsafe now.
+
+    Raised for every non-terminal exit of DESIGN.md section 7: reading the persisted state failed,
+    Vitess tasks not linked to one operation, the returned state could not be saved, a Vitess engine
+    accepted without returning state, a Vitess state missing past branch preparation (fail closed).
+    """

@@ -1,0 +1,86 @@
+"""How orchestration asks for work to happen: the Dispatcher, and its broker implementation.
+
+Orchestration functions never import the Celery tasks (imports go tasks -> schemabot); they call
+a Dispatcher. Workers pass one that sends through their own app; producers (API, CLI) get
+`BrokerDispatcher`, which sends the same messages by task name. Tests pass a recording one.
+
+A message is only a hint: every send may fail or be lost, and the recovery sweep covers it. So
+`send` never raises; it logs and reports False.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from engines.targets import redact
+
+log = logging.getLogger(__name__)
+
+START_APPLY = "schemabot.start_apply"
+POLL_PROGRESS = "schemabot.poll_progress"
+RESUME_APPLY = "schemabot.resume_apply"
+RECOVERY_SWEEP = "schemabot.recovery_sweep"
+
+
+class Dispatcher(Protocol):
+    def start_apply(self, apply_id: str) -> bool: ...
+
+    def poll_progress(self, apply_id: str, token: int, seq: int, countdown: float) -> bool: ...
+
+    def resume_apply(self, apply_id: str, token: int, seq: int = 0, countdown: float = 0) -> bool: ...
+
+    def recovery_sweep(self) -> bool: ...
+
+
+SendTask = Callable[..., Any]
+
+
+class BrokerDispatcher:
+    """Sends task messages by name through anything with Celery's `send_task` signature."""
+
+    def __init__(self, send_task: SendTask, queue: str) -> None:
+        self._send_task = send_task
+        self._queue = queue
+
+    def _send(self, name: str, args: list[Any], countdown: float = 0) -> bool:
+        try:
+            self._send_task(
+                name,
+                args=args,
+                queue=self._queue,
+                countdown=countdown or None,
+                retry=True,
+                # Bounded: a producer must not hang while the broker is down; the sweep covers.
+                retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3},
+            )
+            return True
+        except Exception as exc:  # any broker failure: the message is lost, the sweep covers it
+            log.warning("could not send %s%s: %s", name, args, redact(str(exc)))
+            return False
+
+    def start_apply(self, apply_id: str) -> bool:
+        return self._send(START_APPLY, [apply_id])
+
+    def poll_progress(self, apply_id: str, token: int, seq: int, countdown: float) -> bool:
+        return self._send(POLL_PROGRESS, [apply_id, token, seq], countdown)
+
+    def resume_apply(self, apply_id: str, token: int, seq: int = 0, countdown: float = 0) -> bool:
+        return self._send(RESUME_APPLY, [apply_id, token, seq], countdown)
+
+    def recovery_sweep(self) -> bool:
+        return self._send(RECOVERY_SWEEP, [])
+
+
+def producer_dispatcher(broker_url: str, queue: str) -> BrokerDispatcher:
+    """A dispatcher for processes that are not workers (the CLI, the HTTP API, user code).
+
+    This is the one place schemabot touches Celery: a bare app used only to publish.
+    """
+    from celery import Celery
+
+    app = Celery("schemabot-producer", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_timeout = 3
+    app.conf.broker_transport_options = {"socket_connect_timeout": 3, "socket_timeout": 5}
+    return BrokerDispatcher(app.send_task, queue)

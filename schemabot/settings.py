@@ -1,0 +1,112 @@
+"""Configuration, read from `SCHEMABOT_*` environment variables (and a `.env` file).
+
+Timing defaults are chosen so that recovery after a worker dies takes under ten seconds:
+recovery latency is about `lease_ttl + sweep_interval`, and the lease must outlive one engine
+step plus the poll countdown plus queueing delay, or healthy drivers would lose their leases.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engines.targets import Target, redact
+
+TARGET_ENV_PREFIX = "SCHEMABOT_TARGET_"
+DEFAULT_TARGETS = {"local": "mysql://root@127.0.0.1:3306/test"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCHEMABOT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./schemabot.db",
+        description="State database (SQLAlchemy URL). SQLite embedded, MySQL/MariaDB in production.",
+    )
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "schemabot"
+
+    lease_ttl: float = Field(default=6.0, gt=0, description="Seconds a driver's lease lasts.")
+    poll_interval: float = Field(default=0.5, ge=0, description="Countdown between poll ticks.")
+    sweep_interval: float = Field(default=2.0, gt=0, description="Seconds between recovery sweeps.")
+    step_budget: float = Field(default=2.0, gt=0, description="Longest engine step, in seconds.")
+    start_grace: float = Field(
+        default=5.0,
+        ge=0,
+        description="Age after which a never-started pending apply is started by the sweep.",
+    )
+
+    retry_budget: int = Field(default=5, ge=1, description="Attempts before failed_retryable fails.")
+    retry_backoff: float = Field(default=2.0, ge=0, description="Base seconds before a re-drive.")
+    retry_max_age: float = Field(
+        default=24 * 3600, gt=0, description="failed_retryable applies older than this fail."
+    )
+    task_time_limit: float = Field(default=300.0, gt=0, description="Hard limit per Celery task.")
+    storage_retry_seconds: float = Field(
+        default=3.0, ge=0, description="How long one tick retries the state database before giving up."
+    )
+
+    targets_file: Path | None = Field(default=None, description="Optional TOML file of targets.")
+    engine_plugins: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra engines, as JSON: {"name": "module:Class"}.',
+    )
+    targets: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _pymysql_driver(cls, url: str) -> str:
+        # Users write mysql://; SQLAlchemy would pick mysqlclient, which we do not install.
+        for scheme in ("mysql://", "mariadb://"):
+            if url.startswith(scheme):
+                return "mysql+pymysql://" + url[len(scheme) :]
+        return url
+
+    @model_validator(mode="after")
+    def _collect_targets(self) -> Settings:
+        """Targets come from defaults, then the TOML file, then SCHEMABOT_TARGET_<NAME> variables.
+
+        pydantic-settings cannot map a family of variables onto a dict, so they are read here.
+        """
+        found = dict(DEFAULT_TARGETS)
+        if self.targets_file is not None:
+            with open(self.targets_file, "rb") as fh:
+                data = tomllib.load(fh)
+            found.update({str(k).lower(): str(v) for k, v in data.get("targets", {}).items()})
+        for key, value in os.environ.items():
+            if key.startswith(TARGET_ENV_PREFIX) and value:
+                found[key[len(TARGET_ENV_PREFIX) :].lower()] = value
+        found.update({k.lower(): v for k, v in self.targets.items()})
+        self.targets = found
+        if self.lease_ttl <= self.step_budget + self.poll_interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl}s) must exceed step_budget + poll_interval "
+                f"({self.step_budget + self.poll_interval}s), or healthy drivers lose their leases"
+            )
+        return self
+
+    def target(self, name: str) -> Target:
+        """The named target, or LookupError naming the known ones (never their DSNs)."""
+        try:
+            return Target(name=name, dsn=self.targets[name.lower()])
+        except KeyError:
+            known = ", ".join(sorted(self.targets)) or "none"
+            raise LookupError(
+                f"unknown target {name!r}; known targets: {known} "
+                f"(define one with {TARGET_ENV_PREFIX}{name.upper()}=mysql://user:pass@host:port/schema)"
+            ) from None
+
+    @property
+    def redacted_database_url(self) -> str:
+        return redact(self.database_url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings. Tests that change the environment call `get_settings.cache_clear()`."""
+    return Settings()

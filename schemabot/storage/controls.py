@@ -1,0 +1,49 @@
+"""Storing a producer's control request (durable intent, carried out by the lease holder)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from schemabot.storage import audit
+from schemabot.storage.clock import db_now
+from schemabot.storage.database import Database
+from schemabot.storage.models import ControlRequest
+
+
+def add_control(db: Database, apply_id: str, kind: str, value: str | None) -> tuple[int, bool]:
+    """Store a pending control; return (id, created). A pending request of the same kind on the
+    same apply is returned instead of a second one (the unique key on pending_kind)."""
+
+    def insert(session: Session) -> int:
+        result = session.execute(
+            sa.insert(ControlRequest).values(
+                apply_id=apply_id,
+                kind=kind,
+                pending_kind=kind,
+                value=value,
+                status="pending",
+                created_at=db_now(),
+            )
+        )
+        audit.append(session, apply_id, "control", f"{kind} requested", detail={"kind": kind, "value": value})
+        key = cast(sa.CursorResult[Any], result).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    try:
+        return db.run(insert), True
+    except sa.exc.IntegrityError:
+        existing = db.run(
+            lambda session: session.scalar(
+                sa.select(ControlRequest.id).where(
+                    ControlRequest.apply_id == apply_id, ControlRequest.pending_kind == kind
+                )
+            ),
+            write=False,
+        )
+        if existing is None:
+            raise
+        return int(existing), False

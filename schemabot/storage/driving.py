@@ -1,0 +1,345 @@
+"""The driver's writes. Each function is one transaction that starts with `leases.fence`, so a
+driver whose lease moved on writes nothing at all (invariant 1), and none of them can overwrite a
+stored terminal apply (the fence refuses terminal rows: invariant 5).
+
+Task states move forward only on engine reports (`states.task_transition_allowed`); controls
+move them explicitly (stop, start, cancel). The apply's state is then re-derived from its tasks
+by `states.derive_apply_state`, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from engines.base import ProgressResult, ResumeState, TableProgress
+from engines.targets import redact
+from schemabot.states import PARKED, State, derive_apply_state, task_transition_allowed
+from schemabot.storage import audit
+from schemabot.storage.clock import db_now
+from schemabot.storage.database import Database
+from schemabot.storage.leases import fence, release_in
+from schemabot.storage.models import Apply, ApplyOperation, ControlRequest, Task
+
+
+def _apply_row(session: Session, apply_id: str) -> Apply:
+    return session.scalars(sa.select(Apply).where(Apply.apply_id == apply_id)).one()
+
+
+def _operation_row(session: Session, operation_id: str) -> ApplyOperation:
+    return session.scalars(sa.select(ApplyOperation).where(ApplyOperation.operation_id == operation_id)).one()
+
+
+def _tasks(session: Session, apply_id: str) -> list[Task]:
+    return list(session.scalars(sa.select(Task).where(Task.apply_id == apply_id).order_by(Task.seq)))
+
+
+def _set_task_state(session: Session, task: Task, new: State, token: int, why: str) -> None:
+    old = task.state
+    if old == new.value:
+        return
+    task.state = new.value
+    task.updated_at = session.scalar(sa.select(db_now()))
+    if new.is_terminal:
+        task.completed_at = task.updated_at
+    audit.append(
+        session,
+        task.apply_id,
+        "task_state",
+        why,
+        task_id=task.task_id,
+        old_state=old,
+        new_state=new.value,
+        token=token,
+    )
+
+
+def _rederive(session: Session, apply: Apply, token: int, why: str) -> State:
+    """Set the apply's state from its tasks; release the lease when nobody should drive it."""
+    tasks = _tasks(session, apply.apply_id)
+    new = derive_apply_state(State(t.state) for t in tasks)
+    old = apply.state
+    if new.value != old:
+        apply.state = new.value
+        if new.is_terminal:
+            apply.completed_at = session.scalar(sa.select(db_now()))
+        audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+    if new.is_terminal or new in PARKED:
+        session.flush()
+        release_in(session, apply.apply_id, token)
+    return new
+
+
+def _merge_metadata(op: ApplyOperation, update: Mapping[str, Any]) -> None:
+    merged = dict(op.resume_metadata or {})
+    merged.update(update)
+    op.resume_metadata = merged
+
+
+def save_resume_state(db: Database, apply_id: str, token: int, operation_id: str, state: ResumeState) -> None:
+    """Persist the engine's resume state now (persist-before-act), fenced by the lease."""
+
+    def work(session: Session) -> None:
+        fence(session, apply_id, token)
+        op = _operation_row(session, operation_id)
+        op.resume_context = state
+        op.updated_at = session.scalar(sa.select(db_now()))
+        _merge_metadata(op, {"saved_by_token": token})
+
+    db.run(work)
+
+
+@dataclass(frozen=True)
+class AttachRecord:
+    """What happened when an owner attached to an operation (first dispatch or resume)."""
+
+    operation_id: str
+    resume_state: ResumeState | None
+    reattached: bool
+    resume_point: str | None
+    restart_reason: str | None
+    resumed: bool  # the operation had been attached before, by an earlier owner
+    recovering: bool  # a deferred-cutover apply that must re-prove readiness
+    message: str
+
+
+def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord) -> State:
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        op = _operation_row(session, record.operation_id)
+        now = session.scalar(sa.select(db_now()))
+        if record.resume_state is not None:
+            op.resume_context = record.resume_state
+        _merge_metadata(
+            op,
+            {
+                "attached_token": token,
+                "attached_at": now.isoformat() if now else None,
+                "reattached": record.reattached,
+                "resume_point": record.resume_point,
+                "restart_reason": record.restart_reason,
+            },
+        )
+        op.updated_at = now
+        if apply.started_at is None:
+            apply.started_at = now
+        if record.recovering:
+            for task in _tasks(session, apply_id):
+                if task.state == State.WAITING_FOR_CUTOVER.value:
+                    _set_task_state(
+                        session,
+                        task,
+                        State.RECOVERING,
+                        token,
+                        "restarted while waiting for cutover; the engine must prove readiness again",
+                    )
+        if record.resumed or record.reattached or record.restart_reason:
+            if record.reattached:
+                outcome = "reattached" + (f" at {record.resume_point}" if record.resume_point else "")
+            elif record.restart_reason:
+                outcome = f"restarted from the beginning: {record.restart_reason}"
+            else:
+                outcome = "started again (the engine found no work in flight)"
+            audit.append(
+                session,
+                apply_id,
+                "resume",
+                outcome,
+                detail={
+                    "operation_id": record.operation_id,
+                    "reattached": record.reattached,
+                    "resume_point": record.resume_point,
+                    "restart_reason": record.restart_reason,
+                    "attempt": apply.attempt,
+                },
+                token=token,
+            )
+        else:
+            audit.append(session, apply_id, "dispatch", record.message or "engine accepted", token=token)
+        return _rederive(session, apply, token, "attached")
+
+    return db.run(work)
+
+
+def _progress_for(task: Task, by_table: Mapping[tuple[str, str], TableProgress]) -> TableProgress | None:
+    return by_table.get((task.namespace, task.table_name))
+
+
+def record_progress(
+    db: Database, apply_id: str, token: int, operation_id: str, result: ProgressResult
+) -> State:
+    """Store one engine report: resume state, task progress (forward only), events, apply state."""
+    by_table = {(tp.namespace, tp.table): tp for tp in result.tables}
+    overall = State.from_engine(result.state)
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if result.resume_state is not None:
+            op = _operation_row(session, operation_id)
+            op.resume_context = result.resume_state
+            op.updated_at = session.scalar(sa.select(db_now()))
+        for task in _tasks(session, apply_id):
+            if task.operation_id != operation_id:
+                continue
+            detail = _progress_for(task, by_table)
+            reported = State.from_engine(detail.state) if detail else overall
+            current = State(task.state)
+            if not task_transition_allowed(current, reported):
+                continue  # stale or backwards report: keep what is stored (invariant 5)
+            if detail is not None:
+                task.rows_copied = detail.rows_copied
+                task.rows_total = detail.rows_total
+                task.percent = detail.percent
+                task.eta_seconds = detail.eta_seconds
+                task.message = redact(detail.message) if detail.message else None
+            elif reported is State.COMPLETED and task.action != "vschema_update":
+                task.percent = 100.0
+            _set_task_state(session, task, reported, token, result.message or "engine report")
+        for event in result.events:
+            audit.append(session, apply_id, "engine", event, token=token)
+        return _rederive(session, apply, token, result.message or "engine report")
+
+    return db.run(work)
+
+
+def record_failure(
+    db: Database,
+    apply_id: str,
+    token: int,
+    message: str,
+    *,
+    retryable: bool,
+    operation_id: str | None,
+    backoff_seconds: float,
+) -> State:
+    """A verdict on the current attempt: `failed_retryable` (the sweep re-drives it after a
+    backoff) or `failed` (the current operation's tasks fail, the rest are cancelled)."""
+    message = redact(message)
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        old = apply.state
+        apply.error = message
+        if retryable:
+            apply.state = State.FAILED_RETRYABLE.value
+            apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
+            audit.append(
+                session,
+                apply_id,
+                "state",
+                message,
+                old_state=old,
+                new_state=apply.state,
+                detail={"attempt": apply.attempt},
+                token=token,
+            )
+            session.flush()
+            release_in(session, apply_id, token)
+            return State.FAILED_RETRYABLE
+        for task in _tasks(session, apply_id):
+            if State(task.state).is_terminal:
+                continue
+            target = State.FAILED if task.operation_id == operation_id else State.CANCELLED
+            _set_task_state(session, task, target, token, message)
+        return _rederive(session, apply, token, message)
+
+    return db.run(work)
+
+
+def record_control(
+    db: Database,
+    apply_id: str,
+    token: int,
+    control_id: int,
+    *,
+    status: str,
+    message: str,
+    task_states: Mapping[str, State] | None = None,
+    options_update: Mapping[str, Any] | None = None,
+    resume_state: ResumeState | None = None,
+    operation_id: str | None = None,
+) -> State:
+    """Close a control request and apply its effect: move tasks to `task_states` (stop, start,
+    cancel; terminal tasks never move), update options (volume), store a new resume state."""
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        control = session.get(ControlRequest, control_id)
+        if control is None or control.status != "pending":
+            return State(apply.state)
+        control.status = status
+        control.pending_kind = None
+        control.message = redact(message)
+        control.processed_at = session.scalar(sa.select(db_now()))
+        audit.append(
+            session,
+            apply_id,
+            "control",
+            f"{control.kind}: {status}: {message}",
+            detail={"control_id": control_id, "kind": control.kind, "value": control.value},
+            token=token,
+        )
+        if options_update:
+            apply.options = {**(apply.options or {}), **options_update}
+        if resume_state is not None and operation_id is not None:
+            _operation_row(session, operation_id).resume_context = resume_state
+        if task_states:
+            for task in _tasks(session, apply_id):
+                new = task_states.get(task.task_id)
+                if new is not None and not State(task.state).is_terminal:
+                    _set_task_state(session, task, new, token, f"{control.kind} requested")
+            if apply.state == State.FAILED_RETRYABLE.value:
+                apply.error = None
+                apply.state = derive_apply_state(State(t.state) for t in _tasks(session, apply_id)).value
+        return _rederive(session, apply, token, f"{control.kind} requested")
+
+    return db.run(work)
+
+
+def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
+    """A re-driven `failed_retryable` apply becomes what its tasks say again."""
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if apply.state != State.FAILED_RETRYABLE.value:
+            return State(apply.state)
+        audit.append(
+            session,
+            apply_id,
+            "retry",
+            f"attempt {apply.attempt} after: {apply.error}",
+            detail={"attempt": apply.attempt},
+            token=token,
+        )
+        apply.error = None
+        apply.retry_after = None
+        tasks = _tasks(session, apply_id)
+        new = derive_apply_state(State(t.state) for t in tasks)
+        audit.append(
+            session, apply_id, "state", "re-driven", old_state=apply.state, new_state=new.value, token=token
+        )
+        apply.state = new.value
+        return new
+
+    return db.run(work)
+
+
+def note(
+    db: Database, apply_id: str, token: int, event: str, message: str, detail: dict[str, Any] | None = None
+) -> None:
+    """A fenced audit entry with no state change (a busy engine, a held control)."""
+
+    def work(session: Session) -> None:
+        fence(session, apply_id, token)
+        audit.append(session, apply_id, event, message, detail=detail, token=token)
+
+    db.run(work)

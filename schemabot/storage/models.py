@@ -1,0 +1,151 @@
+"""The state database's tables (DESIGN.md section 2), as SQLAlchemy 2.0 models.
+
+The same models run on SQLite (embedded default) and on MySQL/MariaDB through pymysql. Times that
+take part in ownership decisions (heartbeat, lease expiry, retry_after) are always written in
+*database* time (see `schemabot.storage.clock`), so clocks of worker hosts never matter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Microsecond precision on MySQL/MariaDB (DATETIME defaults to whole seconds there).
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+JsonDoc = sa.JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Apply(Base):
+    """One execution of a set of changes on one target."""
+
+    __tablename__ = "apply"
+    __table_args__ = (
+        # The sweep's only access path: non-terminal states with an expired (or no) lease.
+        # Its cost follows the number of candidates, not the size of the history.
+        sa.Index("ix_apply_state_lease", "state", "lease_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    apply_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(191), unique=True)
+    # Hash of what was asked, so a reused idempotency key with other changes is caught.
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    target: Mapped[str] = mapped_column(sa.String(64))
+    database: Mapped[str] = mapped_column(sa.String(128))
+    engine: Mapped[str] = mapped_column(sa.String(32))
+    state: Mapped[str] = mapped_column(sa.String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    error: Mapped[str | None] = mapped_column(LongText)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
+    lease_token: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    poll_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    retry_after: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ApplyOperation(Base):
+    """The unit of engine work; owns the engine's resume state.
+
+    A grouped apply has one operation for all its tasks (context = apply id); a sequential apply
+    has one per task (context = task id).
+    """
+
+    __tablename__ = "apply_operation"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    operation_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    apply_id: Mapped[str] = mapped_column(sa.ForeignKey("apply.apply_id"), index=True)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    context: Mapped[str] = mapped_column(sa.String(64))
+    resume_context: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    resume_metadata: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Task(Base):
+    """One table change (or one VSchema change, which carries no DDL)."""
+
+    __tablename__ = "task"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    apply_id: Mapped[str] = mapped_column(sa.ForeignKey("apply.apply_id"), index=True)
+    operation_id: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    namespace: Mapped[str] = mapped_column(sa.String(128))
+    table_name: Mapped[str] = mapped_column(sa.String(128))
+    ddl: Mapped[str | None] = mapped_column(LongText)
+    action: Mapped[str] = mapped_column(sa.String(32))
+    vschema: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    state: Mapped[str] = mapped_column(sa.String(32))
+    rows_copied: Mapped[int | None] = mapped_column(sa.BigInteger)
+    rows_total: Mapped[int | None] = mapped_column(sa.BigInteger)
+    percent: Mapped[float | None] = mapped_column(sa.Float)
+    eta_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    message: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ControlRequest(Base):
+    """Durable user intent. While pending, `pending_kind` equals `kind`, and the unique key on
+    (apply_id, pending_kind) keeps one pending request of each kind per apply, so a double click
+    cannot queue the same control twice. Processing clears `pending_kind` (NULLs never collide)."""
+
+    __tablename__ = "control_request"
+    __table_args__ = (sa.UniqueConstraint("apply_id", "pending_kind"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    apply_id: Mapped[str] = mapped_column(sa.ForeignKey("apply.apply_id"), index=True)
+    operation_id: Mapped[str | None] = mapped_column(sa.String(40))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    pending_kind: Mapped[str | None] = mapped_column(sa.String(32))
+    value: Mapped[str | None] = mapped_column(sa.String(255))
+    status: Mapped[str] = mapped_column(sa.String(16))  # pending | done | rejected
+    message: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    processed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ApplyLog(Base):
+    """Append-only audit of transitions and engine events."""
+
+    __tablename__ = "apply_log"
+    __table_args__ = (sa.Index("ix_apply_log_apply_id_id", "apply_id", "id"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    apply_id: Mapped[str] = mapped_column(sa.String(40))
+    task_id: Mapped[str | None] = mapped_column(sa.String(40))
+    event: Mapped[str] = mapped_column(sa.String(32))
+    old_state: Mapped[str | None] = mapped_column(sa.String(32))
+    new_state: Mapped[str | None] = mapped_column(sa.String(32))
+    message: Mapped[str | None] = mapped_column(LongText)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    lease_token: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

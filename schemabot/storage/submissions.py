@@ -1,0 +1,133 @@
+"""Writing a new apply: the apply, its tasks and its operations in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from schemabot.errors import ValidationError
+from schemabot.states import State
+from schemabot.storage import audit
+from schemabot.storage.clock import db_now
+from schemabot.storage.database import Database
+from schemabot.storage.models import Apply, ApplyOperation, Task
+
+
+@dataclass(frozen=True)
+class NewTask:
+    task_id: str
+    namespace: str
+    table: str
+    ddl: str | None
+    action: str
+    vschema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NewApply:
+    apply_id: str
+    target: str
+    database: str
+    engine: str
+    options: dict[str, Any]
+    grouped: bool
+    request_hash: str
+    tasks: list[NewTask]
+    operation_ids: list[str]
+    idempotency_key: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _insert(session: Session, new: NewApply) -> None:
+    session.execute(
+        sa.insert(Apply).values(
+            apply_id=new.apply_id,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            target=new.target,
+            database=new.database,
+            engine=new.engine,
+            state=State.PENDING.value,
+            options=new.options,
+            attempt=1,
+            lease_token=0,
+            poll_seq=0,
+            created_at=db_now(),
+            updated_at=db_now(),
+        )
+    )
+    # Grouped: one operation for every task, context = apply id. Sequential: one per task,
+    # context = task id. The engine derives everything it creates from the context.
+    if new.grouped:
+        contexts = [new.apply_id]
+        op_of_task = [new.operation_ids[0]] * len(new.tasks)
+    else:
+        contexts = [t.task_id for t in new.tasks]
+        op_of_task = new.operation_ids[: len(new.tasks)]
+    for seq, (op_id, context) in enumerate(zip(new.operation_ids, contexts, strict=True)):
+        session.execute(
+            sa.insert(ApplyOperation).values(
+                operation_id=op_id,
+                apply_id=new.apply_id,
+                seq=seq,
+                context=context,
+                resume_context=None,
+                resume_metadata=None,
+                created_at=db_now(),
+                updated_at=db_now(),
+            )
+        )
+    for seq, (task, op_id) in enumerate(zip(new.tasks, op_of_task, strict=True)):
+        session.execute(
+            sa.insert(Task).values(
+                task_id=task.task_id,
+                apply_id=new.apply_id,
+                operation_id=op_id,
+                seq=seq,
+                namespace=task.namespace,
+                table_name=task.table,
+                ddl=task.ddl,
+                action=task.action,
+                vschema=task.vschema,
+                state=State.PENDING.value,
+                created_at=db_now(),
+                updated_at=db_now(),
+            )
+        )
+    audit.append(
+        session,
+        new.apply_id,
+        "submitted",
+        f"{len(new.tasks)} task(s) on target {new.target} with engine {new.engine}"
+        f" ({'grouped' if new.grouped else 'sequential'})",
+        new_state=State.PENDING.value,
+        detail=new.detail or None,
+    )
+
+
+def create_apply(db: Database, new: NewApply) -> tuple[str, bool]:
+    """Store `new`; return (apply_id, created). A known idempotency key returns the existing
+    apply, provided it was asked with the same request; otherwise ValidationError."""
+    try:
+        db.run(lambda session: _insert(session, new))
+        return new.apply_id, True
+    except sa.exc.IntegrityError:
+        if new.idempotency_key is None:
+            raise
+    existing = db.run(
+        lambda session: session.execute(
+            sa.select(Apply.apply_id, Apply.request_hash).where(Apply.idempotency_key == new.idempotency_key)
+        ).one_or_none(),
+        write=False,
+    )
+    if existing is None:  # the conflict was on something else; surface it
+        raise ValidationError(f"could not store apply {new.apply_id}: conflicting identifiers")
+    if existing.request_hash != new.request_hash:
+        raise ValidationError(
+            f"idempotency key {new.idempotency_key!r} was already used by {existing.apply_id} "
+            "for a different request"
+        )
+    return existing.apply_id, False

@@ -1,0 +1,61 @@
+"""The Celery app and its reliability configuration (DESIGN.md section 4).
+
+Messages are hints; the database is the truth. The settings below make message loss rare and
+duplicates harmless, and the recovery sweep covers whatever is still lost:
+
+- acks late + reject on worker lost: a task whose worker dies is redelivered, not dropped;
+- prefetch 1: a worker holds no backlog that would die with it;
+- visibility timeout of an hour, far above every countdown (seconds) and the task time limit, so
+  the Redis transport does not redeliver a healthy message while it waits;
+- reconnect to the broker forever, also on start-up;
+- task and worker events on, for Flower; results ignored (the state database has them).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from schemabot.messaging import RECOVERY_SWEEP
+from schemabot.settings import get_settings
+
+settings = get_settings()
+
+app = Celery("schemabot")
+app.conf.update(
+    broker_url=settings.broker_url,
+    task_default_queue=settings.queue,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    # A tick that loses the broker connection is cancelled and redelivered; ticks are fenced and
+    # step-bounded, so that is safe, and it avoids running on after the message was requeued.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_transport_options={
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 15,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,
+    },
+    broker_connection_retry=True,
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    task_track_started=True,
+    task_time_limit=settings.task_time_limit,
+    task_soft_time_limit=settings.task_time_limit * 0.8,
+    worker_max_tasks_per_child=1000,
+    beat_schedule={
+        "recovery-sweep": {
+            "task": RECOVERY_SWEEP,
+            "schedule": settings.sweep_interval,
+            # A sweep that waited longer than two intervals is pointless: a newer one is queued.
+            "options": {"expires": max(settings.sweep_interval * 2, 1.0)},
+        }
+    },
+)
