@@ -11,9 +11,8 @@ import pytest
 from schemabot.migrate import upgrade
 from schemabot.runtime import Runtime
 from schemabot.settings import Settings, get_settings
-from schemabot.storage.database import Database
 from tests.support.fake_engine import FakeTarget
-from tests.support.harness import RecordingDispatcher
+from tests.support.harness import FaultyDatabase, RecordingDispatcher
 from tests.support.mariadb import SHARED_HOST, SHARED_PORT, SHARED_USER, fresh_schema
 
 FAKE_PLUGINS = {
@@ -21,8 +20,15 @@ FAKE_PLUGINS = {
     "fakevitess": "tests.support.fake_engine:FakeVitessEngine",
 }
 # Orchestration timings for in-process tests: leases long enough never to expire by accident.
-FAST = {"lease_ttl": 30.0, "poll_interval": 0.0, "sweep_interval": 1.0, "step_budget": 1.0,
-        "start_grace": 0.0, "retry_backoff": 0.0, "storage_retry_seconds": 0.5}
+FAST = {
+    "lease_ttl": 30.0,
+    "poll_interval": 0.0,
+    "sweep_interval": 1.0,
+    "step_budget": 1.0,
+    "start_grace": 0.0,
+    "retry_backoff": 0.0,
+    "storage_retry_seconds": 0.5,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -76,6 +82,6 @@ def dispatcher() -> RecordingDispatcher:
 
 @pytest.fixture
 def rt(settings: Settings, dispatcher: RecordingDispatcher) -> Iterator[Runtime]:
-    db = Database(settings.database_url, settings.storage_retry_seconds)
+    db = FaultyDatabase(settings.database_url, settings.storage_retry_seconds)
     yield Runtime(settings=settings, db=db, dispatcher=dispatcher, owner="test-worker")
     db.dispose()

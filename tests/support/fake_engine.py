@@ -15,6 +15,7 @@ After a reattach of deferred work, it reports `running` for `ready_after_reattac
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS works (
 );
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT, context TEXT, method TEXT, resume_state TEXT,
-    pid INTEGER, at REAL
+    changes TEXT, pid INTEGER, at REAL
 );
 CREATE TABLE IF NOT EXISTS faults (
     method TEXT NOT NULL, kind TEXT NOT NULL, remaining INTEGER NOT NULL, message TEXT
@@ -139,10 +140,23 @@ class FakeEngine(Engine):
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _record(self, context: str, method: str, resume_state: Any) -> None:
+    def _record(self, request: ApplyRequest, method: str) -> None:
+        changes = [
+            {
+                "namespace": ns.namespace,
+                "vschema_changed": ns.vschema_changed,
+                "tables": [[t.table, t.ddl, t.action] for t in ns.tables],
+            }
+            for ns in request.changes
+        ]
         self.store.execute(
-            "INSERT INTO calls(context, method, resume_state, pid, at) VALUES (?, ?, ?, ?, ?)",
-            context, method, json.dumps(resume_state), __import__("os").getpid(), time.time(),
+            "INSERT INTO calls(context, method, resume_state, changes, pid, at) VALUES (?, ?, ?, ?, ?, ?)",
+            request.context,
+            method,
+            json.dumps(request.resume_state),
+            json.dumps(changes),
+            os.getpid(),
+            time.time(),
         )
 
     def _fault(self, method: str) -> str | None:
@@ -164,8 +178,12 @@ class FakeEngine(Engine):
     def _state(self, context: str) -> dict[str, Any]:
         work = self.store.work(context)
         assert work is not None
-        state: dict[str, Any] = {"format": 1, "context": context, "phase": work["phase"],
-                                 "rows_done": work["rows_done"]}
+        state: dict[str, Any] = {
+            "format": 1,
+            "context": context,
+            "phase": work["phase"],
+            "rows_done": work["rows_done"],
+        }
         if self.platform == "vitess":
             state.update({"branch": f"sb-{context}", "deploy_request": 1})
         return state
@@ -174,7 +192,11 @@ class FakeEngine(Engine):
         total, done = work["rows_total"], work["rows_done"]
         return [
             TableProgress(
-                namespace=ns.namespace, table=t.table, state=state, rows_copied=done, rows_total=total,
+                namespace=ns.namespace,
+                table=t.table,
+                state=state,
+                rows_copied=done,
+                rows_total=total,
                 percent=round(100.0 * done / total, 1) if total else 100.0,
                 eta_seconds=max(0, total - done),
             )
@@ -185,7 +207,7 @@ class FakeEngine(Engine):
     # -- contract ------------------------------------------------------------------------------
 
     def apply(self, request: ApplyRequest) -> ApplyResult:
-        self._record(request.context, "apply", request.resume_state)
+        self._record(request, "apply")
         fault = self._fault("apply")
         if fault == "busy":
             return ApplyResult(accepted=False, message="busy: lock held elsewhere")
@@ -194,22 +216,26 @@ class FakeEngine(Engine):
             if request.options.defer_cutover and work["phase"] == "waiting_for_cutover":
                 self.store.execute(
                     "UPDATE works SET recovering_steps = ? WHERE context = ?",
-                    self.store.knob("ready_after_reattach"), request.context,
+                    self.store.knob("ready_after_reattach"),
+                    request.context,
                 )
             state = None if fault == "no_state" else self._state(request.context)
             return ApplyResult(
-                accepted=True, resume_state=state, reattached=True,
+                accepted=True,
+                resume_state=state,
+                reattached=True,
                 resume_point=f"row {work['rows_done']} of {work['rows_total']}",
             )
         self.store.execute(
             "INSERT INTO works(context, created, rows_done, rows_total, phase) VALUES (?, 1, 0, ?, 'copy')",
-            request.context, self.store.knob("rows_total"),
+            request.context,
+            self.store.knob("rows_total"),
         )
         state = None if fault == "no_state" else self._state(request.context)
         return ApplyResult(accepted=True, resume_state=state, message="created")
 
     def progress(self, request: ProgressRequest) -> ProgressResult:
-        self._record(request.context, "progress", request.resume_state)
+        self._record(request, "progress")
         self._fault("progress")
         if request.resume_state is None and self.platform == "vitess":
             raise ResumeStateNotFound("no resume state handed to progress")
@@ -236,12 +262,16 @@ class FakeEngine(Engine):
                 )
                 state = EngineState.RUNNING
             elif work["cutover_requested"] or not request.options.defer_cutover:
-                self.store.execute("UPDATE works SET phase = 'cutting_over' WHERE context = ?", request.context)
+                self.store.execute(
+                    "UPDATE works SET phase = 'cutting_over' WHERE context = ?", request.context
+                )
                 state = EngineState.CUTTING_OVER
             else:
                 state = EngineState.WAITING_FOR_CUTOVER
         elif phase == "cutting_over":
-            next_phase = "revert_window" if self.has_revert_window and not request.options.skip_revert else "completed"
+            next_phase = (
+                "revert_window" if self.has_revert_window and not request.options.skip_revert else "completed"
+            )
             self.store.execute("UPDATE works SET phase = ? WHERE context = ?", next_phase, request.context)
             events.append("cut over")
             state = EngineState.REVERT_WINDOW if next_phase == "revert_window" else EngineState.COMPLETED
@@ -261,12 +291,15 @@ class FakeEngine(Engine):
             }[phase]
         work = self.store.work(request.context)
         return ProgressResult(
-            state=state, tables=self._tables(request, state, work),
-            resume_state=self._state(request.context), message=f"phase {work['phase']}", events=events,
+            state=state,
+            tables=self._tables(request, state, work),
+            resume_state=self._state(request.context),
+            message=f"phase {work['phase']}",
+            events=events,
         )
 
     def _control(self, request: ControlRequest, method: str, sql: str | None) -> ControlResult:
-        self._record(request.context, method, request.resume_state)
+        self._record(request, method)
         self._fault(method)
         if sql is not None:
             self.store.execute(sql, request.context)
@@ -281,7 +314,7 @@ class FakeEngine(Engine):
     def cutover(self, request: ControlRequest) -> ControlResult:
         work = self.store.work(request.context)
         if work is None or work["phase"] != "waiting_for_cutover" or work["recovering_steps"] > 0:
-            self._record(request.context, "cutover", request.resume_state)
+            self._record(request, "cutover")
             return ControlResult(accepted=False, message="not ready for cutover")
         return self._control(request, "cutover", "UPDATE works SET cutover_requested = 1 WHERE context = ?")
 
@@ -289,7 +322,9 @@ class FakeEngine(Engine):
         return self._control(request, "cancel", "UPDATE works SET phase = 'cancelled' WHERE context = ?")
 
     def volume(self, request: ControlRequest) -> ControlResult:
-        self.store.execute("UPDATE works SET volume = ? WHERE context = ?", int(request.value or 0), request.context)
+        self.store.execute(
+            "UPDATE works SET volume = ? WHERE context = ?", int(request.value or 0), request.context
+        )
         return self._control(request, "volume", None)
 
     def revert(self, request: ControlRequest) -> ControlResult:

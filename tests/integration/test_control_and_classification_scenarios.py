@@ -1,0 +1,354 @@
+"""Controls (SCENARIOS.md 20-23), classification (24-27) and ownership rules that need no worker
+process (13, 18, 19, invariant 2): real storage on SQLite and MariaDB, the fake engine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engines.base import EngineState, ProgressResult, TableProgress
+from schemabot import driver
+from schemabot.api import ChangeSet
+from schemabot.driver import TickOutcome
+from schemabot.errors import ControlRejected, LeaseLost
+from schemabot.recovery import recovery_sweep
+from schemabot.runtime import Runtime
+from schemabot.settings import Settings
+from schemabot.states import State
+from schemabot.storage import driving, leases
+from schemabot.storage.database import Database
+from tests.support.fake_engine import FakeTarget
+from tests.support.harness import (
+    FaultyDatabase,
+    RecordingDispatcher,
+    deliver,
+    durable_view,
+    kill_owner,
+    pump,
+)
+from tests.support.steps import client, operation, run_until, status, submit
+
+
+def _sweep_and_resume(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
+    report = recovery_sweep(rt)
+    assert report.claimed, "the sweep claimed nothing"
+
+
+# -- controls ---------------------------------------------------------------------------------
+
+
+def test_s20_deferred_cutover_survives_a_restart_via_recovering(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", defer_cutover=True)
+    run_until(rt, dispatcher, apply_id, "waiting_for_cutover")
+    kill_owner(rt, dispatcher, apply_id)
+    _sweep_and_resume(rt, dispatcher)
+
+    st = run_until(rt, dispatcher, apply_id, "recovering")
+    assert [t.state for t in st.tasks] == ["recovering"]
+    with pytest.raises(ControlRejected, match="recovering after a restart"):
+        client(rt).request_control(apply_id, "cutover")
+
+    run_until(rt, dispatcher, apply_id, "waiting_for_cutover")
+    client(rt).request_control(apply_id, "cutover")
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+    log = [e.message or "" for e in client(rt).log(apply_id)]
+    assert any(m.startswith("reattached at row 10 of 10") for m in log), log
+
+
+def test_s21_stop_restart_all_workers_then_start_continues_where_it_was(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    fake_target.set_knob("rows_total", 20)
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    client(rt).request_control(apply_id, "stop")
+    st = run_until(rt, dispatcher, apply_id, "stopped")
+    assert dispatcher.messages == []  # a stopped apply has no driver and no ticks
+    rows_at_stop = fake_target.work(st.tasks[0].task_id)["rows_done"]
+    assert 0 < rows_at_stop < 20
+
+    dispatcher.drop_all()  # every worker restarts: nothing in flight
+    assert recovery_sweep(rt).claimed == []  # a stopped apply is not an orphan
+    client(rt).request_control(apply_id, "start")
+    assert [m.name for m in dispatcher.messages] == ["recovery_sweep"]
+    pump(rt, dispatcher, until=lambda: status(rt, apply_id).state == "completed")
+    progress_rows = [c for c in fake_target.calls("progress")]
+    assert fake_target.work(st.tasks[0].task_id)["created"] == 1
+    assert len(progress_rows) <= 20 // 2 + 3  # continued, not restarted from row 0
+
+
+def test_s22_stop_in_the_revert_window_is_refused(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess")
+    run_until(rt, dispatcher, apply_id, "revert_window")
+    with pytest.raises(ControlRejected, match="use revert or skip-revert"):
+        client(rt).request_control(apply_id, "stop")
+    client(rt).request_control(apply_id, "skip-revert")
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+
+
+def test_revert_in_the_window_reverts(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
+    apply_id = submit(rt, "fakevitess")
+    run_until(rt, dispatcher, apply_id, "revert_window")
+    client(rt).request_control(apply_id, "revert")
+    assert run_until(rt, dispatcher, apply_id, "reverted").state == "reverted"
+
+
+def test_s23_cutover_recorded_while_the_worker_was_dead_is_carried_out(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", defer_cutover=True)
+    run_until(rt, dispatcher, apply_id, "waiting_for_cutover")
+    kill_owner(rt, dispatcher, apply_id)
+    client(rt).request_control(apply_id, "cutover")  # stored: nobody is alive to run it
+
+    _sweep_and_resume(rt, dispatcher)
+    run_until(rt, dispatcher, apply_id, "recovering")
+    assert status(rt, apply_id).state == "recovering"  # held, not refused, while recovering
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+    cutovers = [c for c in fake_target.calls("cutover")]
+    assert len(cutovers) == 1
+
+
+def test_cancel_cleans_up_and_cancels_every_unfinished_task(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", [ChangeSet(namespace="n", ddl=["ALTER TABLE a ADD c INT", "DROP TABLE b"])])
+    run_until(rt, dispatcher, apply_id, "running")
+    client(rt).request_control(apply_id, "cancel")
+    st = run_until(rt, dispatcher, apply_id, "cancelled")
+    assert [t.state for t in st.tasks] == ["cancelled", "cancelled"]
+    assert len(fake_target.calls("cancel")) == 1
+
+
+def test_a_repeated_control_is_stored_once(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    first = client(rt).request_control(apply_id, "stop")
+    second = client(rt).request_control(apply_id, "stop")
+    assert first.created and not second.created and first.control_id == second.control_id
+
+
+def test_volume_is_carried_out_and_remembered(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    client(rt).request_control(apply_id, "volume", 9)
+    st = run_until(rt, dispatcher, apply_id, "completed")
+    assert st.options["volume"] == 9
+    assert fake_target.work(st.tasks[0].task_id)["volume"] == 9
+
+
+# -- classification ---------------------------------------------------------------------------
+
+
+def test_s24_retryable_errors_are_retried_with_attempts_then_fail_past_the_budget(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", [ChangeSet(namespace="n", ddl=["ALTER TABLE a ADD c INT", "DROP TABLE b"])])
+    fake_target.inject("progress", "retryable", times=100, message="target unreachable")
+    st = run_until(rt, dispatcher, apply_id, "failed_retryable")
+    assert (st.attempt, st.error) == (1, "target unreachable")
+
+    for attempt in range(2, rt.settings.retry_budget + 1):
+        report = recovery_sweep(rt)
+        assert [c.reason for c in report.claimed] == ["retry"]
+        deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+        st = run_until(rt, dispatcher, apply_id, "failed_retryable")
+        assert st.attempt == attempt
+
+    report = recovery_sweep(rt)
+    assert report.expired == [apply_id] and report.claimed == []
+    st = status(rt, apply_id)
+    assert st.state == "failed" and "gave up after 5 attempts" in (st.error or "")
+    assert "target unreachable" in (st.error or "")
+    assert [t.state for t in st.tasks] == ["cancelled", "cancelled"]
+
+
+def test_s24_a_retry_that_succeeds_clears_the_error(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake")
+    fake_target.inject("progress", "retryable", times=1, message="blip")
+    run_until(rt, dispatcher, apply_id, "failed_retryable")
+    recovery_sweep(rt)
+    deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    st = run_until(rt, dispatcher, apply_id, "completed")
+    assert (st.attempt, st.error) == (2, None)
+
+
+def test_s25_permanent_engine_error_fails_with_the_targets_message(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", [ChangeSet(namespace="n", ddl=["ALTER TABLE a ADD c INT", "DROP TABLE b"])])
+    fake_target.inject("apply", "permanent", message="Unknown column 'zz' in 'a' (MySQL error 1054)")
+    st = run_until(rt, dispatcher, apply_id, "failed")
+    assert st.error == "Unknown column 'zz' in 'a' (MySQL error 1054)"
+    assert [t.state for t in st.tasks] == ["failed", "cancelled"]
+    assert recovery_sweep(rt).claimed == []  # terminal: never re-driven
+
+
+def test_s26_a_late_tick_of_an_old_owner_never_overwrites_a_terminal_apply(
+    rt: Runtime, dispatcher: RecordingDispatcher
+) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    old = dispatcher.take()
+    assert old is not None and old.name == "poll_progress"
+    kill_owner(rt, dispatcher, apply_id)
+    recovery_sweep(rt)
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+
+    assert driver.tick(rt, *old.args) is TickOutcome.STALE
+    _, token, _seq = old.args
+    late = ProgressResult(state=EngineState.FAILED, message="late")
+    with pytest.raises(LeaseLost):
+        driving.record_progress(
+            rt.db, apply_id, token, operation_id=status(rt, apply_id).tasks[0].task_id, result=late
+        )
+    with pytest.raises(LeaseLost):
+        driving.record_failure(
+            rt.db, apply_id, token + 1, "late", retryable=False, operation_id=None, backoff_seconds=0
+        )
+    assert status(rt, apply_id).state == "completed"
+
+
+def test_s27_task_state_never_moves_backwards_on_an_older_report(
+    rt: Runtime, dispatcher: RecordingDispatcher
+) -> None:
+    apply_id = submit(rt, "fake", defer_cutover=True)
+    st = run_until(rt, dispatcher, apply_id, "waiting_for_cutover")
+    message = dispatcher.take()
+    assert message is not None
+    _, token, _ = message.args
+    task = st.tasks[0]
+    stale = ProgressResult(
+        state=EngineState.RUNNING,
+        tables=[TableProgress(task.namespace, task.table, EngineState.RUNNING, rows_copied=3, rows_total=10)],
+    )
+    new = driving.record_progress(rt.db, apply_id, token, operation(rt, apply_id).operation_id, stale)
+    assert new.value == "waiting_for_cutover"
+    after = status(rt, apply_id).tasks[0]
+    assert (after.state, after.rows_copied) == ("waiting_for_cutover", 10)
+
+
+# -- ownership without processes --------------------------------------------------------------
+
+
+def test_s13_pending_apply_whose_start_message_was_lost_is_started_by_the_sweep(
+    rt: Runtime, dispatcher: RecordingDispatcher
+) -> None:
+    dispatcher.fail_sends = True
+    apply_id = submit(rt, "fake")
+    dispatcher.fail_sends = False
+    assert dispatcher.messages == []
+    report = recovery_sweep(rt)
+    assert [(c.apply_id, c.reason) for c in report.claimed] == [(apply_id, "unstarted")]
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+
+
+def test_s19_duplicate_and_stale_poll_messages_do_nothing(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    message = dispatcher.take()
+    assert message is not None and message.name == "poll_progress"
+    calls = len(fake_target.calls("progress"))
+    assert driver.tick(rt, *message.args) is TickOutcome.CONTINUES
+    assert driver.tick(rt, *message.args) is TickOutcome.STALE  # redelivered duplicate
+    apply_id_, token, seq = message.args
+    assert driver.tick(rt, apply_id_, token - 1, seq + 1) is TickOutcome.STALE  # an old owner's
+    assert len(fake_target.calls("progress")) == calls + 1
+    assert start_again(rt, apply_id) is TickOutcome.NOT_CLAIMED  # duplicate start_apply
+
+
+def start_again(rt: Runtime, apply_id: str) -> TickOutcome:
+    return driver.start_apply(rt, apply_id)
+
+
+def test_s18_two_sweeps_at_once_claim_each_orphan_once(
+    settings: Settings, rt: Runtime, dispatcher: RecordingDispatcher
+) -> None:
+    dispatcher.fail_sends = True
+    ids = [submit(rt, "fake") for _ in range(12)]
+    dispatcher.fail_sends = False
+    runtimes = [
+        Runtime(
+            settings=settings,
+            db=Database(settings.database_url, 5.0),
+            dispatcher=RecordingDispatcher(),
+            owner=f"beat-{i}",
+        )
+        for i in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    claims: list[list[str]] = [[], []]
+
+    def sweep(i: int) -> None:
+        barrier.wait()
+        claims[i] = [c.apply_id for c in recovery_sweep(runtimes[i]).claimed]
+
+    threads = [threading.Thread(target=sweep, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    both = claims[0] + claims[1]
+    assert sorted(both) == sorted(ids)  # every orphan claimed, none twice
+    for r in runtimes:
+        r.db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("failing", "engine_fault"),
+    [
+        ("begin_tick", None),
+        ("snapshot", None),
+        ("record_progress", None),
+        ("record_failure", "permanent"),  # the engine's verdict cannot be stored: store nothing
+        ("record_failure", "retryable"),
+        ("*", None),
+    ],
+)
+def test_invariant2_state_database_failing_mid_tick_never_fails_the_apply(
+    rt: Runtime,
+    dispatcher: RecordingDispatcher,
+    fake_target: FakeTarget,
+    failing: str,
+    engine_fault: str | None,
+) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    before = durable_view(rt.db, apply_id)
+    if engine_fault:
+        fake_target.inject("progress", engine_fault, message="DDL rejected")
+    assert isinstance(rt.db, FaultyDatabase)
+    rt.db.failing = {failing}
+    message = dispatcher.take()
+    assert message is not None and message.name == "poll_progress"
+    assert deliver(rt, message) is TickOutcome.EXITED
+    rt.db.failing = set()
+    assert durable_view(rt.db, apply_id) == before
+    assert dispatcher.messages == []
+
+    fake_target.clear_faults()
+    kill_owner(rt, dispatcher, apply_id)  # the lease expires; the sweep re-drives
+    recovery_sweep(rt)
+    assert run_until(rt, dispatcher, apply_id, "completed").state == "completed"
+
+
+def test_a_claim_on_a_live_lease_fails(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    # The token is 1 and the lease is live: a second claimant must not get it.
+    claimed = leases.claim(rt.db, apply_id, expected_token=1, owner="thief", ttl=5, states=[State.RUNNING])
+    assert claimed is None
+    kill_owner(rt, dispatcher, apply_id)
+    assert leases.claim(rt.db, apply_id, expected_token=1, owner="heir", ttl=5, states=[State.RUNNING]) == 2

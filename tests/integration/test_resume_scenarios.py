@@ -1,0 +1,261 @@
+"""Recovery scenarios about engine resume state and dispatch (SCENARIOS.md 1-12), orchestration
+level: real storage (SQLite and MariaDB), the recording fake engine, messages played in-process.
+The same scenarios with the real engines live beside those engines' tests."""
+
+from __future__ import annotations
+
+import json
+
+from schemabot import driver
+from schemabot.api import ChangeSet
+from schemabot.driver import TickOutcome
+from schemabot.recovery import recovery_sweep
+from schemabot.runtime import Runtime
+from tests.support.fake_engine import FakeTarget
+from tests.support.harness import FaultyDatabase, RecordingDispatcher, durable_view, kill_owner
+from tests.support.steps import (
+    clear_resume_state,
+    operation,
+    run_until,
+    set_apply_state,
+    set_task_operation,
+    status,
+    submit,
+)
+
+TWO_KEYSPACES = [
+    ChangeSet(namespace="ks1", ddl=["ALTER TABLE a ADD COLUMN c INT", "CREATE TABLE b (id INT PRIMARY KEY)"]),
+    ChangeSet(namespace="ks2", ddl=["ALTER TABLE d ADD COLUMN e INT"]),
+]
+
+
+def _resume(rt: Runtime, dispatcher: RecordingDispatcher) -> tuple[str, int]:
+    """Run one sweep; return the claimed apply and token, and deliver nothing yet."""
+    report = recovery_sweep(rt)
+    assert len(report.claimed) == 1, report
+    message = dispatcher.take()
+    assert message is not None and message.name == "resume_apply"
+    return report.claimed[0].apply_id, report.claimed[0].token
+
+
+def test_s1_grouped_resume_hands_the_engine_exactly_the_persisted_state(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    persisted = operation(rt, apply_id).resume_context
+    assert persisted is not None
+    kill_owner(rt, dispatcher, apply_id)
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    applies = fake_target.calls("apply")
+    assert json.loads(applies[-1]["resume_state"]) == persisted
+    assert fake_target.work(apply_id)["created"] == 1
+    run_until(rt, dispatcher, apply_id, "completed", "revert_window")
+
+
+def test_s2_grouped_mysql_resume_without_state_passes_the_context_alone(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", defer_cutover=True)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)
+
+    _, token = _resume(rt, dispatcher)
+    driver.tick(rt, apply_id, token, 0)
+    last = fake_target.calls("apply")[-1]
+    assert (last["context"], json.loads(last["resume_state"])) == (apply_id, None)
+    assert fake_target.work(apply_id)["created"] == 1  # reattached through the target, not recreated
+
+
+def test_s3_resume_state_read_failure_writes_nothing_and_skips_the_engine(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
+    assert isinstance(rt.db, FaultyDatabase)
+    rt.db.failing.add("read_resume_state")
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert rt.db.failed == ["read_resume_state"]
+    assert durable_view(rt.db, apply_id) == before
+    assert len(fake_target.calls()) == calls_before
+    assert dispatcher.messages == []  # no next tick: the lease expires, the sweep retries
+
+
+def test_s4_vitess_tasks_not_linked_to_one_operation_write_nothing(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    set_task_operation(rt, apply_id, None)
+    before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert durable_view(rt.db, apply_id) == before
+    assert len(fake_target.calls()) == calls_before
+
+
+def test_s4_mysql_tasks_not_linked_fall_back_to_the_context_alone(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", TWO_KEYSPACES[:1], defer_cutover=True)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    set_task_operation(rt, apply_id, "op-unknown")
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    last = fake_target.calls("apply")[-1]
+    assert (last["context"], json.loads(last["resume_state"])) == (apply_id, None)
+
+
+def test_s5_saving_the_state_after_a_reattach_fails_then_the_next_owner_reattaches(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    before = durable_view(rt.db, apply_id)
+    assert isinstance(rt.db, FaultyDatabase)
+    rt.db.failing.add("record_attach")
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert len(fake_target.calls("apply")) == 2  # the engine did accept the reattach
+    assert durable_view(rt.db, apply_id) == before  # ... but nothing was written
+    assert status(rt, apply_id).state == "running"
+
+    rt.db.failing.clear()
+    kill_owner(rt, dispatcher, apply_id)
+    _, token = _resume(rt, dispatcher)
+    driver.tick(rt, apply_id, token, 0)
+    final = run_until(rt, dispatcher, apply_id, "completed", "revert_window")
+    assert final.state in ("completed", "revert_window")
+    assert fake_target.work(apply_id)["created"] == 1
+
+
+def test_s6_vitess_reattach_accepted_without_state_writes_nothing(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    before = durable_view(rt.db, apply_id)
+    fake_target.inject("apply", "no_state")
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert durable_view(rt.db, apply_id) == before
+    assert status(rt, apply_id).state == "running"
+
+
+def test_s7_returned_state_is_persisted_and_reaches_the_next_progress_poll(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    _, token = _resume(rt, dispatcher)
+    driver.tick(rt, apply_id, token, 0)  # attach: the engine returns a state
+    returned = operation(rt, apply_id).resume_context
+    assert returned == {
+        "format": 1,
+        "context": apply_id,
+        "phase": "copy",
+        "rows_done": 2,
+        "branch": f"sb-{apply_id}",
+        "deploy_request": 1,
+    }
+    message = dispatcher.take()
+    assert message is not None and message.name == "poll_progress"
+    driver.tick(rt, *message.args)
+    assert json.loads(fake_target.calls("progress")[-1]["resume_state"]) == returned
+
+
+def test_s8_vitess_state_missing_past_branch_preparation_fails_closed(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)
+    before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert len(fake_target.calls()) == calls_before  # the engine was not called
+    assert durable_view(rt.db, apply_id) == before
+    assert fake_target.work(apply_id)["created"] == 1
+
+
+def test_s8_vitess_state_missing_while_preparing_branch_takes_the_fresh_path(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)
+    set_apply_state(rt, apply_id, "preparing_branch")
+
+    _, token = _resume(rt, dispatcher)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    assert json.loads(fake_target.calls("apply")[-1]["resume_state"]) is None
+    assert operation(rt, apply_id).resume_context["branch"] == f"sb-{apply_id}"  # the same name
+    assert fake_target.work(apply_id)["created"] == 1
+
+
+def test_s10_vschema_only_apply_resumes_with_one_flagged_namespace(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", [ChangeSet(namespace="ks", vschema={"sharded": True})])
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    _, token = _resume(rt, dispatcher)
+    driver.tick(rt, apply_id, token, 0)
+    changes = json.loads(fake_target.calls("apply")[-1]["changes"])
+    assert changes == [{"namespace": "ks", "vschema_changed": True, "tables": []}]
+
+
+def test_s12_vitess_apply_resumes_through_one_grouped_engine_apply(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    _, token = _resume(rt, dispatcher)
+    driver.tick(rt, apply_id, token, 0)
+
+    applies = fake_target.calls("apply")
+    assert len(applies) == 2 and {a["context"] for a in applies} == {apply_id}
+    assert json.loads(applies[-1]["changes"]) == [
+        {
+            "namespace": "ks1",
+            "vschema_changed": False,
+            "tables": [
+                ["a", "ALTER TABLE a ADD COLUMN c INT", "alter"],
+                ["b", "CREATE TABLE b (id INT PRIMARY KEY)", "create"],
+            ],
+        },
+        {
+            "namespace": "ks2",
+            "vschema_changed": False,
+            "tables": [["d", "ALTER TABLE d ADD COLUMN e INT", "alter"]],
+        },
+    ]
+
+
+def test_s12_sequential_mysql_apply_runs_one_engine_operation_per_task(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fake", TWO_KEYSPACES)
+    final = run_until(rt, dispatcher, apply_id, "completed")
+    contexts = [c["context"] for c in fake_target.calls("apply")]
+    assert contexts == [t.task_id for t in final.tasks]

@@ -1,0 +1,52 @@
+"""Settings: environment variables, defaults, targets file, and the lease sanity rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from schemabot.settings import Settings
+
+
+def test_defaults_are_the_embedded_database_and_local_services() -> None:
+    settings = Settings()
+    assert settings.database_url == "sqlite:///./schemabot.db"
+    assert settings.broker_url == "redis://127.0.0.1:6379/0"
+    assert settings.target("local").dsn == "mysql://root@127.0.0.1:3306/test"
+    # Recovery latency is about TTL + sweep interval: under ten seconds by default.
+    assert settings.lease_ttl + settings.sweep_interval < 10
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCHEMABOT_DATABASE_URL", "mysql://root@db/schemabot")
+    monkeypatch.setenv("SCHEMABOT_LEASE_TTL", "9")
+    monkeypatch.setenv("SCHEMABOT_POLL_INTERVAL", "0.25")
+    monkeypatch.setenv("SCHEMABOT_SWEEP_INTERVAL", "3")
+    monkeypatch.setenv("SCHEMABOT_STEP_BUDGET", "1.5")
+    monkeypatch.setenv("SCHEMABOT_BROKER_URL", "redis://broker:6379/2")
+    settings = Settings()
+    assert settings.database_url == "mysql+pymysql://root@db/schemabot"  # our driver, not mysqlclient
+    assert (settings.lease_ttl, settings.poll_interval, settings.sweep_interval, settings.step_budget) == (
+        9,
+        0.25,
+        3,
+        1.5,
+    )
+    assert settings.broker_url == "redis://broker:6379/2"
+
+
+def test_targets_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "targets.toml"
+    path.write_text('[targets]\nstaging = "mysql://u:p@staging/app"\nprod = "mysql://u:p@old/app"\n')
+    monkeypatch.setenv("SCHEMABOT_TARGETS_FILE", str(path))
+    monkeypatch.setenv("SCHEMABOT_TARGET_PROD", "mysql://u:p@new/app")
+    settings = Settings()
+    assert settings.target("staging").dsn == "mysql://u:p@staging/app"
+    assert settings.target("prod").dsn == "mysql://u:p@new/app"
+
+
+def test_a_lease_shorter_than_one_step_is_refused() -> None:
+    with pytest.raises(ValidationError, match="lease_ttl"):
+        Settings(lease_ttl=2, step_budget=2, poll_interval=0.5)
