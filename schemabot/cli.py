@@ -255,7 +255,9 @@ def demo(rows: int, engine: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click's usage errors become one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="schemabot", standalone_mode=False)
+        # Without standalone mode click *returns* the code of an Exit raised by a command.
+        result = cli.main(args=argv, prog_name="schemabot", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.UsageError as exc:
@@ -264,7 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -54,7 +54,13 @@ CREATE TABLE IF NOT EXISTS faults (
     method TEXT NOT NULL, kind TEXT NOT NULL, remaining INTEGER NOT NULL, message TEXT
 );
 CREATE TABLE IF NOT EXISTS knobs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS active (
+    context TEXT NOT NULL, pid INTEGER NOT NULL, started REAL NOT NULL, PRIMARY KEY (context, pid)
+);
+CREATE TABLE IF NOT EXISTS violations (context TEXT, detail TEXT, at REAL);
 """
+# An `active` entry older than this belongs to a killed process, not a concurrent one.
+ACTIVE_HORIZON = 5.0
 
 DEFAULT_KNOBS = {
     "rows_total": 10,
@@ -111,6 +117,26 @@ class FakeTarget:
         if method is None:
             return self.query("SELECT * FROM calls ORDER BY id")
         return self.query("SELECT * FROM calls WHERE method = ? ORDER BY id", method)
+
+    def enter(self, context: str) -> None:
+        """Register a progress call; record a violation if another live process is inside."""
+        now, pid = time.time(), os.getpid()
+        with closing(self._conn()) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            others = conn.execute(
+                "SELECT pid FROM active WHERE context = ? AND pid != ? AND started > ?",
+                (context, pid, now - ACTIVE_HORIZON),
+            ).fetchall()
+            if others:
+                conn.execute(
+                    "INSERT INTO violations VALUES (?, ?, ?)",
+                    (context, f"{pid} overlaps {[r['pid'] for r in others]}", now),
+                )
+            conn.execute("INSERT OR REPLACE INTO active VALUES (?, ?, ?)", (context, pid, now))
+            conn.execute("COMMIT")
+
+    def leave(self, context: str) -> None:
+        self.execute("DELETE FROM active WHERE context = ? AND pid = ?", context, os.getpid())
 
     def take_fault(self, method: str) -> sqlite3.Row | None:
         with closing(self._conn()) as conn:
@@ -235,6 +261,13 @@ class FakeEngine(Engine):
         return ApplyResult(accepted=True, resume_state=state, message="created")
 
     def progress(self, request: ProgressRequest) -> ProgressResult:
+        self.store.enter(request.context)
+        try:
+            return self._progress(request)
+        finally:
+            self.store.leave(request.context)
+
+    def _progress(self, request: ProgressRequest) -> ProgressResult:
         self._record(request, "progress")
         self._fault("progress")
         if request.resume_state is None and self.platform == "vitess":

@@ -1,0 +1,166 @@
+"""Real Celery worker and beat processes for tests, each in its own process group so a test can
+SIGKILL, SIGSTOP or SIGCONT a whole worker (its main process and its pool children) at once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.support.servers import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def process_group_members(pgid: int) -> set[int]:
+    members = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.add(int(entry))
+    return members
+
+
+class CeleryProcess:
+    def __init__(
+        self, kind: str, env: Mapping[str, str], workdir: Path, name: str | None = None, concurrency: int = 1
+    ) -> None:
+        self.kind = kind
+        self.name = name or f"{kind}-{uuid.uuid4().hex[:6]}"
+        self.env = dict(env)
+        self.workdir = workdir
+        self.concurrency = concurrency
+        self.log_path = workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        queue = self.env["SCHEMABOT_QUEUE"]
+        if self.kind == "worker":
+            return [
+                CELERY,
+                "-A",
+                "tasks",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"{self.name}@%h",
+                "--pool",
+                "prefork",
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "INFO",
+            ]
+        return [
+            CELERY,
+            "-A",
+            "tasks",
+            "beat",
+            "-l",
+            "INFO",
+            "--pidfile=",
+            "-s",
+            str(self.workdir / f"{self.name}-schedule"),
+        ]
+
+    def start(self, wait: bool = True) -> CeleryProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        if wait:
+            marker = "ready." if self.kind == "worker" else "beat: Starting"
+            wait_for(lambda: marker in self.log(), 30, f"{self.name} to start")
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def pgid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def pids(self) -> set[int]:
+        return process_group_members(self.pgid)
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pgid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: no shutdown, no acks, no cleanup."""
+        self.signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        # Pool children may outlive a killed parent for a moment; leave none behind.
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class Cluster:
+    """Workers and beats sharing one environment; stops everything it started."""
+
+    def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
+        self.env = dict(env)
+        self.workdir = workdir
+        self.processes: list[CeleryProcess] = []
+
+    def worker(self, name: str | None = None, concurrency: int = 1, wait: bool = True) -> CeleryProcess:
+        proc = CeleryProcess("worker", self.env, self.workdir, name, concurrency)
+        self.processes.append(proc)
+        return proc.start(wait)
+
+    def beat(self, name: str | None = None) -> CeleryProcess:
+        proc = CeleryProcess("beat", self.env, self.workdir, name)
+        self.processes.append(proc)
+        return proc.start()
+
+    def owner_of(self, lease_owner: str) -> CeleryProcess:
+        pid = int(lease_owner.rsplit(":", 1)[1])
+        for proc in self.processes:
+            if pid in proc.pids():
+                return proc
+        raise LookupError(f"no process of this cluster is {lease_owner}")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
