@@ -35,11 +35,17 @@ class ApiError(ApiFailure):
         self.status = status
         self.code = code
         self.message = message
-        self.transient = status in (408, 429) or status >= 500
+        # An untyped 404 (from a proxy, a load balancer) says nothing about the resource:
+        # it is retried like a 5xx, never read as "gone".
+        self.transient = status in (404, 408, 429) or status >= 500
 
 
 class NotFound(ApiError):
-    transient = False
+    """PlanetScale's typed 404: the resource does not exist. Never retried."""
+
+    def __init__(self, method: str, path: str, status: int, code: str, message: str) -> None:
+        super().__init__(method, path, status, code, message)
+        self.transient = False
 
 
 class ApiUnreachable(ApiFailure):

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from engines.base import RetryableEngineError
-from engines.planetscale.api import ApiFailure, ApiUnreachable
+from engines.base import PermanentEngineError, RetryableEngineError
+from engines.planetscale.api import ApiFailure, ApiUnreachable, NotFound
 from engines.planetscale.budget import Budget, OutOfBudget
 from engines.targets import redact
 
@@ -41,8 +41,10 @@ def retrying(budget: Budget, call: Callable[[], T], what: str) -> T:
                 return call()
     except OutOfBudget:
         raise
+    except NotFound:
+        raise  # the caller decides what a typed 404 means there
     except ApiFailure as exc:
         if is_transient(exc):
             raise RetryableEngineError(redact(f"{what} kept failing: {exc}")) from None
-        raise
+        raise PermanentEngineError(redact(f"{what} was refused: {exc}")) from None
     raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
