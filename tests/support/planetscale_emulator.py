@@ -129,7 +129,8 @@ class EmulatorProcess:
 
     # -- admin ------------------------------------------------------------------------------
 
-    def admin(self, method: str, path: str, **body: Any) -> Any:
+    def admin(self, verb: str, path: str, /, **body: Any) -> Any:
+        method = verb
         response = self.http.request(
             method, f"{self.base}/admin/{path}", json=body if method != "GET" else None
         )
@@ -146,7 +147,9 @@ class EmulatorProcess:
         return dict(self.admin("POST", "advance", ticks=ticks, seconds=seconds))
 
     def fault(self, **spec: Any) -> dict[str, Any]:
-        return dict(self.admin("POST", "faults", **spec))
+        response = self.http.post(f"{self.base}/admin/faults", json=spec)
+        response.raise_for_status()
+        return dict(response.json())
 
     def clear_faults(self) -> None:
         self.admin("DELETE", "faults")
