@@ -94,9 +94,9 @@ class BranchSQL:
                 password=creds.password,
                 autocommit=True,
                 charset="utf8mb4",
-                connect_timeout=max(1, int(timeout)),
-                read_timeout=max(1, int(timeout)),
-                write_timeout=max(1, int(timeout)),
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                write_timeout=timeout,
                 ssl=ssl.create_default_context() if self.tls else None,
             )
         except pymysql.MySQLError as exc:

@@ -130,3 +130,45 @@ def test_reattach_after_kill_reports_where_it_resumes(emulator: EmulatorProcess)
     result = fresh.apply(replace(req, resume_state=box.state))
     assert result.accepted and result.reattached
     assert result.resume_point == f"deploy request #{box.state['dr_number']} (pending_cutover)"
+
+
+@pytest.mark.parametrize("call", ["create_branch", "create_deploy_request", "deploy"])
+def test_connection_dropped_before_each_call_is_retried_once_safely(
+    emulator: EmulatorProcess, call: str
+) -> None:
+    context, box = f"apply-{uuid.uuid4().hex[:16]}", StateBox()
+    engine = PlanetScaleEngine(emulator.target())
+    req = request(context, box, options=ApplyOptions(skip_revert=True))
+    emulator.fault(kind="drop", target=call)
+    start(engine, req, box)
+    assert drive(engine, req, box, emulator).state is EngineState.COMPLETED
+    assert len(emulator.events("fault.drop")) == 1
+    assert_exactly_one_of_everything(emulator, context, box.state["branch"], call)
+
+
+def test_deploy_stalled_in_queue_waits_then_completes(emulator: EmulatorProcess) -> None:
+    context, box = f"apply-{uuid.uuid4().hex[:16]}", StateBox()
+    engine = PlanetScaleEngine(emulator.target())
+    req = request(context, box, options=ApplyOptions(skip_revert=True))
+    emulator.fault(kind="stall", deploy_state="queued", times=5)
+    start(engine, req, box)
+    drive(engine, req, box, emulator, until={EngineState.WAITING_FOR_DEPLOY})
+    for _ in range(4):
+        emulator.advance(1)
+        waiting = engine.progress(replace(req, resume_state=box.state))
+        assert waiting.state is EngineState.WAITING_FOR_DEPLOY
+    assert drive(engine, req, box, emulator).state is EngineState.COMPLETED
+
+
+def test_failed_deploy_reports_failed_with_the_reason(emulator: EmulatorProcess) -> None:
+    context, box = f"apply-{uuid.uuid4().hex[:16]}", StateBox()
+    engine = PlanetScaleEngine(emulator.target())
+    req = request(context, box)
+    emulator.fault(kind="fail_deploy", message="replica lag too high")
+    start(engine, req, box)
+    result = drive(engine, req, box, emulator)
+    assert result.state is EngineState.FAILED
+    assert "replica lag too high" in result.message
+    assert "sku" not in emulator.columns("commerce", "product")
+    # The end is stable: later polls report the same without asking PlanetScale again.
+    assert engine.progress(replace(req, resume_state=box.state)).state is EngineState.FAILED
