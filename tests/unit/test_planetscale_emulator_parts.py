@@ -42,6 +42,11 @@ def test_cli_defaults_and_prefix_from_the_dsn() -> None:
     )
     assert config.mysql_port == 7001 and config.db_prefix == "sbt_ps_x"
     assert config.keyspaces == ("a", "b") and config.main_branch == "main"
+    assert config.public_host == "127.0.0.1"
+    boxed = config_from_args(
+        parser().parse_args(["--host", "0.0.0.0", "--advertise-host", "emulator"])
+    )
+    assert boxed.public_host == "emulator" and boxed.host == "0.0.0.0"
 
 
 def test_physical_names_never_collide() -> None:

@@ -38,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="port of the branch MySQL proxy (default: API port + 1; 0 = any free)",
     )
+    p.add_argument(
+        "--advertise-host",
+        default=None,
+        help="host name clients are told to use for the API and the branch MySQL proxy "
+        "(default: --host; set it when listening on 0.0.0.0 in a container)",
+    )
     p.add_argument("--main-branch", default="main")
     p.add_argument(
         "--tick-interval",
@@ -74,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         keyspaces=tuple(k.strip() for k in args.keyspaces.split(",") if k.strip()),
         db_prefix=prefix,
         host=args.host,
+        advertise_host=args.advertise_host,
         port=args.port,
         mysql_port=args.port + 1 if args.mysql_port is None else args.mysql_port,
         main_branch=args.main_branch,

@@ -37,6 +37,9 @@ class EmulatorConfig:
     tick_interval: float = 1.0
     copy_ticks: int = 3
     revert_window_seconds: float = 1800.0
+    # The host clients are told to use (branch passwords' access_host_url, html_url): differs
+    # from `host` when listening on 0.0.0.0 in a container.
+    advertise_host: str | None = None
 
     def __post_init__(self) -> None:
         if not PREFIX_NAME.match(self.db_prefix):
@@ -52,6 +55,10 @@ class EmulatorConfig:
             raise ValueError(f"main branch {self.main_branch!r} is not a valid branch name")
         if self.copy_ticks < 1:
             raise ValueError("copy_ticks must be at least 1")
+
+    @property
+    def public_host(self) -> str:
+        return self.advertise_host or self.host
 
     @property
     def mysql(self) -> MySQLAddress:

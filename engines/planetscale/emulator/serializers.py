@@ -36,7 +36,7 @@ def page(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def web_base(config: EmulatorConfig) -> str:
-    return f"http://{config.host}:{config.port}/{config.org}/{config.database}"
+    return f"http://{config.public_host}:{config.port}/{config.org}/{config.database}"
 
 
 def branch(config: EmulatorConfig, row: Row) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def branch(config: EmulatorConfig, row: Row) -> dict[str, Any]:
         "sharded": False,
         "region": {"slug": "local", "display_name": "Local emulator"},
         "html_url": f"{web_base(config)}/{row['name']}",
-        "access_host_url": f"{config.host}:{config.mysql_port}",
+        "access_host_url": f"{config.public_host}:{config.mysql_port}",
         "schema_last_updated_at": timestamp(row["schema_refreshed_at"] or row["updated_at"]),
         "created_at": timestamp(row["created_at"]),
         "updated_at": timestamp(row["updated_at"]),
@@ -82,7 +82,7 @@ def password(
         "name": row["name"],
         "role": row["role"],
         "username": row["username"],
-        "access_host_url": f"{config.host}:{config.mysql_port}",
+        "access_host_url": f"{config.public_host}:{config.mysql_port}",
         "database_branch": branch(config, branch_row),
         "actor": ACTOR,
         "created_at": timestamp(row["created_at"]),
