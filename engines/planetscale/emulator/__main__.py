@@ -1,0 +1,5 @@
+import sys
+
+from engines.planetscale.emulator import main
+
+sys.exit(main())

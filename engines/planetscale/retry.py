@@ -1,0 +1,50 @@
+"""Retrying inside the step budget, for calls that are safe to repeat.
+
+Reads and idempotent writes (PATCH of a whole VSchema, a throttle ratio) are retried with short
+exponential back-off while the budget lasts; a failure that persists becomes a
+`RetryableEngineError` for the orchestrator. Creating calls (branch, deploy request, deploy,
+cutover) are *never* retried here: after a lost answer the engine first looks for the effect
+(see `setup.py`), which is the only safe retry of a non-idempotent call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
+
+from engines.base import PermanentEngineError, RetryableEngineError
+from engines.planetscale.api import ApiFailure, ApiUnreachable, NotFound
+from engines.planetscale.budget import Budget, OutOfBudget
+from engines.targets import redact
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ApiUnreachable) or (isinstance(exc, ApiFailure) and exc.transient)
+
+
+def retrying(budget: Budget, call: Callable[[], T], what: str) -> T:
+    def out_of_time(_: RetryCallState) -> bool:
+        return budget.remaining() < 0.3
+
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=out_of_time,
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            reraise=True,
+        ):
+            with attempt:
+                return call()
+    except OutOfBudget:
+        raise
+    except NotFound:
+        raise  # the caller decides what a typed 404 means there
+    except ApiFailure as exc:
+        if is_transient(exc):
+            raise RetryableEngineError(redact(f"{what} kept failing: {exc}")) from None
+        raise PermanentEngineError(redact(f"{what} was refused: {exc}")) from None
+    raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
