@@ -68,6 +68,7 @@ MAX_STEPS_PER_CALL = 40
 class PlanetScaleEngine(Engine):
     name: ClassVar[str] = "planetscale"
     platform: ClassVar[Platform] = "vitess"
+    dsn_schemes: ClassVar[tuple[str, ...]] = ("planetscale",)
 
     def __init__(self, target: Target, *, http_client: httpx.Client | None = None) -> None:
         """`http_client` (optional, keyword-only) lets tests observe or fault the HTTP calls."""
