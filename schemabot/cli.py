@@ -10,6 +10,7 @@
     schemabot log APPLY_ID [--json]
     schemabot db upgrade
     schemabot demo
+    schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
 unavailable; 2 bad input (one line on stderr, nothing stored).
@@ -240,6 +241,19 @@ def upgrade(revision: str) -> None:
 
     run_upgrade(revision)
     click.echo("state database is up to date")
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.pass_context
+def emulator(ctx: click.Context) -> None:
+    """Serve the local PlanetScale API emulator (flags: --port --mysql-dsn --org --database
+    --keyspaces ...; `schemabot emulator --help` lists them)."""
+    from engines.planetscale.emulator import main as emulator_main
+
+    raise Exit(emulator_main(list(ctx.args)))
 
 
 @cli.command()
