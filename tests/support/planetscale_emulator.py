@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import httpx
 
 from engines.targets import Target
 from tests.support.mariadb import connect, mysql_dsn
+from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ORG, DATABASE, KEYSPACES = "acme", "shop", ("commerce", "customers")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class EmulatorProcess:
