@@ -10,6 +10,7 @@
     schemabot log APPLY_ID [--json]
     schemabot db upgrade
     schemabot demo
+    schemabot serve [--host H] [--port P]
     schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
@@ -241,6 +242,18 @@ def upgrade(revision: str) -> None:
 
     run_upgrade(revision)
     click.echo("state database is up to date")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (see schemabot/http_api.py for the routes)."""
+    import uvicorn
+
+    from schemabot.http_api import build_app
+
+    uvicorn.run(build_app(), host=host, port=port, log_level="info")
 
 
 @cli.command(
