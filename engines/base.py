@@ -195,11 +195,16 @@ class ProgressResult:
 
 @dataclass(frozen=True)
 class ControlResult:
-    """Outcome of a control. `accepted=False` means refused, with the reason in `message`."""
+    """Outcome of a control. `accepted=False` means refused, with the reason in `message`.
+
+    `state` is the operation's state right after the control when the engine knows it better
+    than the control's name says (a PlanetScale `stop` cancels the deploy for good: CANCELLED).
+    """
 
     accepted: bool
     resume_state: ResumeState | None = None
     message: str = ""
+    state: EngineState | None = None
 
 
 class EngineError(Exception):

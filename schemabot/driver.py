@@ -322,6 +322,7 @@ class _Tick:
         attached = op is not None and _attached_token(snap, op) is not None
         message = "done"
         resume_state: ResumeState | None = None
+        after: State | None = None
         if op is not None and (attached or kind not in ("stop", "start", "cancel")):
             engine = self.engine(snap)
             request = ControlRequest(**self.request(snap, op, op.attachment.resume_state), value=value)
@@ -343,6 +344,7 @@ class _Tick:
                 return self._close_control(control_id, "rejected", result.message or "refused by the engine")
             message = result.message or "done"
             resume_state = result.resume_state
+            after = State.from_engine(result.state) if result.state is not None else None
         return driving.record_control(
             self.rt.db,
             self.apply_id,
@@ -350,16 +352,19 @@ class _Tick:
             control_id,
             status="done",
             message=redact(message),
-            task_states=self._control_task_states(snap, kind, op),
+            task_states=self._control_task_states(snap, kind, op, after),
             options_update={"volume": int(value)} if kind == "volume" and value else None,
             resume_state=resume_state,
             operation_id=op.attachment.operation_id if op else None,
         )
 
     def _control_task_states(
-        self, snap: Snapshot, kind: str, op: _Operation | None
+        self, snap: Snapshot, kind: str, op: _Operation | None, after: State | None = None
     ) -> dict[str, State] | None:
+        """How a carried-out control moves the tasks; the engine's own word (`after`) wins."""
         unfinished = [t for t in snap.tasks if not State(t.state).is_terminal]
+        if after is not None and (after.is_terminal or after is State.STOPPED):
+            return {t.task_id: after for t in unfinished}
         if kind == "stop":
             return {t.task_id: State.STOPPED for t in unfinished}
         if kind == "cancel":

@@ -31,8 +31,8 @@ PERMANENT = (
 )
 
 
-def _result(s: Session, accepted: bool, message: str) -> ControlResult:
-    return ControlResult(accepted=accepted, resume_state=s.state.to_dict(), message=message)
+def _result(s: Session, accepted: bool, message: str, state: EngineState | None = None) -> ControlResult:
+    return ControlResult(accepted=accepted, resume_state=s.state.to_dict(), message=message, state=state)
 
 
 def _call(s: Session, action: str) -> None:
@@ -96,22 +96,24 @@ def cutover(s: Session) -> ControlResult:
 
 def cancel(s: Session, *, as_stop: bool = False) -> ControlResult:
     prefix = "PlanetScale cannot pause a deploy; stop cancels it. " if as_stop else ""
+    cancelled = EngineState.CANCELLED  # what the apply becomes: a cancelled deploy never resumes
     if s.state.phase == "done":
-        return _result(s, s.state.final_state == EngineState.CANCELLED.value,
-                       f"{prefix}the apply already ended ({s.state.final_state})")  # fmt: skip
+        done = s.state.final_state == EngineState.CANCELLED.value
+        return _result(s, done, f"{prefix}the apply already ended ({s.state.final_state})",
+                       cancelled if done else None)  # fmt: skip
     if s.state.dr_number is None:
         s.finish(EngineState.CANCELLED, "cancelled before a deploy request was opened")
         return _result(s, True, f"{prefix}cancelled before a deploy request was opened; "
-                                f"branch {s.state.branch} is left for inspection")  # fmt: skip
+                                f"branch {s.state.branch} is left for inspection", cancelled)  # fmt: skip
     state = note_dr(s, get_dr(s))
     number = s.state.dr_number
     if state in ("in_progress_cancel", "complete_cancel", "cancelled"):
         return _result(
-            s, True, f"{prefix}deploy request #{number} is already cancelled. {PERMANENT}"
+            s, True, f"{prefix}deploy request #{number} is already cancelled. {PERMANENT}", cancelled
         )
     if state in ds.CANCELLABLE:
         _call(s, "cancel")
-        return _result(s, True, f"{prefix}cancelled deploy request #{number}. {PERMANENT}")
+        return _result(s, True, f"{prefix}cancelled deploy request #{number}. {PERMANENT}", cancelled)
     if state in ("pending", "ready", "no_changes", "error"):
         # Nothing was deployed: closing the deploy request is the cancel.
         s.intend("close_deploy_request", number=number)
@@ -119,7 +121,7 @@ def cancel(s: Session, *, as_stop: bool = False) -> ControlResult:
                                                  json={"state": "closed"}), "closing")  # fmt: skip
         s.finish(EngineState.CANCELLED, f"closed deploy request #{number} before deploying it")
         return _result(s, True, f"{prefix}closed deploy request #{number} before deploying it. "
-                                f"{PERMANENT}")  # fmt: skip
+                                f"{PERMANENT}", cancelled)  # fmt: skip
     if state in ("complete_pending_revert", "in_progress_revert"):
         return _result(s, False, "the change is already live on main: use revert or skip-revert")
     return _result(s, False, f"deploy request #{number} is {state}; there is nothing to cancel")

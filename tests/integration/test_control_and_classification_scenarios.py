@@ -126,6 +126,20 @@ def test_cancel_cleans_up_and_cancels_every_unfinished_task(
     assert len(fake_target.calls("cancel")) == 1
 
 
+def test_a_stop_the_engine_carries_out_as_a_cancel_ends_cancelled_not_stopped(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    """A PlanetScale deploy cannot pause: its stop cancels. The apply must not sit in `stopped`
+    waiting for a `start` the engine will refuse."""
+    fake_target.set_knob("stop_cancels", True)
+    apply_id = submit(rt, "fakevitess")
+    run_until(rt, dispatcher, apply_id, "running")
+    client(rt).request_control(apply_id, "stop")
+    st = run_until(rt, dispatcher, apply_id, "cancelled", "stopped")
+    assert st.state == "cancelled"
+    assert [t.state for t in st.tasks] == ["cancelled"]
+
+
 def test_a_repeated_control_is_stored_once(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
     apply_id = submit(rt, "fake")
     run_until(rt, dispatcher, apply_id, "running")

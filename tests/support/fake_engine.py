@@ -68,6 +68,7 @@ DEFAULT_KNOBS = {
     "step_sleep": 0.0,
     "ready_after_reattach": 2,
     "revert_window_steps": 3,
+    "stop_cancels": False,  # like PlanetScale: a deploy cannot pause, stopping cancels it
 }
 
 
@@ -339,6 +340,11 @@ class FakeEngine(Engine):
         return ControlResult(accepted=True, message=f"{method} done")
 
     def stop(self, request: ControlRequest) -> ControlResult:
+        if self.store.knob("stop_cancels"):
+            self._control(request, "stop", "UPDATE works SET phase = 'cancelled' WHERE context = ?")
+            return ControlResult(
+                accepted=True, message="stopping cancels: permanent", state=EngineState.CANCELLED
+            )
         return self._control(request, "stop", "UPDATE works SET stopped = 1 WHERE context = ?")
 
     def start(self, request: ControlRequest) -> ControlResult:
