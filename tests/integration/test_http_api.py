@@ -16,8 +16,12 @@ def _http(rt: Runtime) -> TestClient:
 
 def test_submit_read_and_control_over_http(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
     http = _http(rt)
-    body = {"target": "fake", "engine": "fake", "idempotency_key": "k1",
-            "changes": [{"namespace": "app", "ddl": ["ALTER TABLE t ADD c INT"]}]}
+    body = {
+        "target": "fake",
+        "engine": "fake",
+        "idempotency_key": "k1",
+        "changes": [{"namespace": "app", "ddl": ["ALTER TABLE t ADD c INT"]}],
+    }
     first = http.post("/v1/applies", json=body)
     assert first.status_code == 201
     apply_id = first.json()["apply_id"]

@@ -29,13 +29,27 @@ TWO_KEYSPACES = [
 ]
 
 
-def _resume(rt: Runtime, dispatcher: RecordingDispatcher) -> tuple[str, int]:
-    """Run one sweep; return the claimed apply and token, and deliver nothing yet."""
+def orphan(
+    rt: Runtime,
+    dispatcher: RecordingDispatcher,
+    engine: str,
+    changes: list[ChangeSet] | None = None,
+    **options: object,
+) -> str:
+    """Submit, drive until running, then let its worker die (messages lost, lease expired)."""
+    apply_id = submit(rt, engine, changes, **options)
+    run_until(rt, dispatcher, apply_id, "running")
+    kill_owner(rt, dispatcher, apply_id)
+    return apply_id
+
+
+def resume_tick(rt: Runtime, dispatcher: RecordingDispatcher) -> TickOutcome:
+    """One sweep claims the orphan; its resume message is delivered. Returns that tick's outcome."""
     report = recovery_sweep(rt)
     assert len(report.claimed) == 1, report
     message = dispatcher.take()
     assert message is not None and message.name == "resume_apply"
-    return report.claimed[0].apply_id, report.claimed[0].token
+    return driver.tick(rt, *message.args)
 
 
 def test_s1_grouped_resume_hands_the_engine_exactly_the_persisted_state(
@@ -47,8 +61,7 @@ def test_s1_grouped_resume_hands_the_engine_exactly_the_persisted_state(
     assert persisted is not None
     kill_owner(rt, dispatcher, apply_id)
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    assert resume_tick(rt, dispatcher) is TickOutcome.CONTINUES
     applies = fake_target.calls("apply")
     assert json.loads(applies[-1]["resume_state"]) == persisted
     assert fake_target.work(apply_id)["created"] == 1
@@ -58,13 +71,10 @@ def test_s1_grouped_resume_hands_the_engine_exactly_the_persisted_state(
 def test_s2_grouped_mysql_resume_without_state_passes_the_context_alone(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fake", defer_cutover=True)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fake", defer_cutover=True)
     clear_resume_state(rt, apply_id)
 
-    _, token = _resume(rt, dispatcher)
-    driver.tick(rt, apply_id, token, 0)
+    resume_tick(rt, dispatcher)
     last = fake_target.calls("apply")[-1]
     assert (last["context"], json.loads(last["resume_state"])) == (apply_id, None)
     assert fake_target.work(apply_id)["created"] == 1  # reattached through the target, not recreated
@@ -73,15 +83,12 @@ def test_s2_grouped_mysql_resume_without_state_passes_the_context_alone(
 def test_s3_resume_state_read_failure_writes_nothing_and_skips_the_engine(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
     assert isinstance(rt.db, FaultyDatabase)
     rt.db.failing.add("read_resume_state")
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
     assert rt.db.failed == ["read_resume_state"]
     assert durable_view(rt.db, apply_id) == before
     assert len(fake_target.calls()) == calls_before
@@ -91,14 +98,11 @@ def test_s3_resume_state_read_failure_writes_nothing_and_skips_the_engine(
 def test_s4_vitess_tasks_not_linked_to_one_operation_write_nothing(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     set_task_operation(rt, apply_id, None)
     before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
     assert durable_view(rt.db, apply_id) == before
     assert len(fake_target.calls()) == calls_before
 
@@ -106,13 +110,10 @@ def test_s4_vitess_tasks_not_linked_to_one_operation_write_nothing(
 def test_s4_mysql_tasks_not_linked_fall_back_to_the_context_alone(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fake", TWO_KEYSPACES[:1], defer_cutover=True)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fake", TWO_KEYSPACES[:1], defer_cutover=True)
     set_task_operation(rt, apply_id, "op-unknown")
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    assert resume_tick(rt, dispatcher) is TickOutcome.CONTINUES
     last = fake_target.calls("apply")[-1]
     assert (last["context"], json.loads(last["resume_state"])) == (apply_id, None)
 
@@ -120,23 +121,19 @@ def test_s4_mysql_tasks_not_linked_fall_back_to_the_context_alone(
 def test_s5_saving_the_state_after_a_reattach_fails_then_the_next_owner_reattaches(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     before = durable_view(rt.db, apply_id)
     assert isinstance(rt.db, FaultyDatabase)
     rt.db.failing.add("record_attach")
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
     assert len(fake_target.calls("apply")) == 2  # the engine did accept the reattach
     assert durable_view(rt.db, apply_id) == before  # ... but nothing was written
     assert status(rt, apply_id).state == "running"
 
     rt.db.failing.clear()
     kill_owner(rt, dispatcher, apply_id)
-    _, token = _resume(rt, dispatcher)
-    driver.tick(rt, apply_id, token, 0)
+    resume_tick(rt, dispatcher)
     final = run_until(rt, dispatcher, apply_id, "completed", "revert_window")
     assert final.state in ("completed", "revert_window")
     assert fake_target.work(apply_id)["created"] == 1
@@ -145,14 +142,11 @@ def test_s5_saving_the_state_after_a_reattach_fails_then_the_next_owner_reattach
 def test_s6_vitess_reattach_accepted_without_state_writes_nothing(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     before = durable_view(rt.db, apply_id)
     fake_target.inject("apply", "no_state")
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
     assert durable_view(rt.db, apply_id) == before
     assert status(rt, apply_id).state == "running"
 
@@ -160,11 +154,8 @@ def test_s6_vitess_reattach_accepted_without_state_writes_nothing(
 def test_s7_returned_state_is_persisted_and_reaches_the_next_progress_poll(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
-    _, token = _resume(rt, dispatcher)
-    driver.tick(rt, apply_id, token, 0)  # attach: the engine returns a state
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
+    resume_tick(rt, dispatcher)  # attach: the engine returns a state
     returned = operation(rt, apply_id).resume_context
     assert returned == {
         "format": 1,
@@ -183,14 +174,11 @@ def test_s7_returned_state_is_persisted_and_reaches_the_next_progress_poll(
 def test_s8_vitess_state_missing_past_branch_preparation_fails_closed(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     clear_resume_state(rt, apply_id)
     before, calls_before = durable_view(rt.db, apply_id), len(fake_target.calls())
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
     assert len(fake_target.calls()) == calls_before  # the engine was not called
     assert durable_view(rt.db, apply_id) == before
     assert fake_target.work(apply_id)["created"] == 1
@@ -199,14 +187,11 @@ def test_s8_vitess_state_missing_past_branch_preparation_fails_closed(
 def test_s8_vitess_state_missing_while_preparing_branch_takes_the_fresh_path(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
     clear_resume_state(rt, apply_id)
     set_apply_state(rt, apply_id, "preparing_branch")
 
-    _, token = _resume(rt, dispatcher)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    assert resume_tick(rt, dispatcher) is TickOutcome.CONTINUES
     assert json.loads(fake_target.calls("apply")[-1]["resume_state"]) is None
     assert operation(rt, apply_id).resume_context["branch"] == f"sb-{apply_id}"  # the same name
     assert fake_target.work(apply_id)["created"] == 1
@@ -215,11 +200,8 @@ def test_s8_vitess_state_missing_while_preparing_branch_takes_the_fresh_path(
 def test_s10_vschema_only_apply_resumes_with_one_flagged_namespace(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", [ChangeSet(namespace="ks", vschema={"sharded": True})])
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
-    _, token = _resume(rt, dispatcher)
-    driver.tick(rt, apply_id, token, 0)
+    orphan(rt, dispatcher, "fakevitess", [ChangeSet(namespace="ks", vschema={"sharded": True})])
+    resume_tick(rt, dispatcher)
     changes = json.loads(fake_target.calls("apply")[-1]["changes"])
     assert changes == [{"namespace": "ks", "vschema_changed": True, "tables": []}]
 
@@ -227,11 +209,8 @@ def test_s10_vschema_only_apply_resumes_with_one_flagged_namespace(
 def test_s12_vitess_apply_resumes_through_one_grouped_engine_apply(
     rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
 ) -> None:
-    apply_id = submit(rt, "fakevitess", TWO_KEYSPACES)
-    run_until(rt, dispatcher, apply_id, "running")
-    kill_owner(rt, dispatcher, apply_id)
-    _, token = _resume(rt, dispatcher)
-    driver.tick(rt, apply_id, token, 0)
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
+    resume_tick(rt, dispatcher)
 
     applies = fake_target.calls("apply")
     assert len(applies) == 2 and {a["context"] for a in applies} == {apply_id}

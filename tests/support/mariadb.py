@@ -20,9 +20,7 @@ SHARED_USER = os.environ.get("SCHEMABOT_TEST_MYSQL_USER", "root")
 SHARED_PASSWORD = os.environ.get("SCHEMABOT_TEST_MYSQL_PASSWORD", "")
 
 
-def connect(
-    schema: str | None = None, port: int = SHARED_PORT, **kwargs: object
-) -> pymysql.Connection:
+def connect(schema: str | None = None, port: int = SHARED_PORT, **kwargs: object) -> pymysql.Connection:
     return pymysql.connect(
         host=SHARED_HOST,
         port=port,

@@ -26,9 +26,7 @@ ORG, DATABASE, KEYSPACES = "acme", "shop", ("commerce", "customers")
 
 
 class EmulatorProcess:
-    def __init__(
-        self, *, revert_window: float = 600, copy_ticks: int = 2, tick_interval: float = 0
-    ) -> None:
+    def __init__(self, *, revert_window: float = 600, copy_ticks: int = 2, tick_interval: float = 0) -> None:
         self.prefix = f"sbt_ps_{uuid.uuid4().hex[:8]}"
         self.port, self.mysql_port = free_port(), free_port()
         self.revert_window, self.copy_ticks, self.tick_interval = (
@@ -160,9 +158,7 @@ class EmulatorProcess:
     # -- API and data -----------------------------------------------------------------------
 
     def target(self, name: str = "shop") -> Target:
-        return Target(
-            name, f"planetscale://tok-id:tok-secret@{ORG}/{DATABASE}?api_url={self.api_url}"
-        )
+        return Target(name, f"planetscale://tok-id:tok-secret@{ORG}/{DATABASE}?api_url={self.api_url}")
 
     def api(self, method: str, path: str, **body: Any) -> httpx.Response:
         return self.http.request(

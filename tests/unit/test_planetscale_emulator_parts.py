@@ -43,9 +43,7 @@ def test_cli_defaults_and_prefix_from_the_dsn() -> None:
     assert config.mysql_port == 7001 and config.db_prefix == "sbt_ps_x"
     assert config.keyspaces == ("a", "b") and config.main_branch == "main"
     assert config.public_host == "127.0.0.1"
-    boxed = config_from_args(
-        parser().parse_args(["--host", "0.0.0.0", "--advertise-host", "emulator"])
-    )
+    boxed = config_from_args(parser().parse_args(["--host", "0.0.0.0", "--advertise-host", "emulator"]))
     assert boxed.public_host == "emulator" and boxed.host == "0.0.0.0"
 
 
@@ -154,9 +152,7 @@ def test_native_password_scramble_matches_the_reference_formula() -> None:
     stage1 = hashlib.sha1(password).digest()
     expected = bytes(
         a ^ b
-        for a, b in zip(
-            stage1, hashlib.sha1(salt + hashlib.sha1(stage1).digest()).digest(), strict=True
-        )
+        for a, b in zip(stage1, hashlib.sha1(salt + hashlib.sha1(stage1).digest()).digest(), strict=True)
     )
     assert mp.native_scramble(password, salt) == expected
     assert mp.native_scramble(b"", salt) == b""
@@ -195,9 +191,7 @@ def test_handshake_response_round_trips_with_database() -> None:
     parsed = mp.HandshakeResponse.parse(response.build())
     assert (parsed.user, parsed.auth, parsed.database) == ("user", b"A" * 20, "commerce")
     without_db = mp.HandshakeResponse.parse(
-        mp.HandshakeResponse(
-            caps, 1 << 24, 45, b"\x00" * 23, "u", b"", None, mp.NATIVE_PASSWORD
-        ).build()
+        mp.HandshakeResponse(caps, 1 << 24, 45, b"\x00" * 23, "u", b"", None, mp.NATIVE_PASSWORD).build()
     )
     assert without_db.database is None and without_db.auth == b""
 
@@ -205,6 +199,4 @@ def test_handshake_response_round_trips_with_database() -> None:
 def test_err_packet_carries_code_and_message() -> None:
     packet = mp.err_packet(1, mp.ER_BAD_DB, "Unknown database 'x'", "42000")
     assert packet[3] == 1 and packet[4] == 0xFF
-    assert int.from_bytes(packet[5:7], "little") == 1049 and packet.endswith(
-        b"Unknown database 'x'"
-    )
+    assert int.from_bytes(packet[5:7], "little") == 1049 and packet.endswith(b"Unknown database 'x'")

@@ -194,9 +194,7 @@ def test_no_answer_says_whether_the_call_may_have_happened() -> None:
 def test_lists_follow_next_page() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params.get("page", "1"))
-        return httpx.Response(
-            200, json={"data": [{"n": page}], "next_page": 2 if page == 1 else None}
-        )
+        return httpx.Response(200, json={"data": [{"n": page}], "next_page": 2 if page == 1 else None})
 
     assert api_with(httpx.MockTransport(handler)).list_all("/deploy-requests", Budget(1)) == [
         {"n": 1},

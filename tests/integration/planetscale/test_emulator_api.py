@@ -24,9 +24,7 @@ def ready_branch(emulator: EmulatorProcess, name: str = "dev") -> dict[str, Any]
     return dict(ok(emulator.api("GET", f"/branches/{name}")))
 
 
-def branch_sql(
-    emulator: EmulatorProcess, branch: str, database: str | None = None
-) -> pymysql.Connection:
+def branch_sql(emulator: EmulatorProcess, branch: str, database: str | None = None) -> pymysql.Connection:
     pw = ok(emulator.api("POST", f"/branches/{branch}/passwords", name="t"), 201)
     host, _, port = pw["access_host_url"].rpartition(":")
     return pymysql.connect(
@@ -50,9 +48,7 @@ def branch_with_change(emulator: EmulatorProcess, name: str = "dev") -> None:
 
 def open_dr(emulator: EmulatorProcess, branch: str = "dev", **extra: Any) -> int:
     dr = ok(
-        emulator.api(
-            "POST", "/deploy-requests", branch=branch, into_branch="main", notes="n", **extra
-        ),
+        emulator.api("POST", "/deploy-requests", branch=branch, into_branch="main", notes="n", **extra),
         201,
     )
     assert dr["deployment_state"] == "pending" and dr["state"] == "open"
@@ -86,9 +82,7 @@ def test_requests_without_token_are_unauthorized_with_typed_body(emulator: Emula
 
 def test_unknown_org_database_branch_are_typed_404(emulator: EmulatorProcess) -> None:
     headers = {"Authorization": "a:b"}
-    response = httpx.get(
-        f"{emulator.api_url}/organizations/nope/databases/shop/branches", headers=headers
-    )
+    response = httpx.get(f"{emulator.api_url}/organizations/nope/databases/shop/branches", headers=headers)
     assert response.status_code == 404 and response.json()["code"] == "not_found"
     missing = emulator.api("GET", "/branches/ghost")
     assert missing.status_code == 404
@@ -224,10 +218,7 @@ def test_refused_calls_answer_422_in_the_wrong_state(emulator: EmulatorProcess) 
     for action in ("apply-deploy", "revert", "skip-revert"):
         refused = emulator.api("POST", f"/deploy-requests/{number}/{action}")
         assert refused.status_code == 422 and refused.json()["code"] == "unprocessable"
-    assert (
-        emulator.api("POST", f"/deploy-requests/{number}/deploy", instant_ddl=False).status_code
-        == 200
-    )
+    assert emulator.api("POST", f"/deploy-requests/{number}/deploy", instant_ddl=False).status_code == 200
     assert emulator.api("POST", f"/deploy-requests/{number}/deploy").status_code == 422
     assert emulator.api("PATCH", f"/deploy-requests/{number}", state="closed").status_code == 422
 
@@ -283,9 +274,7 @@ def test_revert_restores_schema_and_keeps_rows_written_in_the_window(
     ok(emulator.api("POST", f"/deploy-requests/{number}/deploy"))
     run_until(emulator, number, "complete_pending_revert")
     emulator.sql("commerce", "INSERT INTO product (name, sku) VALUES ('new', 'N')")
-    queued = emulator.api(
-        "POST", "/deploy-requests", branch="dev", notes="x"
-    )  # gated by the window
+    queued = emulator.api("POST", "/deploy-requests", branch="dev", notes="x")  # gated by the window
     ok(emulator.api("POST", f"/deploy-requests/{number}/revert"))
     run_until(emulator, number, "complete_revert")
     assert emulator.columns("commerce", "product") == ["id", "name", "price"]
@@ -364,12 +353,8 @@ def test_drop_fault_closes_the_connection_without_acting(emulator: EmulatorProce
     assert emulator.events("branch.create") == []
 
 
-@pytest.mark.parametrize(
-    "target", ["create_branch", "create_deploy_request", "deploy", "apply_deploy"]
-)
-def test_lose_response_fault_acts_then_drops_the_answer(
-    emulator: EmulatorProcess, target: str
-) -> None:
+@pytest.mark.parametrize("target", ["create_branch", "create_deploy_request", "deploy", "apply_deploy"])
+def test_lose_response_fault_acts_then_drops_the_answer(emulator: EmulatorProcess, target: str) -> None:
     if target != "create_branch":
         branch_with_change(emulator)
     number = open_dr(emulator) if target in ("deploy", "apply_deploy") else None
@@ -379,9 +364,7 @@ def test_lose_response_fault_acts_then_drops_the_answer(
     emulator.fault(kind="lose_response", target=target)
     calls = {
         "create_branch": lambda: emulator.api("POST", "/branches", name="lost"),
-        "create_deploy_request": lambda: emulator.api(
-            "POST", "/deploy-requests", branch="dev", notes=""
-        ),
+        "create_deploy_request": lambda: emulator.api("POST", "/deploy-requests", branch="dev", notes=""),
         "deploy": lambda: emulator.api("POST", f"/deploy-requests/{number}/deploy"),
         "apply_deploy": lambda: emulator.api("POST", f"/deploy-requests/{number}/apply-deploy"),
     }
@@ -389,9 +372,7 @@ def test_lose_response_fault_acts_then_drops_the_answer(
         calls[target]()
     effect = {
         "create_branch": lambda: emulator.api("GET", "/branches/lost").status_code == 200,
-        "create_deploy_request": lambda: (
-            len(ok(emulator.api("GET", "/deploy-requests"))["data"]) == 1
-        ),
+        "create_deploy_request": lambda: len(ok(emulator.api("GET", "/deploy-requests"))["data"]) == 1,
         "deploy": lambda: dr_state(emulator, number) == "queued",  # type: ignore[arg-type]
         "apply_deploy": lambda: dr_state(emulator, number) == "in_progress_cutover",  # type: ignore[arg-type]
     }

@@ -44,9 +44,7 @@ EVENT_OF = {
 }
 
 
-def assert_exactly_one_of_everything(
-    emulator: EmulatorProcess, context: str, branch: str, call: str
-) -> None:
+def assert_exactly_one_of_everything(emulator: EmulatorProcess, context: str, branch: str, call: str) -> None:
     assert len(branches_named(emulator, branch)) == 1
     assert len(tagged_deploy_requests(emulator, context)) == 1
     assert len(emulator.events("branch.create")) == 1

@@ -261,10 +261,7 @@ def test_deferred_deploy_waits_for_start(emulator: EmulatorProcess) -> None:
     start(engine, req, box)
     drive(engine, req, box, emulator, until={EngineState.WAITING_FOR_DEPLOY})
     emulator.advance(2)
-    assert (
-        engine.progress(replace(req, resume_state=box.state)).state
-        is EngineState.WAITING_FOR_DEPLOY
-    )
+    assert engine.progress(replace(req, resume_state=box.state)).state is EngineState.WAITING_FOR_DEPLOY
     result = engine.start(control(req, box))
     assert result.accepted
     box.save(result.resume_state)
