@@ -107,9 +107,11 @@ def persisted(rt: Runtime, apply_id: str) -> dict[str, Any]:
 
 
 def sweep_and_claim(rt: Runtime, dispatcher: RecordingDispatcher, apply_id: str) -> int:
-    """One recovery sweep; it must claim exactly this apply. Returns the new token."""
+    """One recovery sweep; it must claim exactly this apply, as an orphan (every test here
+    kills an owner that had claimed it, even when it died before the apply left `pending`).
+    Returns the new token."""
     report = recovery_sweep(rt)
-    assert [c.apply_id for c in report.claimed] == [apply_id], report
+    assert [(c.apply_id, c.reason) for c in report.claimed] == [(apply_id, "orphaned")], report
     message = dispatcher.take()
     assert message is not None and message.name == "resume_apply", message
     return report.claimed[0].token
