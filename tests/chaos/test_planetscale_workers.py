@@ -57,9 +57,10 @@ DELAY_MS = 1000
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorProcess]:
-    """One emulator for the module that ticks by itself (workers drive it, nobody advances it),
-    with no revert window so a deploy completes right after its cutover."""
-    emulator = EmulatorProcess(tick_interval=0.1, copy_ticks=2, revert_window=0)
+    """One emulator for the module that ticks by itself (workers drive it, nobody advances it).
+    Deploys open a revert window, as on PlanetScale: applies submitted from Python skip it (so
+    the engine's own skip-revert call runs under the same faults), the CLI tests use it."""
+    emulator = EmulatorProcess(tick_interval=0.1, copy_ticks=2, revert_window=600)
     try:
         emulator.start()
         yield emulator
@@ -119,7 +120,7 @@ def state_db(env: ProcEnv) -> Iterator[Database]:
 
 
 def submit(client: Client, **options: Any) -> str:
-    return client.submit_apply("ps", "planetscale", CHANGES, **options).apply_id
+    return client.submit_apply("ps", "planetscale", CHANGES, skip_revert=True, **options).apply_id
 
 
 def wait_state(client: Client, apply_id: str, *states: str, timeout: float = 60) -> None:
@@ -287,7 +288,13 @@ def test_emulator_killed_and_restarted_mid_deploy_loses_nothing_and_the_apply_co
 # -- the CLI ----------------------------------------------------------------------------------
 
 
-def test_cli_apply_waits_at_cutover_then_cutover_completes(
+def state_per_cli(env: ProcEnv, apply_id: str, state: str) -> bool:
+    """Does `schemabot status --json` show the apply in `state`?"""
+    shown = env.cli("status", apply_id, "--json")
+    return shown.returncode == 0 and json.loads(shown.stdout)["state"] == state
+
+
+def test_cli_apply_waits_at_cutover_then_cutover_and_skip_revert_complete(
     env: ProcEnv, emulator: EmulatorProcess, workers: Cluster
 ) -> None:
     applied = env.cli(
@@ -310,14 +317,35 @@ def test_cli_apply_waits_at_cutover_then_cutover_completes(
     assert "sku" not in emulator.columns("commerce", "product")
 
     cut = env.cli("cutover", apply_id)
-    assert cut.returncode == 0, cut.stderr
-    assert cut.stdout.strip() == f"cutover requested for {apply_id}"
+    assert (cut.returncode, cut.stdout.strip()) == (0, f"cutover requested for {apply_id}"), cut.stderr
+    wait_for(lambda: state_per_cli(env, apply_id, "revert_window"), 60, "the revert window", 0.5)
+    assert "sku" in emulator.columns("commerce", "product")  # live, still revertible
 
-    def completed() -> bool:
-        shown = env.cli("status", apply_id, "--json")
-        return shown.returncode == 0 and json.loads(shown.stdout)["state"] == "completed"
-
-    wait_for(completed, 60, f"{apply_id} to complete", interval=0.5)
+    skipped = env.cli("skip-revert", apply_id)
+    assert skipped.returncode == 0, skipped.stderr
+    wait_for(lambda: state_per_cli(env, apply_id, "completed"), 60, f"{apply_id} to complete", 0.5)
     assert emulator.columns("commerce", "product") == ["id", "name", "price", "sku"]
     assert len(emulator.events("deploy_request.apply_deploy")) == 1
+    assert len(emulator.events("deploy_request.skip_revert")) == 1
     assert len(emulator.events("deploy_request.create")) == 1
+
+
+def test_cli_apply_wait_exits_0_in_the_revert_window_then_revert_restores_main(
+    env: ProcEnv, emulator: EmulatorProcess, workers: Cluster
+) -> None:
+    """A Vitess deploy without --skip-revert waits in its revert window, as the user asked:
+    `--wait` returns there with success (as `watch` does), and `revert` undoes the change."""
+    applied = env.cli(
+        "apply", "--target", "ps", "--engine", "planetscale", "--namespace", "commerce",
+        "--ddl", ADD_SKU, "--wait", timeout=90,
+    )  # fmt: skip
+    apply_id = applied.stdout.split()[0]
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"{apply_id} revert_window" in applied.stdout
+    assert "sku" in emulator.columns("commerce", "product")
+
+    reverted = env.cli("revert", apply_id)
+    assert reverted.returncode == 0, reverted.stderr
+    wait_for(lambda: state_per_cli(env, apply_id, "reverted"), 60, f"{apply_id} to revert", 0.5)
+    assert emulator.columns("commerce", "product") == ["id", "name", "price"]
+    assert len(emulator.events("deploy_request.revert")) == 1
