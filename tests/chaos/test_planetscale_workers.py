@@ -50,6 +50,7 @@ CHANGES = [
     ChangeSet(namespace="customers", ddl=["ALTER TABLE customer ADD INDEX idx_email (email)"]),
 ]
 WORKERS = 2
+TOKEN = "tok-secret-4f1c"  # the service token in the target DSN: it must never be written out
 # The delayed call is held this long before the emulator performs it: longer than the test
 # needs to see it arrive and freeze the worker.
 DELAY_MS = 1000
@@ -72,7 +73,7 @@ def emulator() -> Iterator[EmulatorProcess]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess) -> Iterator[ProcEnv]:
     workdir = tmp_path_factory.mktemp("ps-workers")
-    dsn = f"planetscale://tok-id:tok-secret@acme/shop?main_branch=main&api_url={emulator.api_url}"
+    dsn = f"planetscale://tok-id:{TOKEN}@acme/shop?main_branch=main&api_url={emulator.api_url}"
     # A step budget of 2 s (lease 3 s) leaves a delayed call time to be caught in flight: the
     # engine's HTTP timeout is what is left of the step budget.
     extra = {"SCHEMABOT_TARGET_PS": dsn, "SCHEMABOT_STEP_BUDGET": "2"}
@@ -146,6 +147,16 @@ def assert_one_of_everything(emulator: EmulatorProcess, apply_id: str, call: str
     assert emulator.sql("customers", "SHOW INDEX FROM customer WHERE Key_name='idx_email'")
 
 
+def assert_token_never_written(workers: Cluster, client: Client, state_db: Database, apply_id: str) -> None:
+    """The service token appears in no worker log (the dead workers' included), no audit entry,
+    error or stored resume state, even after lost answers and killed workers."""
+    for proc in workers.processes:
+        assert TOKEN not in proc.log(), proc.name
+    snap = reads.snapshot(state_db, apply_id)
+    stored = [snap.apply.error, *(op.resume_context for op in snap.operations), *client.log(apply_id)]
+    assert TOKEN not in json.dumps(stored, default=str)
+
+
 def lease_owner(db: Database, apply_id: str) -> str | None:
     return reads.snapshot(db, apply_id).apply.lease_owner
 
@@ -164,7 +175,7 @@ def audit_of(client: Client, apply_id: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("call", CALLS)
 def test_lost_response_of_each_call_leaves_one_branch_and_one_deploy_request_and_completes(
-    env: ProcEnv, emulator: EmulatorProcess, workers: Cluster, call: str
+    env: ProcEnv, emulator: EmulatorProcess, workers: Cluster, state_db: Database, call: str
 ) -> None:
     client = env.client()
     emulator.fault(kind="lose_response", target=call)
@@ -178,6 +189,7 @@ def test_lost_response_of_each_call_leaves_one_branch_and_one_deploy_request_and
     assert final.state == "completed", (final.error, workers.logs())
     assert len(emulator.events("fault.lose_response")) == 1  # the response really was lost
     assert_one_of_everything(emulator, apply_id, call)
+    assert_token_never_written(workers, client, state_db, apply_id)
     assert final.attempt == 1  # handled inside the engine's step, not by failing the attempt
 
 
@@ -218,6 +230,7 @@ def test_worker_sigkilled_right_after_each_call_resumes_without_duplicates(
     assert ("claimed", "recovery sweep: orphaned") in log
     assert any(event == "resume" and message.startswith("reattached") for event, message in log), log
     assert final.attempt == 1  # a dead worker is not a failed attempt
+    assert_token_never_written(workers, client, state_db, apply_id)
 
 
 @pytest.mark.parametrize("call", CALLS)
