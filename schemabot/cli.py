@@ -125,9 +125,10 @@ def apply(
         click.echo(result.apply_id)
     if wait_:
         status = client.wait(result.apply_id)
-        ok = status.state == State.COMPLETED.value or (
-            defer_cutover and status.state == State.WAITING_FOR_CUTOVER.value
-        )
+        # `wait` returns in a waiting state only when the apply asked for it: a deferred cutover,
+        # or the revert window a Vitess deploy opens unless --skip-revert. Both are success, as
+        # for `watch`; anything else short of completed is not.
+        ok = status.state == State.COMPLETED.value or asked_to_wait(status, State(status.state))
         if not as_json:
             click.echo(
                 f"{status.apply_id} {status.state}" + (f": {status.error}" if status.error else ""),

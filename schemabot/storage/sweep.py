@@ -15,6 +15,7 @@ claimed once even if two sweeps read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -37,7 +38,7 @@ class Claimed:
     reason: str
 
 
-def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, int, str, int]:
+def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, int, str, int, datetime | None]:
     """The sweep's candidate query (exposed so a test can EXPLAIN it)."""
     now = db_now()
     has_request = sa.exists().where(
@@ -46,7 +47,7 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
         ControlRequest.kind.in_(["start", "cancel"]),
     )
     return (
-        sa.select(Apply.apply_id, Apply.lease_token, Apply.state, Apply.attempt)
+        sa.select(Apply.apply_id, Apply.lease_token, Apply.state, Apply.attempt, Apply.lease_expires_at)
         .where(
             sa.or_(
                 sa.and_(Apply.state.in_(_ACTIVE), Apply.lease_expires_at < now),
@@ -83,7 +84,7 @@ def claim_orphans(
         if db.dialect in ("mysql", "mariadb"):
             query = query.with_for_update(skip_locked=True)
         claimed: list[Claimed] = []
-        for apply_id, token, state, _attempt in session.execute(query).all():
+        for apply_id, token, state, _attempt, lease_expires_at in session.execute(query).all():
             bump = state == State.FAILED_RETRYABLE.value
             values: dict[str, object] = {
                 "lease_token": token + 1,
@@ -100,7 +101,11 @@ def claim_orphans(
                 .values(**values)
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
-                reason = "retry" if bump else ("unstarted" if state == "pending" else "orphaned")
+                # A pending apply with an expired lease was started: its first owner died
+                # inside its first tick (possibly after creating things on the target), so it
+                # is an orphan to reattach, not an apply whose start message was lost.
+                unstarted = state == State.PENDING.value and lease_expires_at is None
+                reason = "retry" if bump else ("unstarted" if unstarted else "orphaned")
                 audit.append(
                     session,
                     apply_id,
