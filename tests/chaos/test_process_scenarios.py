@@ -299,5 +299,6 @@ def test_sweep_query_uses_the_state_index_on_a_long_history(tmp_path: Path) -> N
             plan = conn.execute(sa.text(f"EXPLAIN {compiled}")).mappings().all()
         apply_rows = [p for p in plan if p["table"] == "apply"]
         assert apply_rows and all(p["key"] == "ix_apply_state_lease" for p in apply_rows), plan
-        assert all((p["rows"] or 0) < 1000 for p in apply_rows), plan  # not a scan of 100k rows
+        # MariaDB reports `rows` as text in some versions and as a number in others.
+        assert all(int(p["rows"] or 0) < 1000 for p in apply_rows), plan  # not a scan of 100k rows
         db.dispose()
