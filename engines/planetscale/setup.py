@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -49,9 +50,7 @@ def _normalize(create: str) -> str:
 
 def find_branch(s: Session) -> Json | None:
     try:
-        return retrying(
-            s.budget, lambda: s.api.get_branch(s.state.branch, s.budget), "reading the branch"
-        )
+        return retrying(s.budget, lambda: s.api.get_branch(s.state.branch, s.budget), "reading the branch")
     except NotFound:
         return None
 
@@ -187,9 +186,7 @@ def step_ddl(s: Session) -> Waiting | None:
                 before = s.sql.fingerprint(s.budget, change.namespace, table)
                 s.intend("ddl", key=key, before=before)
                 s.sql.run_ddl(s.budget, change.namespace, table, table_change.ddl)
-                s.events.append(
-                    f"ran {table_change.action} of {change.namespace}.{table} on branch"
-                )
+                s.events.append(f"ran {table_change.action} of {change.namespace}.{table} on branch")
             s.state.ddl_done.append(key)
             s.state.intent = None
             s.save()
@@ -244,8 +241,7 @@ def find_tagged(s: Session) -> list[Json]:
     return [
         dr
         for dr in found
-        if naming.tagged_context(dr.get("notes")) == s.request.context
-        and dr.get("branch") == s.state.branch
+        if naming.tagged_context(dr.get("notes")) == s.request.context and dr.get("branch") == s.state.branch
     ]
 
 
@@ -253,9 +249,7 @@ def adopt_tagged(s: Session) -> bool:
     """Adopt this apply's deploy request if one exists; more than one needs a human."""
     tagged = find_tagged(s)
     live = [
-        dr
-        for dr in tagged
-        if dr.get("state") == "open" or dr.get("deployment_state") in ds.DEPLOYED_OR_LATER
+        dr for dr in tagged if dr.get("state") == "open" or dr.get("deployment_state") in ds.DEPLOYED_OR_LATER
     ]
     if len(live) > 1:
         numbers = ", ".join(f"#{dr['number']}" for dr in live)
@@ -279,34 +273,55 @@ def adopt_tagged(s: Session) -> bool:
 
 
 def step_create_dr(s: Session) -> Waiting | None:
+    """Open this apply's deploy request, exactly once.
+
+    A deploy request has no name we choose, so it is found again only by the tag in its notes.
+    When the answer to "open it" is lost, the server may still be working on the request and
+    finish it after we gave up (a slow API, a proxy timeout): listing at once would find nothing,
+    and opening again would make two. So an unanswered attempt is given
+    `create_settle_seconds` (wall clock, across owners: the time is in the saved intent) to show
+    up in the list before the request is sent again.
+    """
     if s.state.dr_number is None and not adopt_tagged(s):
-        for _ in range(MAX_UNANSWERED):
-            s.intend("create_deploy_request")
-            try:
-                dr = s.api.create_deploy_request(
-                    s.state.branch,
-                    s.target.main_branch,
-                    naming.deploy_request_notes(s.request.context),
-                    not s.request.options.defer_cutover,
-                    s.budget,
+        if s.intent_is("create_deploy_request"):
+            sent_at = float((s.state.intent or {}).get("at") or 0)
+            wait = s.target.create_settle_seconds - (time.time() - sent_at)
+            if wait > 0:
+                return Waiting(
+                    EngineState.CREATING_DEPLOY_REQUEST,
+                    f"the last request to open the deploy request got no answer; checking for "
+                    f"it for {wait:.0f}s more before sending it again",
                 )
-            except ApiUnreachable:
-                if adopt_tagged(s):
-                    break
-                continue
-            except ApiError as exc:
-                if exc.transient:
-                    if adopt_tagged(s):
-                        break
-                    continue
+        s.intend("create_deploy_request", at=time.time())
+        try:
+            dr = s.api.create_deploy_request(
+                s.state.branch,
+                s.target.main_branch,
+                naming.deploy_request_notes(s.request.context),
+                not s.request.options.defer_cutover,
+                s.budget,
+            )
+        except ApiUnreachable as exc:
+            if adopt_tagged(s):
+                return _dr_opened(s)
+            if not exc.maybe_applied:  # it never reached PlanetScale: nothing to wait for
+                s.state.intent = None
+                s.save()
+            return Waiting(EngineState.CREATING_DEPLOY_REQUEST, "no answer to opening the deploy request")
+        except ApiError as exc:
+            if not exc.transient:
                 raise PermanentEngineError(redact(f"opening the deploy request: {exc}")) from None
-            s.state.dr_number, s.state.dr_url = int(dr["number"]), dr.get("html_url")
-            s.state.intent = None
-            s.save()
-            s.events.append(f"opened deploy request #{dr['number']}")
-            break
-        else:
-            raise RetryableEngineError("could not open the deploy request: no answer from the API")
+            if adopt_tagged(s):
+                return _dr_opened(s)
+            return Waiting(EngineState.CREATING_DEPLOY_REQUEST, f"opening the deploy request: {exc}")
+        s.state.dr_number, s.state.dr_url = int(dr["number"]), dr.get("html_url")
+        s.state.intent = None
+        s.save()
+        s.events.append(f"opened deploy request #{dr['number']}")
+    return _dr_opened(s)
+
+
+def _dr_opened(s: Session) -> Waiting | None:
     s.set_phase("validate_dr")
     return None
 
@@ -319,9 +334,7 @@ def get_dr(s: Session) -> Json:
             f"reading deploy request #{s.state.dr_number}",
         )
     except NotFound:
-        raise ResumeStateNotFound(
-            f"deploy request #{s.state.dr_number} of this apply is gone"
-        ) from None
+        raise ResumeStateNotFound(f"deploy request #{s.state.dr_number} of this apply is gone") from None
 
 
 def note_dr(s: Session, dr: Json) -> str:
@@ -331,9 +344,7 @@ def note_dr(s: Session, dr: Json) -> str:
         s.state.deployed_at, changed = str(dr["deployed_at"]), True
     if changed:
         if s.state.last_deploy_state is not None:
-            s.events.append(
-                f"deploy request #{s.state.dr_number}: {s.state.last_deploy_state} -> {state}"
-            )
+            s.events.append(f"deploy request #{s.state.dr_number}: {s.state.last_deploy_state} -> {state}")
         s.state.last_deploy_state = state
         s.save()
     return state
@@ -342,9 +353,7 @@ def note_dr(s: Session, dr: Json) -> str:
 def failure_message(dr: Json) -> str:
     deployment = dr.get("deployment") or {}
     detail = dr.get("error") or deployment.get("deploy_check_errors") or ""
-    lint = "; ".join(
-        str(e.get("error_description") or e) for e in deployment.get("lint_errors") or []
-    )
+    lint = "; ".join(str(e.get("error_description") or e) for e in deployment.get("lint_errors") or [])
     return "; ".join(x for x in (str(detail), lint) if x) or "no detail given"
 
 
@@ -354,9 +363,7 @@ def step_validate_dr(s: Session) -> Waiting | None:
     if state == "pending":
         return Waiting(EngineState.VALIDATING_DEPLOY_REQUEST, "PlanetScale is computing the diff")
     if state == "no_changes":
-        return s.finish(
-            EngineState.COMPLETED, "main already has the desired schema; nothing to deploy"
-        )
+        return s.finish(EngineState.COMPLETED, "main already has the desired schema; nothing to deploy")
     if state == "error":
         return s.finish(
             EngineState.FAILED,
@@ -365,9 +372,7 @@ def step_validate_dr(s: Session) -> Waiting | None:
     if state != "ready":  # deployed already (adopted mid-deploy)
         s.set_phase("deploying")
         return None
-    diff = retrying(
-        s.budget, lambda: s.api.deploy_request_diff(s.dr_number, s.budget), "reading the diff"
-    )
+    diff = retrying(s.budget, lambda: s.api.deploy_request_diff(s.dr_number, s.budget), "reading the diff")
     expected_tables = {(c.namespace, t.table) for c in s.request.changes for t in c.tables}
     expected_vschemas = {c.namespace for c in s.request.changes if c.vschema_changed}
     unexpected: list[str] = []

@@ -26,6 +26,9 @@ class PlanetScaleTarget:
     api_url: str = PUBLIC_API_URL
     # TLS to branch MySQL endpoints: on for PlanetScale, off for a loopback emulator.
     mysql_tls: bool = True
+    # Seconds an unanswered "open deploy request" call is given to show up before it is sent
+    # again (see setup.step_create_dr).
+    create_settle_seconds: float = 60.0
 
     @property
     def authorization(self) -> str:
@@ -45,7 +48,7 @@ class PlanetScaleTarget:
             raise ValueError(f"the DSN must be planetscale://ID:TOKEN@ORG/DATABASE: {redact(dsn)}")
         # urlsplit lowercases the host; PlanetScale org names are lowercase anyway.
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(options) - {"main_branch", "api_url", "mysql_tls"}
+        unknown = set(options) - {"main_branch", "api_url", "mysql_tls", "create_settle_seconds"}
         if unknown:
             raise ValueError(f"unknown DSN option(s) {sorted(unknown)}: {redact(dsn)}")
         api_url = options.get("api_url", PUBLIC_API_URL).rstrip("/")
@@ -53,6 +56,10 @@ class PlanetScaleTarget:
             raise ValueError(f"api_url must be an http(s) URL: {redact(dsn)}")
         tls_default = not _is_loopback(urlsplit(api_url).hostname or "")
         tls = options.get("mysql_tls")
+        try:
+            settle = float(options.get("create_settle_seconds", "60"))
+        except ValueError:
+            raise ValueError(f"create_settle_seconds must be a number: {redact(dsn)}") from None
         return cls(
             token_id=token_id,
             token=token,
@@ -61,6 +68,7 @@ class PlanetScaleTarget:
             main_branch=options.get("main_branch", "main"),
             api_url=api_url,
             mysql_tls=tls_default if tls is None else tls.lower() in ("1", "true", "yes"),
+            create_settle_seconds=settle,
         )
 
     @classmethod

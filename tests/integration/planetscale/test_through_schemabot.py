@@ -51,7 +51,8 @@ PRODUCTS = ["apple", "pear", "fig", "kiwi", "lime"]
 @pytest.fixture
 def settings(state_url: str, emulator: EmulatorProcess) -> Settings:
     """Overrides the suite's fake-engine settings: the target `ps` is the emulator."""
-    dsn = f"planetscale://tok-id:tok-secret@acme/shop?main_branch=main&api_url={emulator.api_url}"
+    dsn = (f"planetscale://tok-id:tok-secret@acme/shop?main_branch=main&api_url={emulator.api_url}"
+           "&create_settle_seconds=0")
     return Settings.model_validate(
         {"database_url": state_url, "engine_plugins": PLUGINS, "targets": {"ps": dsn}, **FAST}
     )
