@@ -17,7 +17,7 @@ from pymysql.connections import Connection
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.spirit import checkpoint, checksum
 from engines.spirit.checkpoint import Checkpoint
-from engines.spirit.chunker import MIN_CHUNK, ChunkSizer, next_boundary
+from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.copier import copy_chunk, count_range
 from engines.spirit.keyset import describe
@@ -37,6 +37,14 @@ class StepReport:
     events: list[str] = field(default_factory=list)
 
 
+def chunker_for(plan: TablePlan, view: RunView) -> Chunker:
+    types = []
+    for name in view.columns.key:
+        column = view.source.column(name)
+        types.append(column.column_type if column else "")
+    return Chunker(plan.names.q(), view.columns.key, is_integer_key(types))
+
+
 def _time_left(deadline: float, expected: float) -> bool:
     return time.monotonic() + expected <= deadline
 
@@ -54,7 +62,8 @@ def copy(
     so a step budget shorter than one chunk still makes progress."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
-    sizer = ChunkSizer(cp.chunk_size, pace.chunk_seconds)
+    chunker = chunker_for(plan, view)
+    sizer = chunker.sizer(cp.chunk_size, pace.chunk_seconds)
     retries = 0
     first = True
     started = time.monotonic()
@@ -63,7 +72,7 @@ def copy(
         t0 = time.monotonic()
         try:
             with conn.cursor() as cur:
-                high = next_boundary(cur, names.q(), cmap.key, cp.copy_watermark, sizer.size)
+                high = chunker.next(cur, cp.copy_watermark, sizer.size)
                 cur.execute("BEGIN")
                 try:
                     inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
@@ -71,7 +80,7 @@ def copy(
                         rows = inserted
                         new = cp.but(phase=checkpoint.CHECKSUM, rows_copied=cp.rows_copied + rows)
                     else:
-                        rows = sizer.size
+                        rows = inserted if chunker.by_span else sizer.size
                         new = cp.but(copy_watermark=high, rows_copied=cp.rows_copied + rows)
                     checkpoint.save(cur, new.but(chunk_size=sizer.size))
                     cur.execute("COMMIT")
@@ -92,7 +101,7 @@ def copy(
             sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
         seconds = time.monotonic() - t0
-        sizer.record(rows, seconds)
+        sizer.record(seconds, full=high is not None)
         cp = new.but(chunk_size=sizer.size)
         report.rows_copied += rows
         if cp.phase != checkpoint.COPY:
@@ -118,14 +127,15 @@ def verify(
     """Checksum chunks until the deadline or the end; repair or fail on a difference."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
-    sizer = ChunkSizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds)
+    chunker = chunker_for(plan, view)
+    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds)
     first = True
     while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
         first = False
         t0 = time.monotonic()
         low = cp.checksum_watermark
         with conn.cursor() as cur:
-            high = next_boundary(cur, names.q(), cmap.key, low, sizer.size)
+            high = chunker.next(cur, low, sizer.size)
         result = checksum.compare(conn, names, cmap, low, high)
         if not result.equal:
             if cp.checksum_pass >= 2:
@@ -156,7 +166,7 @@ def verify(
                 report.events.append(f"{plan.label}: checksum passed; ready for cutover")
         with conn.cursor() as cur:
             checkpoint.save(cur, cp)
-        sizer.record(result.source_rows, time.monotonic() - t0)
+        sizer.record(time.monotonic() - t0, full=high is not None)
     return cp
 
 
