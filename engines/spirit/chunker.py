@@ -73,11 +73,12 @@ class ChunkSizer:
     size: int
     target_seconds: float
     limit: int = MAX_CHUNK
+    fixed: bool = False
 
     def record(self, seconds: float, full: bool = True) -> None:
         """Adapt after a chunk that took `seconds`; a short last chunk (`full=False`) says
         nothing about the rate."""
-        if not full or seconds <= 0:
+        if self.fixed or not full or seconds <= 0:
             return
         wanted = self.size * self.target_seconds / max(seconds, 1e-3)
         wanted = min(max(wanted, self.size / MAX_GROWTH), self.size * MAX_GROWTH)
@@ -92,8 +93,11 @@ class Chunker:
     key: tuple[str, ...]
     by_span: bool
 
-    def sizer(self, size: int, target_seconds: float) -> ChunkSizer:
-        return ChunkSizer(size, target_seconds, MAX_SPAN if self.by_span else MAX_CHUNK)
+    def sizer(self, size: int, target_seconds: float, fixed: int | None = None) -> ChunkSizer:
+        limit = MAX_SPAN if self.by_span else MAX_CHUNK
+        if fixed is not None:
+            return ChunkSizer(max(fixed, 1), target_seconds, limit, fixed=True)
+        return ChunkSizer(size, target_seconds, limit)
 
     def next(self, cur: Cursor, low: Key | None, size: int) -> Key | None:
         if self.by_span:

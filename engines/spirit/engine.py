@@ -81,7 +81,12 @@ def _point(cp: Checkpoint, total: int) -> str:
 
 
 class SpiritEngine(Engine):
-    """Online schema change by shadow table, triggers, chunked copy, checksum and atomic rename."""
+    """Online schema change by shadow table, triggers, chunked copy, checksum and atomic rename.
+
+    `options.extra` knobs (all optional): `chunk_rows` fixes the chunk size instead of sizing
+    chunks to the volume's chunk time; `lock_wait_seconds` sets the row lock wait of the copy;
+    `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt.
+    """
 
     name = "spirit"
     platform = "mysql"
@@ -285,6 +290,10 @@ class SpiritEngine(Engine):
                     message=self._busy(plans),
                     resume_state=self._resume_state(request, plans, "busy"),
                 )
+            if "lock_wait_seconds" in request.options.extra:
+                seconds = int(request.options.extra["lock_wait_seconds"])
+                with target_errors("session settings"), conn.cursor() as cur:
+                    cur.execute(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
             return self._step(conn, request, plans, group, deadline, started)
 
     def _step(
@@ -357,6 +366,8 @@ class SpiritEngine(Engine):
             (cp.volume for cp in cps.values() if cp.volume is not None), request.options.volume
         )
         step_pace = pace(volume)
+        if "chunk_rows" in request.options.extra:
+            step_pace = replace(step_pace, fixed_chunk=int(request.options.extra["chunk_rows"]))
         reports: dict[str, runner.StepReport] = {}
         for plan in plans:
             view = views.get(plan.label)

@@ -37,12 +37,15 @@ class StepReport:
     events: list[str] = field(default_factory=list)
 
 
-def chunker_for(plan: TablePlan, view: RunView) -> Chunker:
+def chunker_for(plan: TablePlan, view: RunView, pace: Pace) -> Chunker:
+    """Span chunks for one integer key, unless a fixed chunk size is asked for: that size is
+    a number of rows, which only walking the index gives on sparse keys."""
     types = []
     for name in view.columns.key:
         column = view.source.column(name)
         types.append(column.column_type if column else "")
-    return Chunker(plan.names.q(), view.columns.key, is_integer_key(types))
+    by_span = is_integer_key(types) and pace.fixed_chunk is None
+    return Chunker(plan.names.q(), view.columns.key, by_span)
 
 
 def _time_left(deadline: float, expected: float) -> bool:
@@ -62,8 +65,8 @@ def copy(
     so a step budget shorter than one chunk still makes progress."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
-    chunker = chunker_for(plan, view)
-    sizer = chunker.sizer(cp.chunk_size, pace.chunk_seconds)
+    chunker = chunker_for(plan, view, pace)
+    sizer = chunker.sizer(cp.chunk_size, pace.chunk_seconds, pace.fixed_chunk)
     retries = 0
     first = True
     started = time.monotonic()
@@ -98,7 +101,8 @@ def copy(
                     f"{plan.label}: copying a chunk: {error_text(error)}"
                 ) from error
             retries += 1
-            sizer.size = max(MIN_CHUNK, sizer.size // 2)
+            if not sizer.fixed:
+                sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
         seconds = time.monotonic() - t0
         sizer.record(seconds, full=high is not None)
@@ -127,8 +131,8 @@ def verify(
     """Checksum chunks until the deadline or the end; repair or fail on a difference."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
-    chunker = chunker_for(plan, view)
-    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds)
+    chunker = chunker_for(plan, view, pace)
+    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds, pace.fixed_chunk)
     first = True
     while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
         first = False

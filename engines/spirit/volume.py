@@ -13,6 +13,8 @@ DEFAULT_VOLUME = 8
 class Pace:
     chunk_seconds: float
     pause_ratio: float
+    fixed_chunk: int | None = None
+    """A fixed chunk size (rows, or key span for integer keys) instead of adapting by time."""
 
 
 _PACES: dict[int, Pace] = {
