@@ -369,17 +369,20 @@ class SpiritEngine(Engine):
         if "chunk_rows" in request.options.extra:
             step_pace = replace(step_pace, fixed_chunk=int(request.options.extra["chunk_rows"]))
         reports: dict[str, runner.StepReport] = {}
+        worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)
             if view is None:
                 continue
             report = reports.setdefault(plan.label, runner.StepReport())
             cp = view.checkpoint
-            if cp.phase == checkpoint.COPY and time.monotonic() < deadline:
+            if cp.phase == checkpoint.COPY and (not worked or time.monotonic() < deadline):
                 cp = runner.copy(conn, plan, view, step_pace, deadline, report, self.sleep)
                 view = replace(view, checkpoint=cp)
-            if cp.phase == checkpoint.CHECKSUM and time.monotonic() < deadline:
+                worked = True
+            if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
                 cp = runner.verify(conn, plan, view, step_pace, deadline, report)
+                worked = True
             events.extend(report.events)
             cps[plan.label] = cp
 

@@ -68,6 +68,8 @@ def copy(
     chunker = chunker_for(plan, view, pace)
     sizer = chunker.sizer(cp.chunk_size, pace.chunk_seconds, pace.fixed_chunk)
     retries = 0
+    last_error: pymysql.MySQLError | None = None
+    copied_any = False
     first = True
     started = time.monotonic()
     while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
@@ -101,6 +103,7 @@ def copy(
                     f"{plan.label}: copying a chunk: {error_text(error)}"
                 ) from error
             retries += 1
+            last_error = error
             if not sizer.fixed:
                 sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
@@ -108,6 +111,7 @@ def copy(
         sizer.record(seconds, full=high is not None)
         cp = new.but(chunk_size=sizer.size)
         report.rows_copied += rows
+        copied_any = True
         if cp.phase != checkpoint.COPY:
             report.events.append(
                 f"{plan.label}: copy finished ({cp.rows_copied} rows); checksum begins"
@@ -117,6 +121,9 @@ def copy(
         if pause > 0 and _time_left(deadline, pause):
             sleep(pause)
     report.seconds += time.monotonic() - started
+    if not copied_any and last_error is not None:
+        # The whole step went to lock waits: say so, rather than report a step that did nothing.
+        raise RetryableEngineError(f"{plan.label}: copying a chunk: {error_text(last_error)}")
     return cp
 
 
