@@ -134,7 +134,7 @@ def parse_change(namespace: str, change: TableChange) -> Statement:
     elif isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "TABLE":
         kind = "create"
     elif isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() == "TABLE":
-        if len(tree.expressions) > 1:
+        if len(tree.args.get("tables") or []) > 1:
             raise PermanentEngineError(
                 f"{namespace}.{change.table}: DROP TABLE must name exactly one table"
             )

@@ -48,7 +48,11 @@ def privileges_on(grants: Iterable[str], schema: str, table: str | None = None) 
             continue
         obj = m["obj"]
         db, _, tbl = obj.partition(".")
-        schema_matches = db == "*" or _like(_unquote(db), schema)
+        # Wildcards (`_`, `%`) mean something only in schema-level grants; a table grant
+        # names its schema literally.
+        schema_matches = db == "*" or (
+            _like(_unquote(db), schema) if tbl == "*" else _unquote(db) == schema
+        )
         table_matches = tbl == "*" or (table is not None and _unquote(tbl) == table)
         if schema_matches and table_matches:
             held |= _privileges(m["privs"])

@@ -26,7 +26,9 @@ def _create(db: pymysql.Connection, rows: int = 2000) -> None:
 
 
 def _control(req, value: str | None = None) -> ControlRequest:  # type: ignore[no-untyped-def]
-    return ControlRequest(context=req.context, changes=req.changes, options=req.options, value=value)
+    return ControlRequest(
+        context=req.context, changes=req.changes, options=req.options, value=value
+    )
 
 
 def test_stop_halts_copying_while_triggers_carry_writes_then_start_continues(
@@ -53,7 +55,9 @@ def test_stop_halts_copying_while_triggers_carry_writes_then_start_continues(
         assert cur.fetchone()[0] == 2001
 
 
-def test_volume_is_stored_and_invalid_values_are_refused(schema: str, db: pymysql.Connection) -> None:
+def test_volume_is_stored_and_invalid_values_are_refused(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(db, rows=10)
     req = request([(schema, "t", ALTER)])
     eng = engine(schema)
@@ -64,7 +68,9 @@ def test_volume_is_stored_and_invalid_values_are_refused(schema: str, db: pymysq
         assert not eng.volume(_control(req, bad)).accepted
 
 
-def test_cancel_drops_triggers_then_shadow_and_keeps_the_table(schema: str, db: pymysql.Connection) -> None:
+def test_cancel_drops_triggers_then_shadow_and_keeps_the_table(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(db)
     req = request([(schema, "t", ALTER)], chunk_rows=200, step_budget=0)
     eng = engine(schema)
@@ -85,7 +91,9 @@ def test_revert_is_not_applicable(schema: str, db: pymysql.Connection) -> None:
         engine(schema).revert(_control(request([(schema, "t", ALTER)])))
 
 
-def test_instant_alter_is_done_directly_without_a_shadow(schema: str, db: pymysql.Connection) -> None:
+def test_instant_alter_is_done_directly_without_a_shadow(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(db, rows=100)
     req = request([(schema, "t", "ALTER TABLE t ADD COLUMN extra INT NULL")])
     eng = engine(schema)
@@ -98,7 +106,9 @@ def test_instant_alter_is_done_directly_without_a_shadow(schema: str, db: pymysq
     assert again.reattached and again.resume_point and "completed" in again.resume_point
 
 
-def test_create_and_drop_table_are_direct_and_idempotent(schema: str, db: pymysql.Connection) -> None:
+def test_create_and_drop_table_are_direct_and_idempotent(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(db, rows=1)
     create = request([(schema, "u", "CREATE TABLE u (id INT PRIMARY KEY)")], context="task-c")
     drop = request([(schema, "t", "DROP TABLE t")], context="task-d")

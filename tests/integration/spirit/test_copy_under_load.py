@@ -230,8 +230,10 @@ def _differences(schema: str, shape: Shape) -> dict[str, int]:
     with conn.cursor() as cur:
         found = {}
         for name, sql in {
-            "missing": f"SELECT COUNT(*) FROM expected e LEFT JOIN t ON {on} WHERE t.`{first}` IS NULL",
-            "extra": f"SELECT COUNT(*) FROM t LEFT JOIN expected e ON {on} WHERE e.`{first}` IS NULL",
+            "missing": f"SELECT COUNT(*) FROM expected e LEFT JOIN t ON {on} "
+            f"WHERE t.`{first}` IS NULL",
+            "extra": f"SELECT COUNT(*) FROM t LEFT JOIN expected e ON {on} "
+            f"WHERE e.`{first}` IS NULL",
             "differing": f"SELECT COUNT(*) FROM expected e JOIN t ON {on} WHERE {differ}",
             "added_not_default": "SELECT COUNT(*) FROM t WHERE added <> 42",
         }.items():

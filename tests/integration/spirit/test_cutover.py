@@ -61,14 +61,19 @@ def _group(schema: str, other_schema: str, **options):  # type: ignore[no-untype
     for s, t in ((schema, "a"), (schema, "b"), (other_schema, "c")):
         _create(s, t)
     return request(
-        [(schema, "a", ALTER.format(t="a")), (schema, "b", ALTER.format(t="b")),
-         (other_schema, "c", ALTER.format(t="c"))],
+        [
+            (schema, "a", ALTER.format(t="a")),
+            (schema, "b", ALTER.format(t="b")),
+            (other_schema, "c", ALTER.format(t="c")),
+        ],
         context="apply-0123abcd",
         **options,
     )
 
 
-def test_grouped_apply_over_two_schemas_cuts_over_in_one_rename(schema: str, other_schema: str) -> None:
+def test_grouped_apply_over_two_schemas_cuts_over_in_one_rename(
+    schema: str, other_schema: str
+) -> None:
     req = _group(schema, other_schema)
     eng = engine(schema)
     assert eng.apply(req).accepted
@@ -84,7 +89,9 @@ def test_grouped_apply_over_two_schemas_cuts_over_in_one_rename(schema: str, oth
     assert triggers(schema) == triggers(other_schema) == set()
 
 
-def test_crash_after_the_rename_finishes_without_renaming_again(schema: str, other_schema: str) -> None:
+def test_crash_after_the_rename_finishes_without_renaming_again(
+    schema: str, other_schema: str
+) -> None:
     req = _group(schema, other_schema)
     worker = Worker(schema, req, die_after_rename=True)
     assert worker.wait() == -9  # it SIGKILLed itself right after the RENAME
@@ -93,7 +100,11 @@ def test_crash_after_the_rename_finishes_without_renaming_again(schema: str, oth
 
     eng = engine(schema)
     attached = eng.apply(req)
-    assert attached.reattached and attached.resume_point and "cutover in progress" in attached.resume_point
+    assert (
+        attached.reattached
+        and attached.resume_point
+        and "cutover in progress" in attached.resume_point
+    )
     result = run_until(eng, req)
     assert any("rename had happened" in e for e in result.events)
     assert tables(schema) == {"a", "b", "_sb_spirit_checkpoint"}
@@ -115,7 +126,9 @@ def test_crash_before_the_rename_retries_it(schema: str, other_schema: str) -> N
     assert tables(schema) == {"a", "b", "_sb_spirit_checkpoint"}
 
 
-def test_crash_in_cutover_with_tables_that_tell_no_story_is_ambiguous(schema: str, other_schema: str) -> None:
+def test_crash_in_cutover_with_tables_that_tell_no_story_is_ambiguous(
+    schema: str, other_schema: str
+) -> None:
     req = _group(schema, other_schema)
     assert Worker(schema, req, die_before_rename=True).wait() == -9
     conn = connect(schema)
@@ -130,7 +143,9 @@ def test_crash_in_cutover_with_tables_that_tell_no_story_is_ambiguous(schema: st
     assert "a" in tables(schema) and "_a_new" in tables(schema)  # nothing more was done
 
 
-def test_deferred_cutover_waits_on_the_sentinel_until_the_cutover_control(schema: str, db: pymysql.Connection) -> None:
+def test_deferred_cutover_waits_on_the_sentinel_until_the_cutover_control(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(schema, "t")
     req = request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True)
     eng = engine(schema)
@@ -150,7 +165,9 @@ def test_deferred_cutover_waits_on_the_sentinel_until_the_cutover_control(schema
 
 def test_cutover_control_is_refused_while_copying(schema: str) -> None:
     _create(schema, "t", rows=2000)
-    req = request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True, chunk_rows=100, step_budget=0)
+    req = request(
+        [(schema, "t", ALTER.format(t="t"))], defer_cutover=True, chunk_rows=100, step_budget=0
+    )
     eng = engine(schema)
     eng.apply(req)
     eng.progress(req)
@@ -159,7 +176,9 @@ def test_cutover_control_is_refused_while_copying(schema: str) -> None:
     assert "_sb_sentinel" in tables(schema)
 
 
-def test_deferred_cutover_after_restart_reproves_readiness_before_waiting_again(schema: str) -> None:
+def test_deferred_cutover_after_restart_reproves_readiness_before_waiting_again(
+    schema: str,
+) -> None:
     _create(schema, "t")
     req = request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True)
     worker = Worker(schema, req, stop_when_waiting=True)
@@ -178,7 +197,9 @@ def test_deferred_cutover_after_restart_reproves_readiness_before_waiting_again(
     assert run_until(eng, req).state == EngineState.COMPLETED
 
 
-def test_two_deferred_contexts_share_the_sentinel_table_without_releasing_each_other(schema: str) -> None:
+def test_two_deferred_contexts_share_the_sentinel_table_without_releasing_each_other(
+    schema: str,
+) -> None:
     _create(schema, "t1")
     _create(schema, "t2")
     r1 = request([(schema, "t1", ALTER.format(t="t1"))], context="task-1", defer_cutover=True)

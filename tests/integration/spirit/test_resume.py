@@ -28,7 +28,8 @@ def _create(db: pymysql.Connection, rows: int = ROWS) -> None:
     with db.cursor() as cur:
         cur.execute("CREATE TABLE t (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(40), n INT)")
         cur.executemany(
-            "INSERT INTO t VALUES (%s, %s, %s)", [(i * 3, f"v{i}", i % 97) for i in range(1, rows + 1)]
+            "INSERT INTO t VALUES (%s, %s, %s)",
+            [(i * 3, f"v{i}", i % 97) for i in range(1, rows + 1)],
         )
 
 
@@ -47,9 +48,11 @@ def _copy_to_half(schema: str, db: pymysql.Connection):  # type: ignore[no-untyp
     req = request([(schema, "t", ALTER)], step_budget=0.02, chunk_rows=100)
     worker = Worker(schema, req, pause=0.02)
     wait_for(
-        lambda: (row := checkpoint_row(schema, "t")) is not None
-        and row["phase"] == "copy"
-        and row["rows_copied"] >= ROWS // 2,
+        lambda: (
+            (row := checkpoint_row(schema, "t")) is not None
+            and row["phase"] == "copy"
+            and row["rows_copied"] >= ROWS // 2
+        ),
         60,
         "half the rows copied",
     )
@@ -116,7 +119,9 @@ def _sql(db: pymysql.Connection, *statements: str) -> None:
             cur.execute(statement)
 
 
-def test_missing_checkpoint_with_resume_state_starts_fresh(schema: str, db: pymysql.Connection) -> None:
+def test_missing_checkpoint_with_resume_state_starts_fresh(
+    schema: str, db: pymysql.Connection
+) -> None:
     _started(schema, db)
     _sql(db, "DELETE FROM _sb_spirit_checkpoint")
     eng = engine(schema)
@@ -141,8 +146,13 @@ def test_other_checkpoint_format_starts_fresh(schema: str, db: pymysql.Connectio
 
 def test_source_altered_out_of_band_starts_fresh(schema: str, db: pymysql.Connection) -> None:
     _started(schema, db)
-    _sql(db, "DROP TRIGGER _t_ins", "DROP TRIGGER _t_upd", "DROP TRIGGER _t_del",
-         "ALTER TABLE t ADD INDEX n_idx (n)")
+    _sql(
+        db,
+        "DROP TRIGGER _t_ins",
+        "DROP TRIGGER _t_upd",
+        "DROP TRIGGER _t_del",
+        "ALTER TABLE t ADD INDEX n_idx (n)",
+    )
     _reattach_and_finish(schema, db, "altered out of band")
 
 
@@ -168,7 +178,9 @@ def test_missing_shadow_table_starts_fresh(schema: str, db: pymysql.Connection) 
     _reattach_and_finish(schema, db, "_t_new is missing")
 
 
-def test_definitive_reason_found_during_a_step_restarts_there(schema: str, db: pymysql.Connection) -> None:
+def test_definitive_reason_found_during_a_step_restarts_there(
+    schema: str, db: pymysql.Connection
+) -> None:
     _started(schema, db)
     _sql(db, "DROP TRIGGER _t_upd")
     eng = engine(schema)
@@ -199,7 +211,9 @@ def test_lost_connection_mid_step_is_retryable_and_keeps_the_checkpoint(
     after = checkpoint_row(schema, "t")
     assert after is not None and before is not None
     assert (after["run_id"], after["copy_watermark"], after["rows_copied"]) == (
-        before["run_id"], before["copy_watermark"], before["rows_copied"],
+        before["run_id"],
+        before["copy_watermark"],
+        before["rows_copied"],
     )
     monkeypatch.setattr(runner, "copy_chunk", original)
     attached = eng.apply(req)
@@ -208,7 +222,9 @@ def test_lost_connection_mid_step_is_retryable_and_keeps_the_checkpoint(
     _intact(db)
 
 
-def test_row_lock_wait_is_retryable_and_keeps_the_checkpoint(schema: str, db: pymysql.Connection) -> None:
+def test_row_lock_wait_is_retryable_and_keeps_the_checkpoint(
+    schema: str, db: pymysql.Connection
+) -> None:
     _started(schema, db)
     before = checkpoint_row(schema, "t")
     assert before is not None
@@ -230,7 +246,9 @@ def test_row_lock_wait_is_retryable_and_keeps_the_checkpoint(schema: str, db: py
     _intact(db)
 
 
-def test_table_locked_by_another_process_is_busy_not_an_error(schema: str, db: pymysql.Connection) -> None:
+def test_table_locked_by_another_process_is_busy_not_an_error(
+    schema: str, db: pymysql.Connection
+) -> None:
     _started(schema, db)
     holder = connect(schema)
     eng = engine(schema)
@@ -251,7 +269,9 @@ def test_table_locked_by_another_process_is_busy_not_an_error(schema: str, db: p
     _intact(db)
 
 
-def test_ddl_rejected_by_the_server_is_permanent_and_leaves_nothing(schema: str, db: pymysql.Connection) -> None:
+def test_ddl_rejected_by_the_server_is_permanent_and_leaves_nothing(
+    schema: str, db: pymysql.Connection
+) -> None:
     _create(db, rows=10)
     eng = engine(schema)
     with pytest.raises(PermanentEngineError, match="Key column 'nope' doesn't exist"):
@@ -261,7 +281,9 @@ def test_ddl_rejected_by_the_server_is_permanent_and_leaves_nothing(schema: str,
     assert checkpoint_row(schema, "t") is None
 
 
-def test_another_context_in_flight_on_the_table_is_refused(schema: str, db: pymysql.Connection) -> None:
+def test_another_context_in_flight_on_the_table_is_refused(
+    schema: str, db: pymysql.Connection
+) -> None:
     _started(schema, db)
     with pytest.raises(PermanentEngineError, match="another operation \\(task-1, phase copy\\)"):
         engine(schema).apply(request([(schema, "t", ALTER)], context="task-2"))

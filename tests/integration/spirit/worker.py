@@ -40,9 +40,9 @@ def main(spec: dict[str, Any]) -> None:
     print(json.dumps({"apply": result.message}), flush=True)
     while True:
         progress = eng.progress(req)
-        if progress.state in (EngineState.COMPLETED, EngineState.WAITING_FOR_CUTOVER):
-            if progress.state == EngineState.COMPLETED or hooks.get("stop_when_waiting"):
-                break
+        waiting = progress.state == EngineState.WAITING_FOR_CUTOVER
+        if progress.state == EngineState.COMPLETED or (waiting and hooks.get("stop_when_waiting")):
+            break
         time.sleep(spec["pause"])
     print(json.dumps({"state": str(progress.state)}), flush=True)
 
