@@ -6,8 +6,6 @@ import pytest
 
 from tests.support.mariadb import connect, fresh_schema
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def schema() -> Iterator[str]:

@@ -18,6 +18,8 @@ from tests.integration.spirit.support import (
 
 ALTER = "ALTER TABLE t ADD COLUMN added INT NOT NULL DEFAULT 1, ADD INDEX (v)"
 
+pytestmark = pytest.mark.integration
+
 
 def _create(db: pymysql.Connection, rows: int = 2000) -> None:
     with db.cursor() as cur:

@@ -51,6 +51,8 @@ DATA = ["big", "dc", "dt", "ts", "js", "en", "st", "bt", "bl", "tx", "nn"]
 ROWS = 3000
 ALTER = "ALTER TABLE t ADD COLUMN added INT NOT NULL DEFAULT 42, ADD INDEX idx_big (big)"
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass(frozen=True)
 class Shape:

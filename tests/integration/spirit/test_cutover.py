@@ -20,6 +20,8 @@ from tests.support.mariadb import connect
 
 ALTER = "ALTER TABLE {t} ADD COLUMN added INT NOT NULL DEFAULT 1, ADD INDEX (v)"
 
+pytestmark = pytest.mark.integration
+
 
 def _create(schema: str, table: str, rows: int = 500) -> None:
     conn = connect(schema)

@@ -23,6 +23,8 @@ from tests.support.mariadb import connect
 ROWS = 4000
 ALTER = "ALTER TABLE t ADD COLUMN added VARCHAR(8) NOT NULL DEFAULT 'x', ADD INDEX (v)"
 
+pytestmark = pytest.mark.integration
+
 
 def _create(db: pymysql.Connection, rows: int = ROWS) -> None:
     with db.cursor() as cur:
