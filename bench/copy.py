@@ -110,13 +110,24 @@ def run_spirit(server: Server, context: str) -> None:
             NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))
         ],
     )
+    started = time.monotonic()
+    phases: dict[str, float] = {}
     try:
         if not engine.apply(request).accepted:
             raise RuntimeError("apply not accepted")
-        while engine.progress(request).state != EngineState.COMPLETED:
-            pass
+        phase = "copy"
+        while True:
+            result = engine.progress(request)
+            now = (result.resume_state or {}).get("phase", phase)
+            if now != phase:
+                phases[phase] = time.monotonic() - started - sum(phases.values())
+                phase = now
+            if result.state == EngineState.COMPLETED:
+                break
+        phases["cutover"] = time.monotonic() - started - sum(phases.values())
     finally:
         engine.close()
+    print("            spirit phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
 
 
 def run_pt_osc(server: Server, _: str) -> None:

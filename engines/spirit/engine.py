@@ -179,14 +179,29 @@ class SpiritEngine(Engine):
         with self._owning(plans) as conn:
             if conn is None:
                 return ApplyResult(accepted=False, message=self._busy(plans))
-            attached = [
-                self._attach_or_start(conn, p, request, group, before_first_change) for p in plans
-            ]
-            fresh = not all(a.reattached for a in attached)
-            unfinished = any(a.checkpoint.phase != checkpoint.DONE for a in attached)
-            if request.options.defer_cutover and fresh and unfinished:
-                with target_errors("creating the sentinel"), conn.cursor() as cur:
-                    sentinel.hold(cur, {p.names.schema for p in plans}, request.context)
+            schemas = {p.names.schema for p in plans}
+            with target_errors("reading the checkpoints"), conn.cursor() as cur:
+                first_apply = all(
+                    checkpoint.load(cur, p.names.schema, p.names.table, request.context) is None
+                    for p in plans
+                )
+                # The sentinel goes up before anything is set up: a worker that dies between
+                # set-up and here must not leave a deferred operation free to cut over. Only
+                # the first apply of a context holds it, so a restart after the cutover control
+                # does not take the consent back.
+                if request.options.defer_cutover and first_apply:
+                    before_first_change()
+                    sentinel.hold(cur, schemas, request.context)
+            try:
+                attached = [
+                    self._attach_or_start(conn, p, request, group, before_first_change)
+                    for p in plans
+                ]
+            except PermanentEngineError:
+                if request.options.defer_cutover and first_apply:
+                    with target_errors("removing the sentinel"), conn.cursor() as cur:
+                        sentinel.release(cur, schemas, request.context)
+                raise
         phase = min((a.checkpoint.phase for a in attached), key=_phase_rank)
         reasons = [
             f"{p.label}: {a.restart_reason}"

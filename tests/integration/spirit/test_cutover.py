@@ -215,3 +215,27 @@ def test_two_deferred_contexts_share_the_sentinel_table_without_releasing_each_o
     assert "_sb_sentinel" in tables(schema)  # task-2 still waits on it
     assert run_until(eng, r1).state == EngineState.COMPLETED
     assert eng.progress(r2).state == EngineState.WAITING_FOR_CUTOVER
+
+
+def test_deferred_apply_killed_right_after_set_up_still_waits_for_the_cutover_control(
+    schema: str,
+) -> None:
+    _create(schema, "t")
+    req = request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True)
+    assert Worker(schema, req, die_after_setup=True).wait() == -9
+    eng = engine(schema)
+    assert eng.apply(req).reattached
+    assert run_until(
+        eng, req, states=(EngineState.WAITING_FOR_CUTOVER, EngineState.COMPLETED)
+    ).state == (EngineState.WAITING_FOR_CUTOVER)
+    assert _columns(schema, "t") == ["id", "v"]
+
+
+def test_deferred_apply_refused_by_preflight_leaves_no_sentinel(schema: str) -> None:
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT, v VARCHAR(20))")  # no primary key
+    conn.close()
+    with pytest.raises(PermanentEngineError, match="no primary key"):
+        engine(schema).apply(request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True))
+    assert "_sb_sentinel" not in tables(schema)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
-from engines.spirit import SpiritEngine, cutover
+from engines.spirit import SpiritEngine, cutover, setup
 from engines.spirit import engine as engine_module
 from engines.targets import Target
 
@@ -35,6 +35,14 @@ def main(spec: dict[str, Any]) -> None:
         cutover.rename_with_retries = _die  # type: ignore[assignment]
     if hooks.get("die_after_rename"):
         engine_module.SpiritEngine._finish = _die  # type: ignore[method-assign]
+    if hooks.get("die_after_setup"):
+        original = setup.start_fresh
+
+        def start_then_die(*args: Any, **kwargs: Any) -> Any:
+            original(*args, **kwargs)
+            _die()
+
+        setup.start_fresh = start_then_die  # type: ignore[assignment]
     eng = SpiritEngine(Target("worker", spec["dsn"]))
     result = eng.apply(req)
     print(json.dumps({"apply": result.message}), flush=True)
