@@ -186,3 +186,27 @@ def test_column_rename_is_copied_into_the_new_name(schema: str, db: pymysql.Conn
     with db.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM t WHERE w = CONCAT('v', id)")
         assert cur.fetchone()[0] == 300
+
+
+def test_stop_survives_a_restart_of_every_worker_and_start_continues_from_the_checkpoint(
+    schema: str, db: pymysql.Connection
+) -> None:
+    _create(db)
+    req = request([(schema, "t", ALTER)], chunk_rows=200, step_budget=0)
+    first = engine(schema)
+    first.apply(req)
+    first.progress(req)
+    assert first.stop(_control(req)).accepted
+    first.close()
+    stopped_at = checkpoint_row(schema, "t")
+    assert stopped_at is not None
+
+    later = engine(schema)  # every worker restarted; nothing persisted but the target
+    assert later.apply(request([(schema, "t", ALTER)], chunk_rows=200)).reattached
+    assert later.progress(req).state == EngineState.STOPPED
+    assert later.start(_control(req)).accepted
+    later.progress(req)
+    moved = checkpoint_row(schema, "t")
+    assert moved is not None and moved["run_id"] == stopped_at["run_id"]
+    assert moved["rows_copied"] == stopped_at["rows_copied"] + 200  # one more chunk, none again
+    assert run_until(later, req).state == EngineState.COMPLETED
