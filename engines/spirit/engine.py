@@ -43,6 +43,7 @@ from engines.spirit.resume import RunView
 from engines.spirit.tableinfo import estimated_rows
 from engines.spirit.triggers import drop_triggers
 from engines.spirit.volume import pace, parse_volume
+from engines.targets import Target
 
 RESUME_FORMAT = 1
 MAX_CUTOVER_ATTEMPTS = 20
@@ -91,7 +92,7 @@ class SpiritEngine(Engine):
     name = "spirit"
     platform = "mysql"
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Target) -> None:
         super().__init__(target)
         self._conn: Connection | None = None
         self.sleep: Callable[[float], None] = time.sleep
