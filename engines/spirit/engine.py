@@ -95,6 +95,7 @@ class SpiritEngine(Engine):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         self._conn: Connection | None = None
+        self._peer: Connection | None = None  # second connection for checksum reads
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -115,8 +116,26 @@ class SpiritEngine(Engine):
                 self._conn.close()
             self._conn = None
 
+    def _peer_connection(self) -> Connection:
+        """A second connection, holding no lock, that only reads (checksum)."""
+        if self._peer is not None:
+            try:
+                self._peer.ping(reconnect=False)
+                return self._peer
+            except Exception:
+                self._drop_peer()
+        self._peer = connect(self.target)
+        return self._peer
+
+    def _drop_peer(self) -> None:
+        if self._peer is not None:
+            with suppress(Exception):
+                self._peer.close()
+            self._peer = None
+
     def close(self) -> None:
         self._drop_connection()
+        self._drop_peer()
 
     @contextmanager
     def _owning(
@@ -397,7 +416,8 @@ class SpiritEngine(Engine):
                 view = replace(view, checkpoint=cp)
                 worked = True
             if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
-                cp = runner.verify(conn, plan, view, step_pace, deadline, report)
+                peer = self._peer_connection()
+                cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer)
                 worked = True
             events.extend(report.events)
             cps[plan.label] = cp

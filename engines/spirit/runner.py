@@ -134,8 +134,10 @@ def verify(
     pace: Pace,
     deadline: float,
     report: StepReport,
+    peer: Connection | None = None,
 ) -> Checkpoint:
-    """Checksum chunks until the deadline or the end; repair or fail on a difference."""
+    """Checksum chunks until the deadline or the end; repair or fail on a difference.
+    `peer`, a second connection, lets the two sides of a chunk be read at the same time."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
     chunker = chunker_for(plan, view, pace)
@@ -147,12 +149,24 @@ def verify(
         low = cp.checksum_watermark
         with conn.cursor() as cur:
             high = chunker.next(cur, low, sizer.size)
-        result = checksum.compare(conn, names, cmap, low, high)
+        result = checksum.compare(conn, names, cmap, low, high, peer)
         if not result.equal:
             if cp.checksum_pass >= 2:
                 _fail(conn, plan, view, low, high, "after a repaired first pass")
-            checksum.repair(conn, names, cmap, low, high)
-            again = checksum.compare(conn, names, cmap, low, high)
+            try:
+                checksum.repair(conn, names, cmap, low, high)
+            except pymysql.MySQLError as error:
+                if is_transient(error):
+                    raise
+                _fail(
+                    conn,
+                    plan,
+                    view,
+                    low,
+                    high,
+                    f"and the server refused the repair: {error_text(error)}",
+                )
+            again = checksum.compare_exactly(conn, names, cmap, low, high)
             if not again.equal:
                 _fail(conn, plan, view, low, high, "and repairing it did not help")
             cp = cp.but(repaired_chunks=cp.repaired_chunks + 1)
