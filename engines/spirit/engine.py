@@ -348,8 +348,16 @@ class SpiritEngine(Engine):
             request.save_state(self._resume_state(request, plans, checkpoint.SETUP))
 
         with conn.cursor() as cur:
+            loaded = {
+                p.label: checkpoint.load(cur, p.names.schema, p.names.table, request.context)
+                for p in plans
+            }
+            if request.options.defer_cutover and all(cp is None for cp in loaded.values()):
+                # Set up by a step rather than by apply: consent to cut over is still needed.
+                save_first()
+                sentinel.hold(cur, {p.names.schema for p in plans}, request.context)
             for plan in plans:
-                cp = checkpoint.load(cur, plan.names.schema, plan.names.table, request.context)
+                cp = loaded[plan.label]
                 if cp is None:
                     events.append(f"{plan.label}: no checkpoint on the target; setting up")
                     cp = setup.start_fresh(

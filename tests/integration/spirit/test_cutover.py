@@ -239,3 +239,15 @@ def test_deferred_apply_refused_by_preflight_leaves_no_sentinel(schema: str) -> 
     with pytest.raises(PermanentEngineError, match="no primary key"):
         engine(schema).apply(request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True))
     assert "_sb_sentinel" not in tables(schema)
+
+
+def test_deferred_operation_set_up_by_a_step_without_apply_still_waits_for_consent(
+    schema: str,
+) -> None:
+    _create(schema, "t")
+    req = request([(schema, "t", ALTER.format(t="t"))], defer_cutover=True)
+    eng = engine(schema)
+    first = eng.progress(req)  # no apply ever ran for this context
+    assert any("no checkpoint on the target; setting up" in e for e in first.events)
+    waiting = run_until(eng, req, states=(EngineState.WAITING_FOR_CUTOVER, EngineState.COMPLETED))
+    assert waiting.state == EngineState.WAITING_FOR_CUTOVER
