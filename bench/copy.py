@@ -283,6 +283,7 @@ def main() -> int:
     parser.add_argument("--skip-pt-osc", action="store_true")
     parser.add_argument("--pipeline", action="store_true", help="submit to completed via workers")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also in a file
     if args.pipeline:
         print(
             "--pipeline needs schemabot's orchestration and workers, which are not on this "
