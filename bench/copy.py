@@ -217,7 +217,8 @@ def differences(server: Server) -> dict[str, int]:
             "WHERE NOT (e.k <=> t.k AND e.c <=> t.c AND e.pad <=> t.pad)",
         }.items():
             cur.execute(sql)
-            found[name] = int(cur.fetchone()[0])
+            row = cur.fetchone()
+            found[name] = int(row[0]) if row else -1
     conn.close()
     return found
 
@@ -283,7 +284,8 @@ def main() -> int:
     parser.add_argument("--skip-pt-osc", action="store_true")
     parser.add_argument("--pipeline", action="store_true", help="submit to completed via workers")
     args = parser.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also in a file
+    if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
+        sys.stdout.reconfigure(line_buffering=True)
     if args.pipeline:
         print(
             "--pipeline needs schemabot's orchestration and workers, which are not on this "
@@ -311,7 +313,7 @@ def main() -> int:
         cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
         cur.execute(f"CREATE DATABASE `{args.schema}` CHARACTER SET utf8mb4")
         cur.execute("SELECT VERSION()")
-        version = cur.fetchone()[0]
+        version = (cur.fetchone() or ('?',))[0]
     server = Server(admin.host, admin.port, admin.user, admin.password, args.schema)
     print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; change: {ALTER}\n")
     try:
