@@ -320,11 +320,8 @@ class SpiritEngine(Engine):
         group = group_of(plans)
         with self._owning(plans) as conn:
             if conn is None:
-                return ProgressResult(
-                    state=EngineState.RUNNING,
-                    message=self._busy(plans),
-                    resume_state=self._resume_state(request, plans, "busy"),
-                )
+                # Nothing was read, so nothing new to persist: no resume state.
+                return ProgressResult(state=EngineState.RUNNING, message=self._busy(plans))
             if "lock_wait_seconds" in request.options.extra:
                 seconds = int(request.options.extra["lock_wait_seconds"])
                 with target_errors("session settings"), conn.cursor() as cur:
