@@ -1,0 +1,335 @@
+"""Benchmark: the spirit engine against pt-online-schema-change and a blocking ALTER ... COPY.
+
+    .venv/bin/python bench/copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
+
+What it measures, in one run and on the same server:
+- `spirit`: the engine driven through the contract exactly as a worker drives it: `apply`, then
+  `progress` with the default step budget in a loop until COMPLETED (no orchestrator in between).
+  `--pipeline` (submit to completed through schemabot and Celery workers) is the mode to add once
+  the orchestration lands on this branch; it is refused for now rather than faked.
+- `pt-osc`: `pt-online-schema-change --execute` with its defaults (Debian package
+  percona-toolkit: `apt-get install -y percona-toolkit`).
+- `blocking`: `ALTER TABLE ... , ALGORITHM=COPY` (the application is blocked meanwhile).
+
+Each tool runs `--runs` times on a freshly filled table; medians and ratios are printed. Then the
+same again while one writer does a fixed rate of inserts, updates and deletes on the table, each
+mirrored into an `expected` table in the same transaction; after every run the table is compared
+with `expected` row by row, and any missing, extra or differing row is reported (rows lost).
+
+Table shape (sysbench's): `id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k INT UNSIGNED (indexed,
+random), c CHAR(120), pad CHAR(60)`; about 230 MB for a million rows. The change
+`MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0` cannot be done
+instantly by MariaDB 10.11, so every tool copies the table.
+"""
+
+# ruff: noqa: E402  (the import path is fixed before the imports; see below)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This script is named copy.py, like the standard library's `copy` module: keep its own folder
+# off the import path, or `import copy` (done by dataclasses and argparse) would load this file.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import pymysql
+
+from engines.base import EngineState, NamespaceChange, OperationRequest, TableChange
+from engines.spirit import SpiritEngine
+from engines.targets import Target
+
+ALTER = "MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0"
+TABLE = (
+    "CREATE TABLE {name} (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    "k INT UNSIGNED NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', "
+    "pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB"
+)
+
+
+class Server:
+    def __init__(self, host: str, port: int, user: str, password: str, schema: str):
+        self.host, self.port, self.user, self.password, self.schema = (
+            host,
+            port,
+            user,
+            password,
+            schema,
+        )
+
+    def connect(self) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=self.schema,
+            autocommit=True,
+            charset="utf8mb4",
+        )
+
+    @property
+    def dsn(self) -> str:
+        auth = self.user if not self.password else f"{self.user}:{self.password}"
+        return f"mysql://{auth}@{self.host}:{self.port}/{self.schema}"
+
+
+def fill(server: Server, rows: int) -> None:
+    """A fresh `t` (and `expected`, its mirror) with `rows` rows; MariaDB's seq_ engine makes
+    them server-side in a few seconds."""
+    conn = server.connect()
+    with conn.cursor() as cur:
+        for name in ("t", "expected", "_t_old", "_t_new", "_sb_spirit_checkpoint"):
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+        cur.execute(TABLE.format(name="t"))
+        cur.execute(
+            f"INSERT INTO t (k, c, pad) SELECT FLOOR(RAND() * {rows}), "
+            "CONCAT(MD5(seq), MD5(seq + 1), MD5(seq + 2), LEFT(MD5(seq + 3), 24)), "
+            f"CONCAT(MD5(seq + 4), LEFT(MD5(seq + 5), 28)) FROM seq_1_to_{rows}"
+        )
+        cur.execute(TABLE.format(name="expected"))
+        cur.execute("INSERT INTO expected SELECT * FROM t")
+    conn.close()
+
+
+def run_spirit(server: Server, context: str) -> None:
+    engine = SpiritEngine(Target("bench", server.dsn))
+    request = OperationRequest(
+        context=context,
+        changes=[
+            NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))
+        ],
+    )
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    try:
+        if not engine.apply(request).accepted:
+            raise RuntimeError("apply not accepted")
+        phase = "copy"
+        while True:
+            result = engine.progress(request)
+            now = (result.resume_state or {}).get("phase", phase)
+            if now != phase:
+                phases[phase] = time.monotonic() - started - sum(phases.values())
+                phase = now
+            if result.state == EngineState.COMPLETED:
+                break
+        phases["cutover"] = time.monotonic() - started - sum(phases.values())
+    finally:
+        engine.close()
+    print("            spirit phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
+
+
+def run_pt_osc(server: Server, _: str) -> None:
+    dsn = f"h={server.host},P={server.port},u={server.user},D={server.schema},t=t"
+    if server.password:
+        dsn += f",p={server.password}"
+    subprocess.run(
+        ["pt-online-schema-change", "--alter", ALTER, dsn, "--execute", "--recursion-method=none"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def run_blocking(server: Server, _: str) -> None:
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE t {ALTER}, ALGORITHM=COPY")
+    conn.close()
+
+
+class Load:
+    """One writer at a fixed rate: insert, update, delete, each mirrored into `expected`."""
+
+    def __init__(self, server: Server, rate: float, rows: int):
+        self.server, self.rate, self.rows = server, rate, rows
+        self.stop = threading.Event()
+        self.done = 0
+        self.failed = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+    def _run(self) -> None:
+        rng = random.Random(7)
+        conn = self.server.connect()
+        next_id = self.rows + 10_000_000
+        interval = 1.0 / self.rate
+        due = time.monotonic()
+        with conn.cursor() as cur:
+            while not self.stop.is_set():
+                due += interval
+                op = rng.choice(("insert", "update", "delete"))
+                key = rng.randint(1, self.rows)
+                try:
+                    cur.execute("BEGIN")
+                    for table in ("t", "expected"):
+                        if op == "insert":
+                            cur.execute(
+                                f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
+                                (next_id, key, f"c{key}", "load"),
+                            )
+                        elif op == "update":
+                            cur.execute(
+                                f"UPDATE {table} SET k = k + 1, pad = 'upd' WHERE id = %s", (key,)
+                            )
+                        else:
+                            cur.execute(f"DELETE FROM {table} WHERE id = %s", (key,))
+                    cur.execute("COMMIT")
+                    next_id += op == "insert"
+                    self.done += 1
+                except pymysql.MySQLError:
+                    cur.execute("ROLLBACK")
+                    self.failed += 1
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+        conn.close()
+
+
+def differences(server: Server) -> dict[str, int]:
+    """Rows of `expected` missing from `t`, rows of `t` not in `expected`, rows that differ."""
+    conn = server.connect()
+    found = {}
+    with conn.cursor() as cur:
+        for name, sql in {
+            "missing": "SELECT COUNT(*) FROM expected e LEFT JOIN t ON t.id = e.id "
+            "WHERE t.id IS NULL",
+            "extra": "SELECT COUNT(*) FROM t LEFT JOIN expected e ON t.id = e.id "
+            "WHERE e.id IS NULL",
+            "differing": "SELECT COUNT(*) FROM expected e JOIN t ON t.id = e.id "
+            "WHERE NOT (e.k <=> t.k AND e.c <=> t.c AND e.pad <=> t.pad)",
+        }.items():
+            cur.execute(sql)
+            row = cur.fetchone()
+            found[name] = int(row[0]) if row else -1
+    conn.close()
+    return found
+
+
+def measure(
+    server: Server,
+    tools: dict[str, Callable[[Server, str], None]],
+    runs: int,
+    rows: int,
+    rate: float,
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    for run in range(runs):
+        for name, tool in tools.items():
+            fill(server, rows)
+            load_label = f" under {rate:g} writes/s" if rate else ""
+            started = time.monotonic()
+            if rate:
+                with Load(server, rate, rows) as load:
+                    tool(server, f"bench-{name}-{run}-{time.time_ns()}")
+                    elapsed = time.monotonic() - started
+                    time.sleep(0.5)  # writes after the change land too
+                writes = f", {load.done} writes ({load.failed} refused)"
+            else:
+                tool(server, f"bench-{name}-{run}-{time.time_ns()}")
+                elapsed = time.monotonic() - started
+                writes = ""
+            lost = differences(server)
+            times[name].append(elapsed)
+            print(
+                f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}"
+            )
+            if any(lost.values()):
+                print(f"  !! {name} lost or changed rows: {lost}")
+    return times
+
+
+def report(label: str, times: dict[str, list[float]]) -> None:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\n{label}: medians")
+    for name, median in medians.items():
+        print(f"  {name:9s} {median:6.2f}s   runs: {', '.join(f'{v:.2f}' for v in times[name])}")
+    spirit = medians["spirit"]
+    if "pt-osc" in medians:
+        print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
+    print(f"  spirit / blocking = {spirit / medians['blocking']:.2f}x  (goal <= 2x)\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--write-rate", type=float, default=200.0, help="writes per second under load"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3306)
+    parser.add_argument("--user", default="root")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--schema", default="sbt_spirit_bench")
+    parser.add_argument("--skip-pt-osc", action="store_true")
+    parser.add_argument("--pipeline", action="store_true", help="submit to completed via workers")
+    args = parser.parse_args()
+    if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
+        sys.stdout.reconfigure(line_buffering=True)
+    if args.pipeline:
+        print(
+            "--pipeline needs schemabot's orchestration and workers, which are not on this "
+            "branch yet; this script drives the engine directly for now.",
+            file=sys.stderr,
+        )
+        return 2
+    tools: dict[str, Callable[[Server, str], None]] = {"spirit": run_spirit}
+    if not args.skip_pt_osc:
+        if shutil.which("pt-online-schema-change") is None:
+            print(
+                "pt-online-schema-change is not installed: `apt-get install -y percona-toolkit` "
+                "(or run with --skip-pt-osc)",
+                file=sys.stderr,
+            )
+            return 2
+        tools["pt-osc"] = run_pt_osc
+    tools["blocking"] = run_blocking
+
+    admin = Server(args.host, args.port, args.user, args.password, "")
+    conn = pymysql.connect(
+        host=args.host, port=args.port, user=args.user, password=args.password, autocommit=True
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
+        cur.execute(f"CREATE DATABASE `{args.schema}` CHARACTER SET utf8mb4")
+        cur.execute("SELECT VERSION()")
+        version = (cur.fetchone() or ('?',))[0]
+    server = Server(admin.host, admin.port, admin.user, admin.password, args.schema)
+    print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; change: {ALTER}\n")
+    try:
+        print("without load")
+        report("without load", measure(server, tools, args.runs, args.rows, 0))
+        print(f"with a fixed write load of {args.write_rate:g}/s")
+        report(
+            f"with {args.write_rate:g} writes/s",
+            measure(server, tools, args.runs, args.rows, args.write_rate),
+        )
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Connections to the target and the translation of server errors into the contract's errors.
+
+A connection is opened once per step at most: GET_LOCK belongs to the connection, so a step that
+silently reconnected would keep working without the lock that proves it owns the table. A lost
+connection therefore fails the step (retryable) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+from pymysql.constants import CLIENT
+
+from engines.base import PermanentEngineError, RetryableEngineError
+from engines.targets import Target, parse_mysql_dsn, redact
+
+# Server and client error codes that say "try again later", not "this cannot work".
+TRANSIENT_CODES = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout (row locks, or metadata locks via lock_wait_timeout)
+        1213,  # deadlock
+        1317,  # query interrupted
+        1927,  # connection killed (MariaDB)
+        2003,  # cannot connect
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2014,  # commands out of sync (a half-read result after a failure)
+        3024,  # max_execution_time exceeded (MySQL 8)
+    }
+)
+
+# Session settings for every engine connection: short waits, so that a blocked DDL never queues
+# the application's own queries behind it for long, and a blocked chunk fails fast and retries.
+SESSION_SETTINGS = (
+    "SET SESSION lock_wait_timeout = 5",
+    "SET SESSION innodb_lock_wait_timeout = 5",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+)
+
+
+def error_code(error: BaseException) -> int | None:
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    if args and isinstance(args[0], int):
+        return int(args[0])
+    return None
+
+
+def error_text(error: BaseException) -> str:
+    """`(code) message` as the server said it, without anything that could hold a credential."""
+    code = error_code(error)
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    message = str(args[1]) if len(args) > 1 else str(error)
+    return redact(f"({code}) {message}" if code is not None else message)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, pymysql.err.InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return error_code(error) in TRANSIENT_CODES
+
+
+def connect(target: Target) -> pymysql.connections.Connection:
+    """Open an autocommit connection with the engine's session settings."""
+    address = parse_mysql_dsn(target.dsn)
+    kwargs: dict[str, Any] = dict(address.connect_kwargs())
+    try:
+        conn = pymysql.connect(
+            **kwargs,
+            database=address.schema,
+            client_flag=CLIENT.FOUND_ROWS,
+            connect_timeout=10,
+        )
+        with conn.cursor() as cur:
+            for statement in SESSION_SETTINGS:
+                cur.execute(statement)
+    except pymysql.MySQLError as error:
+        raise RetryableEngineError(
+            f"cannot connect to target {target.name}: {error_text(error)}"
+        ) from None
+    return conn
+
+
+@contextmanager
+def target_errors(doing: str) -> Iterator[None]:
+    """Translate server errors raised while `doing` something into engine errors.
+
+    Anything unexpected on the engine's own bookkeeping is retryable: the next step re-reads the
+    checkpoint and either continues or fails for a reason it can name.
+    """
+    try:
+        yield
+    except pymysql.MySQLError as error:
+        raise RetryableEngineError(f"{doing}: {error_text(error)}") from error
+
+
+@contextmanager
+def user_ddl_errors(doing: str) -> Iterator[None]:
+    """Like `target_errors`, for the user's own DDL: a non-transient refusal is permanent and
+    carries the target's message (an unknown column stays an unknown column)."""
+    try:
+        yield
+    except pymysql.MySQLError as error:
+        if is_transient(error):
+            raise RetryableEngineError(f"{doing}: {error_text(error)}") from error
+        raise PermanentEngineError(
+            f"{doing}: the target rejected it: {error_text(error)}"
+        ) from error

@@ -1,0 +1,212 @@
+"""One step of work on one table: copy chunks, then checksum chunks, until the deadline.
+
+Each copied chunk is committed in one transaction with the checkpoint row that accounts for it,
+so after a kill at any instant the watermark says exactly which rows are in the shadow: a
+resumed copy starts right after the last committed chunk and copies nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pymysql
+from pymysql.connections import Connection
+
+from engines.base import PermanentEngineError, RetryableEngineError
+from engines.spirit import checkpoint, checksum
+from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
+from engines.spirit.connection import error_text, is_transient
+from engines.spirit.copier import copy_chunk, count_range
+from engines.spirit.keyset import describe
+from engines.spirit.plan import TablePlan
+from engines.spirit.resume import RunView
+from engines.spirit.volume import Pace
+
+MAX_CHUNK_RETRIES = 5
+
+
+@dataclass
+class StepReport:
+    """What one step did to one table, for the progress result."""
+
+    rows_copied: int = 0
+    seconds: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+
+def chunker_for(plan: TablePlan, view: RunView, pace: Pace) -> Chunker:
+    """Span chunks for one integer key, unless a fixed chunk size is asked for: that size is
+    a number of rows, which only walking the index gives on sparse keys."""
+    types = []
+    for name in view.columns.key:
+        column = view.source.column(name)
+        types.append(column.column_type if column else "")
+    by_span = is_integer_key(types) and pace.fixed_chunk is None
+    return Chunker(plan.names.q(), view.columns.key, by_span)
+
+
+def _time_left(deadline: float, expected: float) -> bool:
+    return time.monotonic() + expected <= deadline
+
+
+def copy(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    pace: Pace,
+    deadline: float,
+    report: StepReport,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Checkpoint:
+    """Copy chunks until the deadline or the end of the table. Always copies at least one chunk,
+    so a step budget shorter than one chunk still makes progress."""
+    cp = view.checkpoint
+    names, cmap = plan.names, view.columns
+    chunker = chunker_for(plan, view, pace)
+    sizer = chunker.sizer(cp.chunk_size, pace.chunk_seconds, pace.fixed_chunk)
+    retries = 0
+    last_error: pymysql.MySQLError | None = None
+    copied_any = False
+    first = True
+    started = time.monotonic()
+    while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
+        first = False
+        t0 = time.monotonic()
+        try:
+            with conn.cursor() as cur:
+                high = chunker.next(cur, cp.copy_watermark, sizer.size)
+                cur.execute("BEGIN")
+                try:
+                    inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
+                    if high is None:
+                        rows = inserted
+                        new = cp.but(phase=checkpoint.CHECKSUM, rows_copied=cp.rows_copied + rows)
+                    else:
+                        rows = inserted if chunker.by_span else sizer.size
+                        new = cp.but(copy_watermark=high, rows_copied=cp.rows_copied + rows)
+                    checkpoint.save(cur, new.but(chunk_size=sizer.size))
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+        except pymysql.MySQLError as error:
+            # A lock wait or deadlock against the application's writes: shrink and retry.
+            if (
+                not is_transient(error)
+                or retries >= MAX_CHUNK_RETRIES
+                or error.args[0] in (2006, 2013)
+            ):
+                raise RetryableEngineError(
+                    f"{plan.label}: copying a chunk: {error_text(error)}"
+                ) from error
+            retries += 1
+            last_error = error
+            if not sizer.fixed:
+                sizer.size = max(MIN_CHUNK, sizer.size // 2)
+            continue
+        seconds = time.monotonic() - t0
+        sizer.record(seconds, full=high is not None)
+        cp = new.but(chunk_size=sizer.size)
+        report.rows_copied += rows
+        copied_any = True
+        if cp.phase != checkpoint.COPY:
+            report.events.append(
+                f"{plan.label}: copy finished ({cp.rows_copied} rows); checksum begins"
+            )
+            break
+        pause = pace.pause_ratio * seconds
+        if pause > 0 and _time_left(deadline, pause):
+            sleep(pause)
+    report.seconds += time.monotonic() - started
+    if not copied_any and last_error is not None:
+        # The whole step went to lock waits: say so, rather than report a step that did nothing.
+        raise RetryableEngineError(f"{plan.label}: copying a chunk: {error_text(last_error)}")
+    return cp
+
+
+def verify(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    pace: Pace,
+    deadline: float,
+    report: StepReport,
+    peer: Connection | None = None,
+) -> Checkpoint:
+    """Checksum chunks until the deadline or the end; repair or fail on a difference.
+    `peer`, a second connection, lets the two sides of a chunk be read at the same time."""
+    cp = view.checkpoint
+    names, cmap = plan.names, view.columns
+    chunker = chunker_for(plan, view, pace)
+    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds, pace.fixed_chunk)
+    first = True
+    while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
+        first = False
+        t0 = time.monotonic()
+        low = cp.checksum_watermark
+        with conn.cursor() as cur:
+            high = chunker.next(cur, low, sizer.size)
+        result = checksum.compare(conn, names, cmap, low, high, peer)
+        if not result.equal:
+            if cp.checksum_pass >= 2:
+                _fail(conn, plan, view, low, high, "after a repaired first pass")
+            try:
+                checksum.repair(conn, names, cmap, low, high)
+            except pymysql.MySQLError as error:
+                if is_transient(error):
+                    raise
+                _fail(
+                    conn,
+                    plan,
+                    view,
+                    low,
+                    high,
+                    f"and the server refused the repair: {error_text(error)}",
+                )
+            again = checksum.compare_exactly(conn, names, cmap, low, high)
+            if not again.equal:
+                _fail(conn, plan, view, low, high, "and repairing it did not help")
+            cp = cp.but(repaired_chunks=cp.repaired_chunks + 1)
+            report.events.append(
+                f"{plan.label}: checksum repaired the chunk after {describe(low)} "
+                f"({result.source_rows} source rows, {result.shadow_rows} shadow rows, "
+                f"{result.differing} differing)"
+            )
+        cp = cp.but(
+            checksum_watermark=high, rows_checksummed=cp.rows_checksummed + result.source_rows
+        )
+        if high is None:
+            if cp.repaired_chunks and cp.checksum_pass == 1:
+                cp = cp.but(
+                    checksum_pass=2, checksum_watermark=None, rows_checksummed=0, repaired_chunks=0
+                )
+                report.events.append(
+                    f"{plan.label}: chunks were repaired; checksum runs a second pass"
+                )
+            else:
+                cp = cp.but(phase=checkpoint.WAIT_CUTOVER)
+                report.events.append(f"{plan.label}: checksum passed; ready for cutover")
+        with conn.cursor() as cur:
+            checkpoint.save(cur, cp)
+        sizer.record(time.monotonic() - t0, full=high is not None)
+    return cp
+
+
+def _fail(
+    conn: Connection, plan: TablePlan, view: RunView, low: object, high: object, how: str
+) -> None:
+    keys = checksum.differing_keys(conn, plan.names, view.columns, low, high)  # type: ignore[arg-type]
+    shown = "; ".join("(" + ", ".join(map(str, k)) + ")" for k in keys) or "none found on re-read"
+    raise PermanentEngineError(
+        f"{plan.label}: checksum mismatch between the table and its shadow {how}; "
+        f"keys: {shown}. The shadow and triggers are kept for inspection; cancel to remove them"
+    )
+
+
+def remaining_rows(conn: Connection, plan: TablePlan, view: RunView) -> int:
+    """Rows after the copy watermark (exact; used by tests and small tables)."""
+    with conn.cursor() as cur:
+        return count_range(cur, plan.names.q(), view.columns, view.checkpoint.copy_watermark, None)

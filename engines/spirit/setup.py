@@ -1,0 +1,173 @@
+"""Starting a run from nothing: the idempotent set-up that `apply` (or a step that found a
+definitive reason to start fresh) performs.
+
+Order, and why:
+1. Preflight checks, before anything is created.
+2. Whatever an earlier run of this table left is removed, triggers before tables: a trigger
+   whose shadow table is gone would make every write to the source fail.
+3. The checkpoint row is written first (phase `setup`), so that from here on the target itself
+   says which context owns the table, even if the worker dies in the middle of set-up.
+4. The shadow is created LIKE the source and altered: the user's clauses meet the server on an
+   empty table first, and a rejection is permanent with the server's own message.
+5. An ALTER the server can do instantly is done directly (not when the cutover is deferred: the
+   change must then wait for the cutover with the others).
+6. The triggers, then phase `copy`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from pymysql.connections import Connection
+from pymysql.cursors import Cursor
+
+from engines.base import PermanentEngineError
+from engines.spirit import check, checkpoint, fastpath
+from engines.spirit.check.gather import gather
+from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.columnmap import map_columns
+from engines.spirit.connection import target_errors, user_ddl_errors
+from engines.spirit.plan import TablePlan
+from engines.spirit.tableinfo import TableInfo, read_table
+from engines.spirit.triggers import TriggerChangeSource, drop_triggers
+
+INITIAL_CHUNK = 1000
+
+
+def discard_run(cur: Cursor, plan: TablePlan) -> None:
+    """Remove the triggers, then the shadow table, of this table's run (if any)."""
+    drop_triggers(cur, plan.names)
+    cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
+
+
+def _new_checkpoint(
+    plan: TablePlan,
+    context: str,
+    group: tuple[str, ...],
+    kind: str,
+    phase: str,
+    source_fp: str | None,
+) -> Checkpoint:
+    return Checkpoint(
+        schema=plan.names.schema,
+        table_name=plan.names.table,
+        context=context,
+        run_id=uuid.uuid4().hex,
+        kind=kind,
+        statement=plan.statement.ddl,
+        statement_hash=plan.statement.digest,
+        shadow_name=plan.names.shadow,
+        old_name=plan.names.old,
+        source_fingerprint=source_fp,
+        shadow_fingerprint=None,
+        group_tables=group,
+        phase=phase,
+        chunk_size=INITIAL_CHUNK,
+    )
+
+
+def _direct(cur: Cursor, plan: TablePlan, context: str, group: tuple[str, ...]) -> Checkpoint:
+    st = plan.statement
+    if st.kind == "create":
+        how = fastpath.create_table(cur, st, plan.names)
+    else:
+        how = fastpath.drop_table(cur, plan.names)
+    cp = _new_checkpoint(plan, context, group, "direct", checkpoint.DONE, None)
+    cp = cp.but(message=f"{st.kind.upper()} TABLE: {how}")
+    checkpoint.create(cur, cp)
+    return cp
+
+
+def start_fresh(
+    conn: Connection,
+    plan: TablePlan,
+    context: str,
+    group: tuple[str, ...],
+    *,
+    allow_instant: bool,
+    before_first_change: Callable[[], None],
+) -> Checkpoint:
+    """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`)."""
+    st = plan.statement
+    names = plan.names
+    with conn.cursor() as cur:
+        with target_errors(f"{plan.label}: reading the table"):
+            source = read_table(cur, names.schema, names.table)
+            facts = gather(cur, st, source, uses_copy=st.kind == "alter")
+        direct_facts = check.CheckContext(**{**facts.__dict__, "uses_copy": False})
+        check.run(check.Phase.PREFLIGHT, direct_facts)
+        copy_problems = check.problems(check.Phase.PREFLIGHT, facts) if st.kind == "alter" else []
+        instant = allow_instant and not st.names_algorithm_or_lock
+        if copy_problems and not instant:
+            check.run(check.Phase.PREFLIGHT, facts)
+
+        # Nothing has been changed so far; the orchestrator may persist what we are about to do.
+        before_first_change()
+        if st.kind != "alter":
+            with target_errors(f"{plan.label}: {st.kind}"):
+                return _direct(cur, plan, context, group)
+        assert source is not None  # the statement check refuses an ALTER of a missing table
+        with target_errors(f"{plan.label}: setting up"):
+            discard_run(cur, plan)
+            cp = _new_checkpoint(plan, context, group, "copy", checkpoint.SETUP, source.fingerprint)
+            checkpoint.create(cur, cp)
+            cur.execute(f"CREATE TABLE {names.q(names.shadow)} LIKE {names.q()}")
+        try:
+            with user_ddl_errors(f"{plan.label}: ALTER"):
+                cur.execute(st.alter_on(names.schema, names.shadow))
+        except PermanentEngineError:
+            # The statement can never work: leave nothing behind but a clean table.
+            cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+            _forget(cur, cp)
+            raise
+        with target_errors(f"{plan.label}: setting up"):
+            shadow = read_table(cur, names.schema, names.shadow)
+            assert shadow is not None
+            cp = cp.but(shadow_fingerprint=shadow.fingerprint)
+            checkpoint.save(cur, cp)
+        if instant:
+            with target_errors(f"{plan.label}: instant ALTER"):
+                done = fastpath.try_instant(cur, st)
+            if done:
+                with target_errors(f"{plan.label}: instant ALTER"):
+                    cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+                    cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
+                    checkpoint.save(cur, cp)
+                return cp
+            if copy_problems:
+                cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+                _forget(cur, cp)
+                check.run(check.Phase.PREFLIGHT, facts)
+        _post_setup(cur, plan, cp, facts, source, shadow)
+        with target_errors(f"{plan.label}: creating triggers"):
+            cmap = map_columns(source, shadow, st.renames)
+            TriggerChangeSource(names, cmap).install(cur)
+            cp = cp.but(phase=checkpoint.COPY)
+            checkpoint.save(cur, cp)
+    return cp
+
+
+def _post_setup(
+    cur: Cursor,
+    plan: TablePlan,
+    cp: Checkpoint,
+    facts: check.CheckContext,
+    source: TableInfo,
+    shadow: TableInfo,
+) -> None:
+    found = check.problems(
+        check.Phase.POST_SETUP,
+        check.CheckContext(**{**facts.__dict__, "source": source, "shadow": shadow}),
+    )
+    if found:
+        cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
+        _forget(cur, cp)
+        raise PermanentEngineError(f"{plan.label}: preflight failed: " + "; ".join(found))
+
+
+def _forget(cur: Cursor, cp: Checkpoint) -> None:
+    cur.execute(
+        f"DELETE FROM {checkpoint.table_sql(cp.schema)} WHERE table_name = %s AND context = %s",
+        (cp.table_name, cp.context),
+    )

@@ -1,0 +1,59 @@
+"""A worker process for the tests: apply, then progress steps until completed, as a Celery
+worker would. Hooks let a test make the process die (SIGKILL itself) at a precise point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
+from engines.spirit import SpiritEngine, cutover, setup
+from engines.spirit import engine as engine_module
+from engines.targets import Target
+
+
+def _die(*_: Any, **__: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(spec: dict[str, Any]) -> None:
+    by_schema: dict[str, list[TableChange]] = {}
+    for schema, table, ddl in spec["changes"]:
+        by_schema.setdefault(schema, []).append(TableChange(table, ddl, ddl.split()[0].lower()))
+    req = OperationRequest(
+        context=spec["context"],
+        changes=[NamespaceChange(s, tuple(t)) for s, t in by_schema.items()],
+        options=ApplyOptions(defer_cutover=spec["defer_cutover"], extra=spec["extra"]),
+        step_budget=spec["step_budget"],
+    )
+    hooks = spec["hooks"]
+    if hooks.get("die_before_rename"):
+        cutover.rename_with_retries = _die  # type: ignore[assignment]
+    if hooks.get("die_after_rename"):
+        engine_module.SpiritEngine._finish = _die  # type: ignore[method-assign]
+    if hooks.get("die_after_setup"):
+        original = setup.start_fresh
+
+        def start_then_die(*args: Any, **kwargs: Any) -> Any:
+            original(*args, **kwargs)
+            _die()
+
+        setup.start_fresh = start_then_die  # type: ignore[assignment]
+    eng = SpiritEngine(Target("worker", spec["dsn"]))
+    result = eng.apply(req)
+    print(json.dumps({"apply": result.message}), flush=True)
+    while True:
+        progress = eng.progress(req)
+        waiting = progress.state == EngineState.WAITING_FOR_CUTOVER
+        if progress.state == EngineState.COMPLETED or (waiting and hooks.get("stop_when_waiting")):
+            break
+        time.sleep(spec["pause"])
+    print(json.dumps({"state": str(progress.state)}), flush=True)
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))
