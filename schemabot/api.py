@@ -189,10 +189,13 @@ class Client:
         volume: int | None = None,
         revert_window_seconds: int | None = None,
         idempotency_key: str | None = None,
+        engine_options: Mapping[str, Any] | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
         `changes` is a list of ChangeSet, or plain DDL strings for the target's default namespace.
+        `engine_options` are engine-specific knobs handed to the engine as `ApplyOptions.extra`
+        (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
         named twice, or options the engine cannot honour.
         """
@@ -223,6 +226,11 @@ class Client:
             options["volume"] = volume
         if revert_window_seconds is not None:
             options["revert_window_seconds"] = revert_window_seconds
+        if engine_options:
+            try:
+                options["extra"] = json.loads(json.dumps(dict(engine_options)))
+            except (TypeError, ValueError):
+                raise ValidationError("engine_options must be JSON-serialisable") from None
         grouped = uses_grouped_apply(engine, options, plugins)
         request_hash = hashlib.sha256(
             json.dumps(

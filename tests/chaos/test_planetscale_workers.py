@@ -73,8 +73,10 @@ def emulator() -> Iterator[EmulatorProcess]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess) -> Iterator[ProcEnv]:
     workdir = tmp_path_factory.mktemp("ps-workers")
-    dsn = (f"planetscale://tok-id:{TOKEN}@acme/shop?main_branch=main&api_url={emulator.api_url}"
-           "&create_settle_seconds=0")
+    dsn = (
+        f"planetscale://tok-id:{TOKEN}@acme/shop?main_branch=main&api_url={emulator.api_url}"
+        "&create_settle_seconds=0"
+    )
     # A step budget of 2 s (lease 3 s) leaves a delayed call time to be caught in flight: the
     # engine's HTTP timeout is what is left of the step budget.
     extra = {"SCHEMABOT_TARGET_PS": dsn, "SCHEMABOT_STEP_BUDGET": "2"}

@@ -162,5 +162,11 @@ class Cluster:
         for proc in self.processes:
             proc.stop()
 
+    def kill_all(self) -> None:
+        """A crash of every process: no warm shutdown, so nothing goes back to the queue."""
+        for proc in self.processes:
+            if proc.proc is not None and proc.proc.poll() is None:
+                proc.kill()
+
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes)

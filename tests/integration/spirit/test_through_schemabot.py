@@ -1,0 +1,120 @@
+"""The spirit engine driven by schemabot's orchestration (real storage on SQLite and MariaDB, real
+MariaDB target, messages played in-process): scenario 2 and a grouped two-table apply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from schemabot.api import ChangeSet
+from schemabot.recovery import recovery_sweep
+from schemabot.runtime import Runtime
+from schemabot.settings import Settings
+from tests.conftest import FAST
+from tests.support.harness import FaultyDatabase, RecordingDispatcher, deliver, kill_owner
+from tests.support.mariadb import connect, mysql_dsn
+from tests.support.steps import clear_resume_state, client, run_until, status
+
+
+def make_table(schema: str, table: str, rows: int) -> None:
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{table}` (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(40))")
+        cur.execute(f"INSERT INTO `{table}` SELECT seq, seq * 7, CONCAT('row-', seq) FROM seq_1_to_{rows}")
+    conn.close()
+
+
+def rows_of(schema: str, table: str) -> list[tuple[object, ...]]:
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, a, b FROM `{table}` ORDER BY id")
+        rows = list(cur.fetchall())
+    conn.close()
+    return rows
+
+
+def tables_of(schema: str) -> set[str]:
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute("SHOW TABLES")
+        names = {r[0] for r in cur.fetchall()}
+    conn.close()
+    return names
+
+
+@pytest.fixture
+def spirit_rt(state_url: str, schema: str, dispatcher: RecordingDispatcher) -> Iterator[Runtime]:
+    settings = Settings(
+        database_url=state_url, targets={"db": mysql_dsn(schema)}, **{**FAST, "step_budget": 0.3}
+    )
+    db = FaultyDatabase(settings.database_url, settings.storage_retry_seconds)
+    yield Runtime(settings=settings, db=db, dispatcher=dispatcher, owner="test-worker")
+    db.dispose()
+
+
+def test_s2_grouped_spirit_resume_without_state_reattaches_through_the_checkpoint(
+    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str
+) -> None:
+    rt = spirit_rt
+    make_table(schema, "t", 60_000)
+    before = rows_of(schema, "t")
+    apply_id = (
+        client(rt)
+        .submit_apply(
+            "db",
+            "spirit",
+            [ChangeSet(["ALTER TABLE t ADD COLUMN c INT NULL"], schema)],
+            defer_cutover=True,
+            volume=2,
+        )
+        .apply_id
+    )
+    for _ in range(200):  # drive until part of the table is copied
+        if (status(rt, apply_id).tasks[0].rows_copied or 0) > 0:
+            break
+        deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    copied_before = status(rt, apply_id).tasks[0].rows_copied or 0
+    assert 0 < copied_before < 60_000
+
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)  # the next owner has only the context (the apply id)
+    assert [c.reason for c in recovery_sweep(rt).claimed] == ["orphaned"]
+    deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+
+    resume = [e for e in client(rt).log(apply_id) if e.event == "resume"]
+    assert len(resume) == 1 and resume[0].detail["reattached"] is True, resume  # type: ignore[index]
+    assert "copy" in (resume[0].message or "")
+    assert [t for t in tables_of(schema) if t.startswith("_t_")] == ["_t_new"]  # one shadow
+
+    run_until(rt, dispatcher, apply_id, "waiting_for_cutover", max_messages=2000)
+    client(rt).request_control(apply_id, "cutover")
+    final = run_until(rt, dispatcher, apply_id, "completed", "failed", max_messages=2000)
+    assert final.state == "completed", final.error
+    assert rows_of(schema, "t") == before  # every row, unchanged
+    assert not [t for t in tables_of(schema) if t.startswith("_t_")]
+
+
+def test_grouped_spirit_apply_cuts_two_tables_over_together(
+    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str
+) -> None:
+    rt = spirit_rt
+    make_table(schema, "t1", 5_000)
+    make_table(schema, "t2", 5_000)
+    apply_id = (
+        client(rt)
+        .submit_apply(
+            "db",
+            "spirit",
+            [ChangeSet(["ALTER TABLE t1 MODIFY b VARCHAR(80)", "ALTER TABLE t2 ADD COLUMN d INT"], schema)],
+            defer_cutover=True,
+        )
+        .apply_id
+    )
+    st = run_until(rt, dispatcher, apply_id, "waiting_for_cutover", max_messages=2000)
+    assert [t.state for t in st.tasks] == ["waiting_for_cutover", "waiting_for_cutover"]
+    client(rt).request_control(apply_id, "cutover")
+    final = run_until(rt, dispatcher, apply_id, "completed", "failed", max_messages=2000)
+    assert final.state == "completed", final.error
+    assert [t.state for t in final.tasks] == ["completed", "completed"]
+    assert [t.percent for t in final.tasks] == [100.0, 100.0]
