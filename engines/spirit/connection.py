@@ -43,6 +43,13 @@ SESSION_SETTINGS = (
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 )
 
+# An engine connection lives for one step (the orchestrator closes the engine after each tick),
+# so it is never idle for long unless its process is frozen (SIGSTOP, a paused VM). The server
+# then closes it after this many idle seconds, which releases the tables' GET_LOCKs so another
+# worker can take over; with the server's default (8 hours) a frozen worker would block the
+# table that long. The frozen process, when thawed, finds its connection gone and its lease lost.
+IDLE_SESSION_SECONDS = 60
+
 
 def error_code(error: BaseException) -> int | None:
     args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
@@ -79,6 +86,7 @@ def connect(target: Target) -> pymysql.connections.Connection:
         with conn.cursor() as cur:
             for statement in SESSION_SETTINGS:
                 cur.execute(statement)
+            cur.execute(f"SET SESSION wait_timeout = {int(IDLE_SESSION_SECONDS)}")
     except pymysql.MySQLError as error:
         raise RetryableEngineError(
             f"cannot connect to target {target.name}: {error_text(error)}"
