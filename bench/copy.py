@@ -3,10 +3,11 @@
     .venv/bin/python bench/copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
 
 What it measures, in one run and on the same server:
-- `spirit`: the engine driven through the contract exactly as a worker drives it: `apply`, then
-  `progress` with the default step budget in a loop until COMPLETED (no orchestrator in between).
-  `--pipeline` (submit to completed through schemabot and Celery workers) is the mode to add once
-  the orchestration lands on this branch; it is refused for now rather than faked.
+- `spirit`: the full pipeline, from `submit_apply` to `completed`: a Celery worker and beat run
+  as processes with default settings (state in MariaDB, the machine's Redis as broker), and
+  the time includes queueing, leases, ticks and progress bookkeeping. With `--engine-only` the
+  engine is driven through the contract instead (`apply`, then `progress` with the default step
+  budget until COMPLETED, no orchestrator), which isolates the engine's own speed.
 - `pt-osc`: `pt-online-schema-change --execute` with its defaults (Debian package
   percona-toolkit: `apt-get install -y percona-toolkit`).
 - `blocking`: `ALTER TABLE ... , ALGORITHM=COPY` (the application is blocked meanwhile).
@@ -35,19 +36,26 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import os
 import random
 import shutil
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import pymysql
 
 from engines.base import EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
 from engines.targets import Target
+from schemabot.api import ChangeSet, Client
+from schemabot.local_services import start_celery, stop_process, wait_for
+from schemabot.migrate import upgrade
+from schemabot.settings import Settings
 
 ALTER = "MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0"
 TABLE = (
@@ -106,9 +114,7 @@ def run_spirit(server: Server, context: str) -> None:
     engine = SpiritEngine(Target("bench", server.dsn))
     request = OperationRequest(
         context=context,
-        changes=[
-            NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))
-        ],
+        changes=[NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))],
     )
     started = time.monotonic()
     phases: dict[str, float] = {}
@@ -128,6 +134,65 @@ def run_spirit(server: Server, context: str) -> None:
     finally:
         engine.close()
     print("            spirit phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
+
+
+class Pipeline:
+    """schemabot's whole path: a worker and beat as processes, the producer API, default timings.
+    Started once; each run is timed from submit to completed."""
+
+    QUEUE = "schemabot-bench"
+
+    def __init__(self, server: Server, broker_url: str) -> None:
+        self.server = server
+        self.stack = ExitStack()
+        self.workdir = Path(tempfile.mkdtemp(prefix="sb-bench-copy-"))
+        state = f"{server.schema}_state"
+        conn = server.connect()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{state}`")
+            cur.execute(f"CREATE DATABASE `{state}`")
+        conn.close()
+        self.state_db = state
+        auth = server.user + (f":{server.password}" if server.password else "")
+        state_url = f"mysql+pymysql://{auth}@{server.host}:{server.port}/{state}"
+        upgrade(database_url=state_url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMABOT_")}
+        env.update(
+            {
+                "SCHEMABOT_DATABASE_URL": state_url,
+                "SCHEMABOT_BROKER_URL": broker_url,
+                "SCHEMABOT_QUEUE": self.QUEUE,
+                "SCHEMABOT_TARGET_BENCH": server.dsn,
+            }
+        )
+        for kind in ("worker", "beat"):
+            proc = start_celery(kind, env, self.workdir / f"{kind}.log", self.QUEUE, "bench")
+            self.stack.callback(stop_process, proc)
+        wait_for(
+            lambda: "ready." in (self.workdir / "worker.log").read_text(errors="replace"),
+            60,
+            "the bench worker to start",
+        )
+        self.client = Client(
+            Settings(
+                database_url=state_url, broker_url=broker_url, queue=self.QUEUE, targets={"bench": server.dsn}
+            )
+        )
+
+    def run(self, server: Server, context: str) -> None:
+        apply_id = self.client.submit_apply(
+            "bench", "spirit", [ChangeSet([f"ALTER TABLE t {ALTER}"], server.schema)]
+        ).apply_id
+        final = self.client.wait(apply_id, interval=0.05)
+        if final.state != "completed":
+            raise RuntimeError(f"{apply_id} ended {final.state}: {final.error}")
+
+    def close(self) -> None:
+        self.stack.close()
+        conn = self.server.connect()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{self.state_db}`")
+        conn.close()
 
 
 def run_pt_osc(server: Server, _: str) -> None:
@@ -186,9 +251,7 @@ class Load:
                                 (next_id, key, f"c{key}", "load"),
                             )
                         elif op == "update":
-                            cur.execute(
-                                f"UPDATE {table} SET k = k + 1, pad = 'upd' WHERE id = %s", (key,)
-                            )
+                            cur.execute(f"UPDATE {table} SET k = k + 1, pad = 'upd' WHERE id = %s", (key,))
                         else:
                             cur.execute(f"DELETE FROM {table} WHERE id = %s", (key,))
                     cur.execute("COMMIT")
@@ -209,10 +272,8 @@ def differences(server: Server) -> dict[str, int]:
     found = {}
     with conn.cursor() as cur:
         for name, sql in {
-            "missing": "SELECT COUNT(*) FROM expected e LEFT JOIN t ON t.id = e.id "
-            "WHERE t.id IS NULL",
-            "extra": "SELECT COUNT(*) FROM t LEFT JOIN expected e ON t.id = e.id "
-            "WHERE e.id IS NULL",
+            "missing": "SELECT COUNT(*) FROM expected e LEFT JOIN t ON t.id = e.id WHERE t.id IS NULL",
+            "extra": "SELECT COUNT(*) FROM t LEFT JOIN expected e ON t.id = e.id WHERE e.id IS NULL",
             "differing": "SELECT COUNT(*) FROM expected e JOIN t ON t.id = e.id "
             "WHERE NOT (e.k <=> t.k AND e.c <=> t.c AND e.pad <=> t.pad)",
         }.items():
@@ -248,9 +309,7 @@ def measure(
                 writes = ""
             lost = differences(server)
             times[name].append(elapsed)
-            print(
-                f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}"
-            )
+            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
     return times
@@ -273,27 +332,21 @@ def main() -> int:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--write-rate", type=float, default=200.0, help="writes per second under load"
-    )
+    parser.add_argument("--write-rate", type=float, default=200.0, help="writes per second under load")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3306)
     parser.add_argument("--user", default="root")
     parser.add_argument("--password", default="")
     parser.add_argument("--schema", default="sbt_spirit_bench")
     parser.add_argument("--skip-pt-osc", action="store_true")
-    parser.add_argument("--pipeline", action="store_true", help="submit to completed via workers")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="drive the engine directly, without schemabot"
+    )
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
-    if args.pipeline:
-        print(
-            "--pipeline needs schemabot's orchestration and workers, which are not on this "
-            "branch yet; this script drives the engine directly for now.",
-            file=sys.stderr,
-        )
-        return 2
-    tools: dict[str, Callable[[Server, str], None]] = {"spirit": run_spirit}
+    tools: dict[str, Callable[[Server, str], None]] = {}
     if not args.skip_pt_osc:
         if shutil.which("pt-online-schema-change") is None:
             print(
@@ -313,9 +366,12 @@ def main() -> int:
         cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
         cur.execute(f"CREATE DATABASE `{args.schema}` CHARACTER SET utf8mb4")
         cur.execute("SELECT VERSION()")
-        version = (cur.fetchone() or ('?',))[0]
+        version = (cur.fetchone() or ("?",))[0]
     server = Server(admin.host, admin.port, admin.user, admin.password, args.schema)
-    print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; change: {ALTER}\n")
+    mode = "engine only" if args.engine_only else "full pipeline: submit to completed"
+    print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; spirit {mode}; change: {ALTER}\n")
+    pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
+    tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
     try:
         print("without load")
         report("without load", measure(server, tools, args.runs, args.rows, 0))
@@ -325,6 +381,8 @@ def main() -> int:
             measure(server, tools, args.runs, args.rows, args.write_rate),
         )
     finally:
+        if pipeline is not None:
+            pipeline.close()
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
         conn.close()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +23,15 @@ from rich.console import Console
 
 from engines.registry import UnknownEngine, engine_class
 from schemabot.api import Client
-from schemabot.local_services import MariaDBServer, RedisServer, mysql_answers, redis_answers, wait_for
+from schemabot.local_services import (
+    MariaDBServer,
+    RedisServer,
+    mysql_answers,
+    redis_answers,
+    start_celery,
+    stop_process,
+    wait_for,
+)
 from schemabot.migrate import upgrade
 from schemabot.settings import Settings
 from schemabot.watch import watch
@@ -112,25 +118,6 @@ def _count_and_sum(services: Services) -> tuple[int, str]:
     return int(count), str(total)
 
 
-def _start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "celery", "-A", "tasks", kind, "-l", "INFO"]
-    if kind == "worker":
-        args += ["-Q", QUEUE, "-c", "2", "-n", f"demo-{os.getpid()}@%h"]
-    else:
-        args += ["-s", str(log.with_suffix(".schedule")), "--pidfile="]
-    with open(log, "ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def run_demo(rows: int = 200_000, engine: str | None = None) -> int:
     console = Console()
     if engine is None:
@@ -165,10 +152,10 @@ def run_demo(rows: int = 200_000, engine: str | None = None) -> int:
                 "SCHEMABOT_TARGET_DEMO": target_dsn,
             }
         )
-        worker = _start("worker", env, workdir / "worker.log")
-        stack.callback(_stop, worker)
-        beat = _start("beat", env, workdir / "beat.log")
-        stack.callback(_stop, beat)
+        worker = start_celery("worker", env, workdir / "worker.log", QUEUE, "demo")
+        stack.callback(stop_process, worker)
+        beat = start_celery("beat", env, workdir / "beat.log", QUEUE)
+        stack.callback(stop_process, beat)
         wait_for(
             lambda: "ready." in (workdir / "worker.log").read_text(errors="replace"),
             60,

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,3 +182,26 @@ def mysql_answers(host: str, port: int, user: str, password: str = "") -> bool:
         return True
     except pymysql.MySQLError:
         return False
+
+
+def start_celery(
+    kind: str, env: dict[str, str], log: Path, queue: str, name: str = "local"
+) -> subprocess.Popen[bytes]:
+    """A `celery -A tasks worker|beat` process of this interpreter, logging to `log`, in its own
+    process group (so stopping it never signals the caller)."""
+    args = [sys.executable, "-m", "celery", "-A", "tasks", kind, "-l", "INFO"]
+    if kind == "worker":
+        args += ["-Q", queue, "-c", "2", "-n", f"{name}-{os.getpid()}@%h"]
+    else:
+        args += ["-s", str(log.with_suffix(".schedule")), "--pidfile="]
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
