@@ -53,9 +53,16 @@ class Writer(threading.Thread):
         self.schema, self.expected = schema, expected
         self.stop = threading.Event()
         self.writes = 0
+        self.error: BaseException | None = None
         self.rng = random.Random(7)
 
     def run(self) -> None:
+        try:
+            self._write()
+        except BaseException as exc:  # surfaced by the test, not lost in the thread
+            self.error = exc
+
+    def _write(self) -> None:
         conn = connect(self.schema)
         next_id = max(self.expected) + 1
         while not self.stop.is_set():
@@ -64,7 +71,7 @@ class Writer(threading.Thread):
             try:
                 with conn.cursor() as cur:
                     if op < 0.3:
-                        cur.execute("INSERT INTO t VALUES (%s, %s, %s)", (next_id, next_id, "new"))
+                        cur.execute("INSERT INTO t (id, a, b) VALUES (%s, %s, %s)", (next_id, next_id, "new"))
                         self.expected[next_id] = (next_id, "new")
                         next_id += 1
                     elif op < 0.6 and key in self.expected:
@@ -139,6 +146,7 @@ def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(e
         writer.stop.set()
         writer.join(10)
         assert final.state == "completed", (final.error, cluster.logs())
+        assert writer.error is None, writer.error
         assert compare(env.target_schema, expected) == (0, 0, 0)  # missing, extra, differing
         assert writer.writes > 100
         log = client.log(apply_id)
