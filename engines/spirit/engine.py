@@ -100,38 +100,32 @@ class SpiritEngine(Engine):
 
     # -- connection and ownership -------------------------------------------------------------
 
-    def _connection(self) -> Connection:
-        if self._conn is not None:
+    def _reuse_or_connect(self, current: Connection | None) -> Connection:
+        """`current` if it still answers, else a new connection (the dead one closed)."""
+        if current is not None:
             try:
-                self._conn.ping(reconnect=False)
-                return self._conn
+                current.ping(reconnect=False)
+                return current
             except Exception:
-                self._drop_connection()
-        self._conn = connect(self.target)
+                _close_quietly(current)
+        return connect(self.target)
+
+    def _connection(self) -> Connection:
+        self._conn = self._reuse_or_connect(self._conn)
         return self._conn
 
     def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with suppress(Exception):
-                self._conn.close()
-            self._conn = None
+        _close_quietly(self._conn)
+        self._conn = None
 
     def _peer_connection(self) -> Connection:
         """A second connection, holding no lock, that only reads (checksum)."""
-        if self._peer is not None:
-            try:
-                self._peer.ping(reconnect=False)
-                return self._peer
-            except Exception:
-                self._drop_peer()
-        self._peer = connect(self.target)
+        self._peer = self._reuse_or_connect(self._peer)
         return self._peer
 
     def _drop_peer(self) -> None:
-        if self._peer is not None:
-            with suppress(Exception):
-                self._peer.close()
-            self._peer = None
+        _close_quietly(self._peer)
+        self._peer = None
 
     def close(self) -> None:
         self._drop_connection()
@@ -824,3 +818,9 @@ def _overall(states: Sequence[EngineState]) -> EngineState:
         if state in states:
             return state
     return EngineState.COMPLETED
+
+
+def _close_quietly(conn: Connection | None) -> None:
+    if conn is not None:
+        with suppress(Exception):
+            conn.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from schemabot.api import ChangeSet
+from schemabot.api import ApplyStatus, ChangeSet
 from schemabot.errors import LeaseLost
 from schemabot.messaging import producer_dispatcher
 from schemabot.states import State
@@ -165,43 +165,29 @@ def test_one_idempotency_key_gives_one_apply(env: ProcEnv, worker: Cluster) -> N
     assert ids.count(_json(first)["apply_id"]) == 1
 
 
-def test_an_alter_that_would_copy_the_table_is_refused_naming_spirit(env: ProcEnv, worker: Cluster) -> None:
+def _direct_apply_that_fails(env: ProcEnv, create_table: str, ddl: str) -> ApplyStatus:
+    """Create a table on the target, apply `ddl` with the direct engine and --wait: exit 1."""
     conn = connect(env.target_schema)
     with conn.cursor() as cur:
-        cur.execute("CREATE TABLE widen (id INT PRIMARY KEY, qty INT)")
-    result = env.cli(
-        "apply",
-        "--target",
-        "local",
-        "--engine",
-        "direct",
-        "--ddl",
-        "ALTER TABLE widen MODIFY qty BIGINT",
-        "--wait",
-    )
-    assert result.returncode == 1
+        cur.execute(create_table)
+    result = env.cli("apply", "--target", "local", "--engine", "direct", "--ddl", ddl, "--wait")
+    assert result.returncode == 1, result.stderr
     status = env.client().get_apply(result.stdout.split()[0])
     assert status.state == "failed"
+    return status
+
+
+def test_an_alter_that_would_copy_the_table_is_refused_naming_spirit(env: ProcEnv, worker: Cluster) -> None:
+    status = _direct_apply_that_fails(
+        env, "CREATE TABLE widen (id INT PRIMARY KEY, qty INT)", "ALTER TABLE widen MODIFY qty BIGINT"
+    )
     assert "spirit" in (status.error or "") and "Cannot change column type" in (status.error or "")
 
 
 def test_s25_ddl_rejected_by_the_target_fails_with_its_message(env: ProcEnv, worker: Cluster) -> None:
-    conn = connect(env.target_schema)
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE rejected (id INT PRIMARY KEY)")
-    result = env.cli(
-        "apply",
-        "--target",
-        "local",
-        "--engine",
-        "direct",
-        "--ddl",
-        "ALTER TABLE rejected DROP COLUMN nope",
-        "--wait",
+    status = _direct_apply_that_fails(
+        env, "CREATE TABLE rejected (id INT PRIMARY KEY)", "ALTER TABLE rejected DROP COLUMN nope"
     )
-    assert result.returncode == 1
-    status = env.client().get_apply(result.stdout.split()[0])
-    assert status.state == "failed"
     assert "Can't DROP COLUMN `nope`; check that it exists" in (status.error or "")
     assert status.tasks[0].state == "failed"
 
@@ -221,7 +207,7 @@ def test_a_write_with_a_stale_fencing_token_is_refused(env: ProcEnv, worker: Clu
     db.dispose()
 
 
-def test_a_duplicated_poll_progress_message_does_nothing(
+def test_s19_duplicated_and_stale_poll_messages_through_the_broker_do_nothing(
     env: ProcEnv, worker: Cluster, tmp_path: Path
 ) -> None:
     fake = FakeTarget(env.env["SCHEMABOT_TARGET_FAKE"].removeprefix("fake://"))
