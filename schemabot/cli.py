@@ -271,7 +271,7 @@ def emulator(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--rows", default=200_000, show_default=True, help="Rows in the demo table.")
+@click.option("--rows", default=600_000, show_default=True, help="Rows in the demo table.")
 @click.option("--engine", default=None, help="Engine for the demo (default: spirit, else direct).")
 def demo(rows: int, engine: str | None) -> None:
     """Run a schema change end to end on local services, with live progress."""

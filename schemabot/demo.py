@@ -37,6 +37,7 @@ from schemabot.settings import Settings
 from schemabot.watch import watch
 
 STATE_DB, TARGET_DB, QUEUE = "schemabot_demo_state", "schemabot_demo", "schemabot-demo"
+DEMO_VOLUME = 2
 INSTALL_HINT = (
     "schemabot demo needs Redis and MariaDB (or MySQL). Install the servers with\n"
     "    sudo apt-get install redis-server mariadb-server\n"
@@ -95,15 +96,23 @@ def prepare_databases(services: Services, rows: int) -> None:
         cur.execute(
             f"CREATE TABLE `{TARGET_DB}`.orders (id BIGINT UNSIGNED PRIMARY KEY, customer_id INT NOT NULL, "
             "amount DECIMAL(10,2) NOT NULL, status ENUM('new','paid','shipped') NOT NULL, "
-            "created_at DATETIME(6) NOT NULL, KEY ix_customer (customer_id))"
+            "created_at DATETIME(6) NOT NULL, note_pad CHAR(100) NOT NULL DEFAULT '', "
+            "KEY ix_customer (customer_id))"
         )
         batch = 10_000
         for start in range(1, rows + 1, batch):
             values = [
-                (i, i % 9973, (i % 100_000) / 100, ("new", "paid", "shipped")[i % 3], "2026-01-01 00:00:00")
+                (
+                    i,
+                    i % 9973,
+                    (i % 100_000) / 100,
+                    ("new", "paid", "shipped")[i % 3],
+                    "2026-01-01 00:00:00",
+                    f"order {i} for customer {i % 9973}",
+                )
                 for i in range(start, min(rows, start + batch - 1) + 1)
             ]
-            cur.executemany(f"INSERT INTO `{TARGET_DB}`.orders VALUES (%s, %s, %s, %s, %s)", values)
+            cur.executemany(f"INSERT INTO `{TARGET_DB}`.orders VALUES (%s, %s, %s, %s, %s, %s)", values)
     conn.close()
 
 
@@ -118,7 +127,7 @@ def _count_and_sum(services: Services) -> tuple[int, str]:
     return int(count), str(total)
 
 
-def run_demo(rows: int = 200_000, engine: str | None = None) -> int:
+def run_demo(rows: int = 600_000, engine: str | None = None) -> int:
     console = Console()
     if engine is None:
         try:
@@ -170,7 +179,8 @@ def run_demo(rows: int = 200_000, engine: str | None = None) -> int:
         )
         client = Client(settings)
         before = _count_and_sum(services)
-        submitted = client.submit_apply("demo", engine, [ddl])
+        # A gentler volume than the default so the copy takes long enough to watch.
+        submitted = client.submit_apply("demo", engine, [ddl], volume=DEMO_VOLUME)
         console.print(f"• submitted {submitted.apply_id} with the {engine} engine:\n    {ddl}")
         final = watch(client, submitted.apply_id)
         console.print()
