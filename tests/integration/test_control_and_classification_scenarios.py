@@ -366,3 +366,22 @@ def test_a_claim_on_a_live_lease_fails(rt: Runtime, dispatcher: RecordingDispatc
     assert claimed is None
     kill_owner(rt, dispatcher, apply_id)
     assert leases.claim(rt.db, apply_id, expected_token=1, owner="heir", ttl=5, states=[State.RUNNING]) == 2
+
+
+def test_a_step_that_used_its_whole_budget_is_followed_at_once_an_early_one_waits(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    """Local engine work (a copy) continues without the poll pause; observation is paced."""
+    fake_target.set_knob("rows_total", 40)
+    fake_target.set_knob("step_sleep", rt.settings.step_budget)  # a step that fills its budget
+    rt.settings = rt.settings.model_copy(update={"poll_interval": 0.5})
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    busy = dispatcher.take()
+    assert busy is not None
+    deliver(rt, busy)
+    assert dispatcher.messages[-1].countdown == 0
+
+    fake_target.set_knob("step_sleep", 0.0)
+    deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    assert dispatcher.messages[-1].countdown == 0.5
