@@ -249,12 +249,64 @@ def upgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
 def serve(host: str, port: int) -> None:
-    """Serve the HTTP API (see schemabot/http_api.py for the routes)."""
+    """Serve the HTTP API (see schemabot/http_api.py for the routes).
+
+    With API tokens configured (SCHEMABOT_API_TOKENS or [[tokens]] in the targets file) every
+    endpoint but /healthz, /readyz and the API document needs one. Without, it runs in
+    development mode: no authentication, and loopback addresses only.
+    """
     import uvicorn
 
+    from schemabot.auth import is_loopback
     from schemabot.http_api import build_app
+    from schemabot.settings import get_settings
 
+    settings = get_settings()
+    if not settings.api_tokens:
+        if not is_loopback(host):
+            _fail(
+                2,
+                f"no API token is configured, so the service has no authentication and may only listen "
+                f"on loopback, not {host!r}: configure SCHEMABOT_API_TOKENS (see `schemabot token new`) "
+                "or serve on 127.0.0.1",
+            )
+        click.echo(
+            "schemabot serve: DEVELOPMENT MODE: no API token configured, serving WITHOUT "
+            f"authentication on {host}:{port} (loopback only)",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"schemabot serve: {len(settings.api_tokens)} API token(s) configured; "
+            f"answering to Host {', '.join(settings.http_allowed_hosts)}",
+            err=True,
+        )
     uvicorn.run(build_app(), host=host, port=port, log_level="info")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens of the HTTP service."""
+
+
+@token.command(name="new")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "apply", "admin"]), default="apply", show_default=True)
+@click.option("--target", "targets", multiple=True, help="Restrict the token to this target; repeatable.")
+def token_new(name: str, scope: str, targets: tuple[str, ...]) -> None:
+    """Make a token: prints the secret (give it to the client) and the entry to configure."""
+    from schemabot.auth import ApiToken, hash_secret, new_secret
+
+    secret = new_secret()
+    entry = ApiToken(name=name, sha256=hash_secret(secret), scope=scope, targets=list(targets) or None)  # type: ignore[arg-type]
+    document = entry.model_dump(mode="json", exclude_none=True)
+    click.echo(f"secret (shown once; the client sends `Authorization: Bearer <secret>`):\n  {secret}")
+    click.echo("add to SCHEMABOT_API_TOKENS (a JSON list):\n  " + json.dumps(document))
+    toml_targets = f"\ntargets = {json.dumps(list(targets))}" if targets else ""
+    click.echo(
+        "or to the targets TOML file:\n"
+        f'  [[tokens]]\n  name = "{name}"\n  sha256 = "{entry.sha256}"\n  scope = "{scope}"{toml_targets}'
+    )
 
 
 @cli.command(

@@ -1,0 +1,27 @@
+"""What `/readyz` checks: can this process reach the state database and the broker right now?
+
+Each check is blocking and is run in a thread under a short timeout by the caller
+(schemabot/http_api.py), so a black-holed server makes the answer 503, never a hung probe.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from schemabot.storage.database import Database
+
+
+def check_database(db: Database) -> None:
+    """One round trip on a fresh or pooled connection; raises if the state database is down."""
+    with db.engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def check_broker(url: str, timeout: float) -> None:
+    """Open (and close) one broker connection; raises if the broker is down."""
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        if url.startswith(("redis://", "rediss://")):
+            conn.default_channel.client.ping()
