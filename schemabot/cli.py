@@ -239,9 +239,18 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Create or migrate the state database's tables."""
+    from schemabot.migrate import explain
     from schemabot.migrate import upgrade as run_upgrade
+    from schemabot.settings import get_settings
 
-    run_upgrade(revision)
+    url = get_settings().database_url
+    try:
+        run_upgrade(revision, url)
+    except sa.exc.DBAPIError as exc:
+        message = explain(exc, url)
+        if message is None:
+            raise
+        _fail(1, message)
     click.echo("state database is up to date")
 
 
