@@ -84,3 +84,19 @@ def producer_dispatcher(broker_url: str, queue: str) -> BrokerDispatcher:
     app.conf.broker_connection_timeout = 3
     app.conf.broker_transport_options = {"socket_connect_timeout": 3, "socket_timeout": 5}
     return BrokerDispatcher(app.send_task, queue)
+
+
+def check_broker(broker_url: str, timeout: float) -> None:
+    """Open one connection to the broker and close it; raises when it cannot (for `/readyz`).
+
+    In this module because it is the one place schemabot touches Celery (and through it kombu).
+    """
+    from celery import Celery
+
+    app = Celery("schemabot-readiness", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_timeout = timeout
+    app.conf.broker_transport_options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        if broker_url.startswith(("redis://", "rediss://")):
+            conn.default_channel.client.ping()  # the Redis transport connects lazily

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from schemabot import messaging
 from schemabot.storage.database import Database
 
 
@@ -19,9 +20,4 @@ def check_database(db: Database) -> None:
 
 def check_broker(url: str, timeout: float) -> None:
     """Open (and close) one broker connection; raises if the broker is down."""
-    from kombu import Connection
-
-    with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
-        conn.ensure_connection(max_retries=1, timeout=timeout)
-        if url.startswith(("redis://", "rediss://")):
-            conn.default_channel.client.ping()
+    messaging.check_broker(url, timeout)

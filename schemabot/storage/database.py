@@ -27,6 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from engines.mysql_tls import tls_connect_args
 from engines.targets import redact
 from schemabot.errors import StorageUnavailable
 
@@ -102,11 +103,17 @@ def make_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {}
+    target: str | sa.URL = url
     if url.startswith("mysql"):
         # Without read/write timeouts a black-holed connection hangs a worker forever.
         connect_args = {"connect_timeout": 5, "read_timeout": 15, "write_timeout": 15}
+        # TLS from the URL's ssl_ca/ssl_cert/ssl_key/ssl_mode, as for targets (engines/mysql_tls.py).
+        parsed = sa.make_url(url)
+        tls = {k: str(v) for k, v in parsed.query.items() if k.startswith("ssl")}
+        connect_args.update(tls_connect_args(tls))
+        target = parsed.difference_update_query(list(tls))
     return sa.create_engine(
-        url,
+        target,
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_size=5,
