@@ -49,7 +49,8 @@ def explain(exc: BaseException, database_url: str) -> str | None:
         url = make_url(database_url)
     except sa.exc.ArgumentError:
         return None
-    where = f"{url.host or 'localhost'}:{url.port or 3306}"
+    postgresql = url.get_backend_name() == "postgresql"
+    where = f"{url.host or 'localhost'}:{url.port or (5432 if postgresql else 3306)}"
     shown = redact(database_url)
     orig = exc.orig
     if isinstance(orig, sqlite3.OperationalError):
@@ -75,4 +76,20 @@ def explain(exc: BaseException, database_url: str) -> str | None:
             f"(SCHEMABOT_DATABASE_URL={shown})"
         )
     first = (str(orig).splitlines() or [""])[0] if orig is not None else type(exc).__name__
+    if postgresql and f'database "{url.database}" does not exist' in first:
+        return (
+            f"the state database {url.database!r} does not exist on {where}: create it "
+            f"(CREATE DATABASE \"{url.database}\" ENCODING 'UTF8') and run `schemabot db upgrade` again, "
+            f"or fix SCHEMABOT_DATABASE_URL ({shown})"
+        )
+    if postgresql and ("password authentication failed" in first or "role " in first):
+        return (
+            f"access denied for user {url.username!r} to the state database on {where}: check the user "
+            f"and password in SCHEMABOT_DATABASE_URL ({shown}) and the user's grants"
+        )
+    if postgresql and "connection refused" in first.lower():
+        return (
+            f"cannot reach the state database at {where}: is the server running and reachable? "
+            f"(SCHEMABOT_DATABASE_URL={shown})"
+        )
     return f"the state database at {where} refused the upgrade: {redact(first)} ({shown})"

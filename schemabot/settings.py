@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         for scheme in ("mysql://", "mariadb://"):
             if url.startswith(scheme):
                 return "mysql+pymysql://" + url[len(scheme) :]
+        # Likewise postgresql:// would pick psycopg2; we install psycopg (3).
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme) :]
         return url
 
     @model_validator(mode="after")

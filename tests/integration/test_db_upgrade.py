@@ -97,3 +97,28 @@ def test_state_tables_are_utf8mb4_in_a_latin1_database(tmp_path: Path) -> None:
         db.dispose()
         # Upgrading again is a no-op.
         assert upgrade_cli(f"mysql://root@{SHARED_HOST}:{SHARED_PORT}/{schema}", tmp_path).returncode == 0
+
+
+def test_postgresql_missing_database_is_one_line(tmp_path: Path) -> None:
+    name = f"sbt_missing_{uuid.uuid4().hex[:8]}"
+    result = upgrade_cli(f"postgresql://postgres@127.0.0.1:5432/{name}", tmp_path)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "does not exist" in result.stderr and "CREATE DATABASE" in result.stderr
+
+
+def test_postgresql_transient_errors_are_told_from_verdicts() -> None:
+    """A PostgreSQL state database that goes away is retried, never a verdict (§7)."""
+    import sqlalchemy as sa
+
+    from schemabot.storage.database import Database, is_transient
+    from tests.support.servers import free_port
+
+    dead = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
+    with pytest.raises(sa.exc.OperationalError) as down:
+        dead.connect()
+    assert is_transient(down.value)
+    db = Database("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", retry_seconds=0.2)
+    with pytest.raises(sa.exc.ProgrammingError) as verdict:
+        db.run(lambda s: s.execute(sa.text("SELEC 1")))
+    assert not is_transient(verdict.value)
+    db.dispose()
