@@ -1,4 +1,4 @@
-"""API tokens of the HTTP service (docs/architecture.md §1: the HTTP API; issue 14 §1).
+"""API tokens of the HTTP service (the HTTP API of docs/architecture.md §1 and §5; issue 14 §1).
 
 A token is a random secret a client sends as `Authorization: Bearer <secret>`. Settings hold only
 its SHA-256 (hex), with a name (recorded on every apply and control it asks for), a scope and an

@@ -11,6 +11,7 @@
     schemabot db upgrade
     schemabot demo
     schemabot serve [--host H] [--port P]
+    schemabot token new NAME [--scope read|apply|admin] [--target T ...]
     schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is

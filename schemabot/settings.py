@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     )
     targets: dict[str, str] = Field(default_factory=dict, exclude=True)
 
-    # -- the HTTP service (`schemabot serve`; docs/architecture.md §1, README "HTTP") ----------
+    # -- the HTTP service (`schemabot serve`; README "HTTP"; issue 14) ---------------------------
     api_tokens: list[ApiToken] = Field(
         default_factory=list,
         description='API tokens, as JSON [{"name", "sha256", "scope", "targets"}] (or [[tokens]] in '

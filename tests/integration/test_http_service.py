@@ -1,4 +1,4 @@
-"""docs/architecture.md §1, issue 14 §1 and §3: who may do what over HTTP, readiness, the API
+"""Issue 14 §1 and §3: who may do what over HTTP, readiness, the API
 document. All through real `schemabot serve` processes."""
 
 from __future__ import annotations

@@ -94,3 +94,21 @@ def test_api_tokens_from_the_environment_and_the_targets_file(
     monkeypatch.setenv("SCHEMABOT_API_TOKENS", '[{"name": "x", "sha256": "not-hex", "scope": "apply"}]')
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_token_new_prints_a_secret_that_authenticates_against_its_entry() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from schemabot.auth import ApiToken, Scope, authenticate
+    from schemabot.cli import cli
+
+    result = CliRunner().invoke(cli, ["token", "new", "ci", "--scope", "apply", "--target", "Prod"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    secret = lines[1].strip()
+    entry = ApiToken(**json.loads(lines[3].strip()))
+    assert secret not in result.output.split(secret, 1)[1]  # shown once; the entry holds its hash
+    principal = authenticate(f"Bearer {secret}", [entry])
+    assert (principal.name, principal.scope, principal.targets) == ("ci", Scope.APPLY, frozenset({"prod"}))
