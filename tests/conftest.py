@@ -71,12 +71,10 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
         return
     if request.param == "postgresql":
-        from tests.support.postgres import fresh_database, pg_url
+        from tests.support.postgres import fresh_database, migrated_template, pg_url
 
-        with fresh_database("sbt_core") as database:
-            url = pg_url(database)
-            upgrade(database_url=url)
-            yield url
+        with fresh_database("sbt_core", template=migrated_template()) as database:
+            yield pg_url(database)  # a copy of a database migrated to head
         return
     with fresh_schema("sbt_core") as schema:
         url = mariadb_url(schema)
