@@ -291,6 +291,12 @@ def serve(host: str, port: int) -> None:
             f"answering to Host {', '.join(settings.http_allowed_hosts)}",
             err=True,
         )
+        if not is_loopback(host) and all(is_loopback(h) for h in settings.http_allowed_hosts):
+            click.echo(
+                "schemabot serve: warning: listening beyond loopback but answering only to loopback "
+                "host names: list the names clients use in SCHEMABOT_HTTP_ALLOWED_HOSTS",
+                err=True,
+            )
     uvicorn.run(build_app(), host=host, port=port, log_level="info")
 
 
