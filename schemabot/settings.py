@@ -7,6 +7,7 @@ step plus the poll countdown plus queueing delay, or healthy drivers would lose 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from functools import lru_cache
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
     http_ready_timeout: float = Field(
         default=2.0, gt=0, description="Seconds /readyz waits for the state database and the broker."
     )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value  # as given to Settings(...)
 
     @field_validator("http_allowed_hosts", mode="before")
     @classmethod
