@@ -49,7 +49,7 @@ def test_s14_on_rabbitmq_killed_worker_is_resumed_from_where_it_was(tmp_path: Pa
     # RabbitMQ's delayed delivery counts whole seconds, so poll pauses are 1 s here: bigger
     # steps keep the test short.
     fake.set_knob("rows_per_step", 4)
-    fake.set_knob("rows_total", 60)
+    fake.set_knob("rows_total", 40)
     fake.set_knob("step_sleep", 0.25)
     with proc_env(tmp_path, fake.path, broker_url=url) as env:
         client = env.client()
@@ -66,7 +66,7 @@ def test_s14_on_rabbitmq_killed_worker_is_resumed_from_where_it_was(tmp_path: Pa
                 line.split()[:2] == [env.env["SCHEMABOT_QUEUE"], "quorum"] for line in queues.splitlines()
             ), queues
             task_id = client.get_apply(apply_id).tasks[0].task_id
-            wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 16, 60, "row 16")
+            wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 12, 60, "row 12")
 
             def inside() -> int | None:
                 rows = fake.query("SELECT pid FROM active WHERE context = ?", task_id)
@@ -86,8 +86,8 @@ def test_s14_on_rabbitmq_killed_worker_is_resumed_from_where_it_was(tmp_path: Pa
             final = client.wait(apply_id, timeout=90)
             assert final.state == "completed", cluster.logs()
             work = fake.work(task_id)
-            assert (work["created"], work["rows_done"]) == (1, 60)  # no second shadow, every row
+            assert (work["created"], work["rows_done"]) == (1, 40)  # no second shadow, every row
             after = [c for c in fake.calls("progress") if c["at"] > killed_at]
-            assert len(after) <= (60 - rows_at_kill) // 4 + 4  # continued; not restarted from row 0
+            assert len(after) <= (40 - rows_at_kill) // 4 + 4  # continued; not restarted from row 0
         finally:
             cluster.stop()
