@@ -231,6 +231,9 @@ def credentials(world: World, username: str) -> tuple[str, int] | None:
     """(plain text password, branch id) for a live password, for the MySQL proxy."""
     with world.lock:
         row = world.store.one("SELECT * FROM passwords WHERE username=%s", (username,))
-        if row is None or (row["expires_at"] is not None and row["expires_at"] < world.now()):
+        if row is None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] < world.now():
+            branch_users.drop(world.store, username)  # an expired password keeps no user
             return None
         return str(row["plain_text"]), int(row["branch_id"])

@@ -129,3 +129,13 @@ def test_emulator_runs_as_a_least_privileged_user_with_its_dsn_out_of_argv() -> 
             for host in ("%", "localhost"):
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
         conn.close()
+
+
+def test_an_expired_password_loses_its_user(emulator: EmulatorProcess) -> None:
+    ready_branch(emulator, "dev")
+    pw = ok(emulator.api("POST", "/branches/dev/passwords", name="short", ttl=60), 201)
+    login(pw).close()
+    emulator.advance(ticks=0, seconds=120)  # the emulated clock passes the TTL
+    with pytest.raises(pymysql.err.OperationalError):
+        login(pw)
+    assert pw["username"] not in server_users("u")
