@@ -6,7 +6,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY schemabot ./schemabot
 COPY engines ./engines
 COPY tasks ./tasks
-RUN pip install '.[flower]'
+RUN pip install '.[flower,postgresql]'
 RUN useradd --create-home schemabot
 USER schemabot
 CMD ["celery", "-A", "tasks", "worker", "--loglevel", "INFO"]

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from engines.mysql_tls import tls_connect_args
+
 # scheme://user:password@host -> scheme://user:***@host, anywhere in a text.
 _CREDENTIALS = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
@@ -63,6 +65,7 @@ class MySQLAddress:
         }
         if "unix_socket" in self.options:
             kwargs["unix_socket"] = self.options["unix_socket"]
+        kwargs.update(tls_connect_args(self.options))  # ssl_ca, ssl_cert, ssl_key, ssl_mode
         return kwargs
 
 

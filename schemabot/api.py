@@ -108,6 +108,7 @@ class ApplyStatus:
     error: str | None
     attempt: int
     options: dict[str, Any]
+    submitted_by: str | None
     created_at: str | None
     updated_at: str | None
     completed_at: str | None
@@ -124,6 +125,7 @@ class ApplyStatus:
             error=apply.error,
             attempt=apply.attempt,
             options=dict(apply.options or {}),
+            submitted_by=apply.submitted_by,
             created_at=_iso(apply.created_at),
             updated_at=_iso(apply.updated_at),
             completed_at=_iso(apply.completed_at),
@@ -190,6 +192,7 @@ class Client:
         revert_window_seconds: int | None = None,
         idempotency_key: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        requested_by: str | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
@@ -197,7 +200,8 @@ class Client:
         `engine_options` are engine-specific knobs handed to the engine as `ApplyOptions.extra`
         (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
-        named twice, or options the engine cannot honour.
+        named twice, or options the engine cannot honour. `requested_by` (the HTTP API's token
+        name) is recorded on the apply and in its audit log.
         """
         plugins = self.settings.engine_plugins
         try:
@@ -254,6 +258,7 @@ class Client:
             tasks=tasks,
             operation_ids=[_new_id("op") for _ in range(1 if grouped else len(tasks))],
             idempotency_key=idempotency_key,
+            submitted_by=requested_by,
         )
         apply_id, created = create_apply(self.runtime.db, new)
         if created:
@@ -266,10 +271,16 @@ class Client:
         snap = reads.snapshot(self.runtime.db, apply_id)
         return ApplyStatus.of(snap.apply, snap.tasks)
 
-    def list_applies(self, state: str | None = None, limit: int = 100) -> list[ApplyStatus]:
+    def list_applies(
+        self, state: str | None = None, limit: int = 100, *, targets: Sequence[str] | None = None
+    ) -> list[ApplyStatus]:
+        """The most recent applies, newest first; only those on `targets` when given."""
         if state is not None and state not in {s.value for s in State}:
             raise ValidationError(f"unknown state {state!r}; known: {', '.join(s.value for s in State)}")
-        applies = reads.list_applies(self.runtime.db, state, limit)
+        if not 1 <= limit <= 10_000:
+            raise ValidationError(f"limit must be from 1 to 10000, not {limit}")
+        wanted = None if targets is None else [t.lower() for t in targets]
+        applies = reads.list_applies(self.runtime.db, state, limit, wanted)
         tasks = reads.tasks_of(self.runtime.db, [a.apply_id for a in applies])
         return [ApplyStatus.of(a, tasks[a.apply_id]) for a in applies]
 
@@ -303,8 +314,11 @@ class Client:
 
     # -- control ------------------------------------------------------------------------------
 
-    def request_control(self, apply_id: str, kind: str, value: str | int | None = None) -> ControlReceipt:
+    def request_control(
+        self, apply_id: str, kind: str, value: str | int | None = None, *, requested_by: str | None = None
+    ) -> ControlReceipt:
         """Record a control for the apply's owner to carry out in its next tick.
+        `requested_by` (the HTTP API's token name) goes into the audit log.
 
         Raises ControlRejected when the apply's state does not allow it (nothing stored).
         A stopped or failed apply has no owner: the sweep is woken to claim it.
@@ -313,7 +327,7 @@ class Client:
         normalised = controls.normalise_value(name, value)
         status = self.get_apply(apply_id)
         controls.check_request(name, State(status.state))
-        control_id, created = add_control(self.runtime.db, apply_id, name, normalised)
+        control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
         if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)

@@ -11,6 +11,7 @@
     schemabot db upgrade
     schemabot demo
     schemabot serve [--host H] [--port P]
+    schemabot token new NAME [--scope read|apply|admin] [--target T ...]
     schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
@@ -239,9 +240,18 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Create or migrate the state database's tables."""
+    from schemabot.migrate import explain
     from schemabot.migrate import upgrade as run_upgrade
+    from schemabot.settings import get_settings
 
-    run_upgrade(revision)
+    url = get_settings().database_url
+    try:
+        run_upgrade(revision, url)
+    except sa.exc.DBAPIError as exc:
+        message = explain(exc, url)
+        if message is None:
+            raise
+        _fail(1, message)
     click.echo("state database is up to date")
 
 
@@ -249,12 +259,70 @@ def upgrade(revision: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True)
 def serve(host: str, port: int) -> None:
-    """Serve the HTTP API (see schemabot/http_api.py for the routes)."""
+    """Serve the HTTP API (see schemabot/http_api.py for the routes).
+
+    With API tokens configured (SCHEMABOT_API_TOKENS or [[tokens]] in the targets file) every
+    endpoint but /healthz, /readyz and the API document needs one. Without, it runs in
+    development mode: no authentication, and loopback addresses only.
+    """
     import uvicorn
 
+    from schemabot.auth import is_loopback
     from schemabot.http_api import build_app
+    from schemabot.settings import get_settings
 
+    settings = get_settings()
+    if not settings.api_tokens:
+        if not is_loopback(host):
+            _fail(
+                2,
+                f"no API token is configured, so the service has no authentication and may only listen "
+                f"on loopback, not {host!r}: configure SCHEMABOT_API_TOKENS (see `schemabot token new`) "
+                "or serve on 127.0.0.1",
+            )
+        click.echo(
+            "schemabot serve: DEVELOPMENT MODE: no API token configured, serving WITHOUT "
+            f"authentication on {host}:{port} (loopback only)",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"schemabot serve: {len(settings.api_tokens)} API token(s) configured; "
+            f"answering to Host {', '.join(settings.http_allowed_hosts)}",
+            err=True,
+        )
+        if not is_loopback(host) and all(is_loopback(h) for h in settings.http_allowed_hosts):
+            click.echo(
+                "schemabot serve: warning: listening beyond loopback but answering only to loopback "
+                "host names: list the names clients use in SCHEMABOT_HTTP_ALLOWED_HOSTS",
+                err=True,
+            )
     uvicorn.run(build_app(), host=host, port=port, log_level="info")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens of the HTTP service."""
+
+
+@token.command(name="new")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "apply", "admin"]), default="apply", show_default=True)
+@click.option("--target", "targets", multiple=True, help="Restrict the token to this target; repeatable.")
+def token_new(name: str, scope: str, targets: tuple[str, ...]) -> None:
+    """Make a token: prints the secret (give it to the client) and the entry to configure."""
+    from schemabot.auth import ApiToken, hash_secret, new_secret
+
+    secret = new_secret()
+    entry = ApiToken(name=name, sha256=hash_secret(secret), scope=scope, targets=list(targets) or None)  # type: ignore[arg-type]
+    document = entry.model_dump(mode="json", exclude_none=True)
+    click.echo(f"secret (shown once; the client sends `Authorization: Bearer <secret>`):\n  {secret}")
+    click.echo("add to SCHEMABOT_API_TOKENS (a JSON list):\n  " + json.dumps(document))
+    toml_targets = f"\ntargets = {json.dumps(list(targets))}" if targets else ""
+    click.echo(
+        "or to the targets TOML file:\n"
+        f'  [[tokens]]\n  name = "{name}"\n  sha256 = "{entry.sha256}"\n  scope = "{scope}"{toml_targets}'
+    )
 
 
 @cli.command(

@@ -11,6 +11,7 @@ A message is only a hint: every send may fail or be lost, and the recovery sweep
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -40,11 +41,16 @@ SendTask = Callable[..., Any]
 class BrokerDispatcher:
     """Sends task messages by name through anything with Celery's `send_task` signature."""
 
-    def __init__(self, send_task: SendTask, queue: str) -> None:
+    def __init__(self, send_task: SendTask, queue: str, broker_url: str | None = None) -> None:
         self._send_task = send_task
         self._queue = queue
+        # RabbitMQ's native delayed delivery (quorum queues) counts whole seconds and refuses a
+        # countdown that rounds to 0: round up there (a 0.5 s poll pause becomes 1 s).
+        self._whole_seconds = bool(broker_url and broker_url.startswith(AMQP_SCHEMES))
 
     def _send(self, name: str, args: list[Any], countdown: float = 0) -> bool:
+        if countdown and self._whole_seconds:
+            countdown = float(math.ceil(countdown))
         try:
             self._send_task(
                 name,
@@ -73,6 +79,39 @@ class BrokerDispatcher:
         return self._send(RECOVERY_SWEEP, [])
 
 
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def broker_conf(broker_url: str) -> dict[str, Any]:
+    """Celery settings that depend on the broker, shared by workers, beat and producers (the
+    queue must be declared alike by all of them, or RabbitMQ refuses the second declaration).
+
+    Redis: a visibility timeout far above every countdown and the task time limit, and socket
+    timeouts so a dead server is noticed. RabbitMQ (`amqp://`): quorum queues (replicated, and a
+    message survives a broker restart), publisher confirms (a send returns once the broker has
+    the message), and topic exchanges, which Celery's native delayed delivery for the poll
+    countdowns needs on quorum queues.
+    """
+    if broker_url.startswith(AMQP_SCHEMES):
+        return {
+            "task_default_queue_type": "quorum",
+            "task_create_missing_queue_type": "quorum",
+            "task_default_exchange_type": "topic",
+            "task_create_missing_queue_exchange_type": "topic",
+            "broker_transport_options": {"confirm_publish": True, "confirm_timeout": 5.0},
+        }
+    return {
+        "broker_transport_options": {
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 5,
+            "socket_timeout": 15,
+            "socket_keepalive": True,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
+        }
+    }
+
+
 def producer_dispatcher(broker_url: str, queue: str) -> BrokerDispatcher:
     """A dispatcher for processes that are not workers (the CLI, the HTTP API, user code).
 
@@ -81,6 +120,25 @@ def producer_dispatcher(broker_url: str, queue: str) -> BrokerDispatcher:
     from celery import Celery
 
     app = Celery("schemabot-producer", broker=broker_url, set_as_current=False)
+    conf = broker_conf(broker_url)
+    if not broker_url.startswith(AMQP_SCHEMES):  # a producer gives up sooner than a worker
+        conf["broker_transport_options"] = {"socket_connect_timeout": 3, "socket_timeout": 5}
+    app.conf.update(conf)
     app.conf.broker_connection_timeout = 3
-    app.conf.broker_transport_options = {"socket_connect_timeout": 3, "socket_timeout": 5}
-    return BrokerDispatcher(app.send_task, queue)
+    return BrokerDispatcher(app.send_task, queue, broker_url)
+
+
+def check_broker(broker_url: str, timeout: float) -> None:
+    """Open one connection to the broker and close it; raises when it cannot (for `/readyz`).
+
+    In this module because it is the one place schemabot touches Celery (and through it kombu).
+    """
+    from celery import Celery
+
+    app = Celery("schemabot-readiness", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_timeout = timeout
+    app.conf.broker_transport_options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        if broker_url.startswith(("redis://", "rediss://")):
+            conn.default_channel.client.ping()  # the Redis transport connects lazily

@@ -7,15 +7,19 @@ step plus the poll countdown plus queueing delay, or healthy drivers would lose 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
+from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engines.targets import Target, redact
+from schemabot.auth import ApiToken
 
 TARGET_ENV_PREFIX = "SCHEMABOT_TARGET_"
 DEFAULT_TARGETS = {"local": "mysql://root@127.0.0.1:3306/test"}
@@ -58,6 +62,35 @@ class Settings(BaseSettings):
     )
     targets: dict[str, str] = Field(default_factory=dict, exclude=True)
 
+    # -- the HTTP service (`schemabot serve`; README "HTTP"; issue 14) ---------------------------
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description='API tokens, as JSON [{"name", "sha256", "scope", "targets"}] (or [[tokens]] in '
+        "the targets TOML). None configured: development mode, loopback only, no authentication.",
+    )
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        description="Comma-separated names the service answers to (the Host header); * for any.",
+    )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    http_ready_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds /readyz waits for the state database and the broker."
+    )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens_json(cls, value: object) -> object:
+        return json.loads(value) if isinstance(value, str) else value  # as given to Settings(...)
+
+    @field_validator("http_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _pymysql_driver(cls, url: str) -> str:
@@ -65,6 +98,10 @@ class Settings(BaseSettings):
         for scheme in ("mysql://", "mariadb://"):
             if url.startswith(scheme):
                 return "mysql+pymysql://" + url[len(scheme) :]
+        # Likewise postgresql:// would pick psycopg2; we install psycopg (3).
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme) :]
         return url
 
     @model_validator(mode="after")
@@ -78,7 +115,11 @@ class Settings(BaseSettings):
             with open(self.targets_file, "rb") as fh:
                 data = tomllib.load(fh)
             found.update({str(k).lower(): str(v) for k, v in data.get("targets", {}).items()})
-        for key, value in os.environ.items():
+            self.api_tokens = [*self.api_tokens, *(ApiToken(**t) for t in data.get("tokens", []))]
+        # The .env file counts like the environment (which wins), as for every other setting.
+        env_file = Path(str(self.model_config.get("env_file") or ".env"))
+        dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+        for key, value in [*dotenv.items(), *os.environ.items()]:
             if key.startswith(TARGET_ENV_PREFIX) and value:
                 found[key[len(TARGET_ENV_PREFIX) :].lower()] = value
         found.update({k.lower(): v for k, v in self.targets.items()})

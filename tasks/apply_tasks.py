@@ -25,7 +25,7 @@ def runtime() -> Runtime:
         _runtime = Runtime(
             settings=settings,
             db=get_database(settings.database_url, settings.storage_retry_seconds),
-            dispatcher=BrokerDispatcher(app.send_task, settings.queue),
+            dispatcher=BrokerDispatcher(app.send_task, settings.queue, settings.broker_url),
         )
     return _runtime
 

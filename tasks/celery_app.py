@@ -6,7 +6,8 @@ duplicates harmless, and the recovery sweep covers whatever is still lost:
 - acks late + reject on worker lost: a task whose worker dies is redelivered, not dropped;
 - prefetch 1: a worker holds no backlog that would die with it;
 - visibility timeout of an hour, far above every countdown (seconds) and the task time limit, so
-  the Redis transport does not redeliver a healthy message while it waits;
+  the Redis transport does not redeliver a healthy message while it waits; on RabbitMQ, quorum
+  queues and publisher confirms (`schemabot.messaging.broker_conf`);
 - reconnect to the broker forever, also on start-up;
 - task and worker events on, for Flower; results ignored (the state database has them).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from schemabot.messaging import RECOVERY_SWEEP
+from schemabot.messaging import RECOVERY_SWEEP, broker_conf
 from schemabot.settings import get_settings
 
 settings = get_settings()
@@ -33,14 +34,8 @@ app.conf.update(
     # A tick that loses the broker connection is cancelled and redelivered; ticks are fenced and
     # step-bounded, so that is safe, and it avoids running on after the message was requeued.
     worker_cancel_long_running_tasks_on_connection_loss=True,
-    broker_transport_options={
-        "visibility_timeout": 3600,
-        "socket_connect_timeout": 5,
-        "socket_timeout": 15,
-        "socket_keepalive": True,
-        "retry_on_timeout": True,
-        "health_check_interval": 10,
-    },
+    # Redis: visibility timeout and socket timeouts; RabbitMQ: quorum queues, publisher confirms.
+    **broker_conf(settings.broker_url),
     broker_connection_retry=True,
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,

@@ -46,13 +46,35 @@ def mariadb_url(schema: str, port: int = SHARED_PORT) -> str:
     return f"mysql+pymysql://{SHARED_USER}@{SHARED_HOST}:{port}/{schema}"
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+# The storage and orchestration scenario suites run on PostgreSQL too (docs/architecture.md §2);
+# engine suites, whose subject is the target and not the state database, stay on two.
+POSTGRESQL_MODULES = frozenset(
+    {"test_resume_scenarios", "test_control_and_classification_scenarios", "test_http_api"}
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "state_url" in metafunc.fixturenames:
+        kinds = ["sqlite", "mariadb"]
+        if metafunc.module.__name__.rsplit(".", 1)[-1] in POSTGRESQL_MODULES:
+            kinds.append("postgresql")
+        metafunc.parametrize("state_url", kinds, indirect=True)
+
+
+@pytest.fixture
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty state database: once on SQLite, once on MariaDB."""
+    """A migrated, empty state database: on SQLite, on MariaDB, and for the scenario suites on
+    PostgreSQL."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
         upgrade(database_url=url)
         yield url
+        return
+    if request.param == "postgresql":
+        from tests.support.postgres import fresh_database, migrated_template, pg_url
+
+        with fresh_database("sbt_core", template=migrated_template()) as database:
+            yield pg_url(database)  # a copy of a database migrated to head
         return
     with fresh_schema("sbt_core") as schema:
         url = mariadb_url(schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from schemabot.settings import get_settings
+from schemabot.storage import charset  # noqa: F401  (CREATE TABLE ... DEFAULT CHARSET=utf8mb4)
 from schemabot.storage.database import make_engine
 from schemabot.storage.models import Base
 

@@ -1,7 +1,8 @@
 """Database time, so that ownership never depends on the clocks of worker hosts.
 
 `db_now(offset)` renders as the database's own UTC clock plus an offset in seconds:
-`UTC_TIMESTAMP(6) + INTERVAL n MICROSECOND` on MySQL/MariaDB, `strftime(...)` on SQLite (in the
+`UTC_TIMESTAMP(6) + INTERVAL n MICROSECOND` on MySQL/MariaDB, the statement's UTC time on
+PostgreSQL, `strftime(...)` on SQLite (in the
 exact text format SQLAlchemy stores SQLite datetimes in, so comparisons stay lexicographic-safe).
 """
 
@@ -41,6 +42,13 @@ def _sqlite_now(element: db_now, compiler: Any, **kw: Any) -> str:
         "strftime('%Y-%m-%d %H:%M:%f000', 'now', "
         f"printf('%+.6f seconds', CAST({micros} AS REAL) / 1000000.0))"
     )
+
+
+@compiles(db_now, "postgresql")
+def _postgresql_now(element: db_now, compiler: Any, **kw: Any) -> str:
+    # statement_timestamp(), not now(): now() is the start of the transaction.
+    micros = compiler.process(element.clauses, **kw)
+    return f"((statement_timestamp() AT TIME ZONE 'UTC') + {micros} * INTERVAL '1 microsecond')"
 
 
 @compiles(db_now)

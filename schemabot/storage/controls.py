@@ -13,9 +13,12 @@ from schemabot.storage.database import Database
 from schemabot.storage.models import ControlRequest
 
 
-def add_control(db: Database, apply_id: str, kind: str, value: str | None) -> tuple[int, bool]:
+def add_control(
+    db: Database, apply_id: str, kind: str, value: str | None, requested_by: str | None = None
+) -> tuple[int, bool]:
     """Store a pending control; return (id, created). A pending request of the same kind on the
-    same apply is returned instead of a second one (the unique key on pending_kind)."""
+    same apply is returned instead of a second one (the unique key on pending_kind).
+    `requested_by` (the API token's name) is kept on the request and in the audit entry."""
 
     def insert(session: Session) -> int:
         result = session.execute(
@@ -25,10 +28,15 @@ def add_control(db: Database, apply_id: str, kind: str, value: str | None) -> tu
                 pending_kind=kind,
                 value=value,
                 status="pending",
+                requested_by=requested_by,
                 created_at=db_now(),
             )
         )
-        audit.append(session, apply_id, "control", f"{kind} requested", detail={"kind": kind, "value": value})
+        detail: dict[str, Any] = {"kind": kind, "value": value}
+        if requested_by is not None:
+            detail["by"] = requested_by
+        by = f" by {requested_by}" if requested_by else ""
+        audit.append(session, apply_id, "control", f"{kind} requested{by}", detail=detail)
         key = cast(sa.CursorResult[Any], result).inserted_primary_key
         assert key is not None
         return int(key[0])

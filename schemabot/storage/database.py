@@ -27,6 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from engines.mysql_tls import tls_connect_args
 from engines.targets import redact
 from schemabot.errors import StorageUnavailable
 
@@ -55,10 +56,29 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
 )
 
 
+# PostgreSQL SQLSTATEs that mean "try again" (classes 08 connection and 57 operator intervention,
+# plus serialization failure, deadlock, lock not available, too many connections, read-only).
+TRANSIENT_POSTGRESQL_STATES = frozenset({"40001", "40P01", "55P03", "53300", "25006"})
+
+
+def _postgresql_transient(orig: BaseException) -> bool | None:
+    """None when `orig` is no PostgreSQL driver error."""
+    if type(orig).__module__.split(".")[0] not in ("psycopg", "psycopg2"):
+        return None
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if state is None:  # no answer from a server at all: cannot connect, connection lost
+        return type(orig).__name__ in ("OperationalError", "InterfaceError")
+    return state in TRANSIENT_POSTGRESQL_STATES or state[:2] in ("08", "57")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Is this state-database error worth retrying rather than reporting?"""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        postgresql = _postgresql_transient(exc.orig)
+        if postgresql is not None:
+            return postgresql
     if isinstance(exc, sa.exc.TimeoutError | sa.exc.DisconnectionError):
         return True  # pool checkout timeout, disconnect seen by pre-ping
     if isinstance(exc, sa.exc.DBAPIError):
@@ -102,11 +122,25 @@ def make_engine(url: str) -> Engine:
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {}
+    target: str | sa.URL = url
     if url.startswith("mysql"):
         # Without read/write timeouts a black-holed connection hangs a worker forever.
         connect_args = {"connect_timeout": 5, "read_timeout": 15, "write_timeout": 15}
+        # TLS from the URL's ssl_ca/ssl_cert/ssl_key/ssl_mode, as for targets (engines/mysql_tls.py).
+        parsed = sa.make_url(url)
+        tls = {k: str(v) for k, v in parsed.query.items() if k.startswith("ssl")}
+        connect_args.update(tls_connect_args(tls))
+        target = parsed.difference_update_query(list(tls))
+    elif url.startswith("postgresql"):
+        # The same bounds as for MySQL: a dead server is noticed, a hung statement ends.
+        connect_args = {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "options": "-c statement_timeout=15000 -c lock_timeout=10000",
+        }
     return sa.create_engine(
-        url,
+        target,
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_size=5,

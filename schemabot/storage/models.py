@@ -53,6 +53,8 @@ class Apply(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     error: Mapped[str | None] = mapped_column(LongText)
     attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+    # Who asked: the API token's name (HTTP), or None (CLI and Python API). Migration 0004.
+    submitted_by: Mapped[str | None] = mapped_column(sa.String(64))
 
     lease_owner: Mapped[str | None] = mapped_column(sa.String(255))
     lease_token: Mapped[int] = mapped_column(sa.BigInteger, default=0)
@@ -128,6 +130,7 @@ class ControlRequest(Base):
     pending_kind: Mapped[str | None] = mapped_column(sa.String(32))
     value: Mapped[str | None] = mapped_column(sa.String(255))
     status: Mapped[str] = mapped_column(sa.String(16))  # pending | done | rejected
+    requested_by: Mapped[str | None] = mapped_column(sa.String(64))  # the API token's name (0004)
     message: Mapped[str | None] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     processed_at: Mapped[datetime | None] = mapped_column(Timestamp)

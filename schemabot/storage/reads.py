@@ -52,11 +52,15 @@ def snapshot(db: Database, apply_id: str) -> Snapshot:
     return db.run(lambda session: _load(session, apply_id), write=False)
 
 
-def list_applies(db: Database, state: str | None = None, limit: int = 100) -> list[Apply]:
+def list_applies(
+    db: Database, state: str | None = None, limit: int = 100, targets: list[str] | None = None
+) -> list[Apply]:
     def work(session: Session) -> list[Apply]:
         query = sa.select(Apply).order_by(Apply.id.desc()).limit(limit)
         if state:
             query = query.where(Apply.state == state)
+        if targets is not None:
+            query = query.where(Apply.target.in_(targets))
         return list(session.scalars(query))
 
     return db.run(work, write=False)

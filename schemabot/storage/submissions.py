@@ -39,6 +39,7 @@ class NewApply:
     operation_ids: list[str]
     idempotency_key: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    submitted_by: str | None = None  # the API token's name, when submitted over HTTP
 
 
 def _insert(session: Session, new: NewApply) -> None:
@@ -53,6 +54,7 @@ def _insert(session: Session, new: NewApply) -> None:
             state=State.PENDING.value,
             options=new.options,
             attempt=1,
+            submitted_by=new.submitted_by,
             lease_token=0,
             poll_seq=0,
             created_at=db_now(),
@@ -104,7 +106,7 @@ def _insert(session: Session, new: NewApply) -> None:
         f"{len(new.tasks)} task(s) on target {new.target} with engine {new.engine}"
         f" ({'grouped' if new.grouped else 'sequential'})",
         new_state=State.PENDING.value,
-        detail=new.detail or None,
+        detail={**new.detail, "by": new.submitted_by} if new.submitted_by else (new.detail or None),
     )
 
 

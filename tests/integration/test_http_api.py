@@ -11,7 +11,7 @@ from tests.support.harness import RecordingDispatcher, pump
 
 
 def _http(rt: Runtime) -> TestClient:
-    return TestClient(build_app(lambda: Client(runtime=rt)))
+    return TestClient(build_app(lambda: Client(runtime=rt)), base_url="http://localhost")
 
 
 def test_submit_read_and_control_over_http(rt: Runtime, dispatcher: RecordingDispatcher) -> None:
@@ -35,7 +35,7 @@ def test_submit_read_and_control_over_http(rt: Runtime, dispatcher: RecordingDis
     assert [a["apply_id"] for a in http.get("/v1/applies?state=completed").json()] == [apply_id]
     assert any(e["event"] == "submitted" for e in http.get(f"/v1/applies/{apply_id}/log").json())
 
-    refused = http.post(f"/v1/applies/{apply_id}/stop")
+    refused = http.post(f"/v1/applies/{apply_id}/stop", json={})
     assert refused.status_code == 409 and "completed" in refused.json()["error"]
 
 
@@ -52,6 +52,7 @@ def test_bad_requests_are_400_and_store_nothing(rt: Runtime) -> None:
         response = http.post("/v1/applies", json=body)
         assert response.status_code == 400, (body, response.text)
         assert response.json()["code"] == "invalid"
-    assert http.post("/v1/applies", content=b"{not json").status_code == 400
+    not_json = http.post("/v1/applies", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400
     assert http.get("/v1/applies").json() == []
     assert http.get("/v1/applies/apply-nope").status_code == 404

@@ -37,6 +37,7 @@ class EmulatorProcess:
         self.log_path = Path(f"/tmp/{self.prefix}.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=30)
+        self.dsn = mysql_dsn(self.prefix)
 
     # -- process ----------------------------------------------------------------------------
 
@@ -57,8 +58,6 @@ class EmulatorProcess:
             str(self.port),
             "--mysql-port",
             str(self.mysql_port),
-            "--mysql-dsn",
-            mysql_dsn(self.prefix),
             "--org",
             ORG,
             "--database",
@@ -77,7 +76,9 @@ class EmulatorProcess:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=log, stderr=log)
+        # The DSN goes in the environment, as users are told to: never visible in `ps`.
+        env = {**os.environ, "SCHEMABOT_EMULATOR_MYSQL_DSN": self.dsn}
+        self.proc = subprocess.Popen(self.argv(), cwd=REPO, stdout=log, stderr=log, env=env)
         self.wait_ready()
 
     def wait_ready(self, previous_boot: str | None = None, timeout: float = 30) -> dict[str, Any]:

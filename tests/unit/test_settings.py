@@ -50,3 +50,65 @@ def test_targets_file_then_environment(tmp_path: Path, monkeypatch: pytest.Monke
 def test_a_lease_shorter_than_one_step_is_refused() -> None:
     with pytest.raises(ValidationError, match="lease_ttl"):
         Settings(lease_ttl=2, step_budget=2, poll_interval=0.5)
+
+
+def test_targets_in_dotenv_are_read_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 §5: SCHEMABOT_TARGET_* in .env were silently ignored."""
+    (tmp_path / ".env").write_text(
+        "SCHEMABOT_TARGET_SHOP=mysql://app:pw@db1:3306/shop\n"
+        "SCHEMABOT_TARGET_BOTH=mysql://from-file@db/x\n"
+        "SCHEMABOT_BROKER_URL=redis://from-dotenv:6379/1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCHEMABOT_TARGET_BOTH", "mysql://from-env@db/x")
+    settings = Settings()
+    assert settings.broker_url == "redis://from-dotenv:6379/1"
+    assert settings.target("shop").dsn == "mysql://app:pw@db1:3306/shop"
+    assert settings.target("both").dsn == "mysql://from-env@db/x"
+
+
+def test_api_tokens_from_the_environment_and_the_targets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemabot.auth import Scope, authenticate, hash_secret
+
+    digest = hash_secret("sbt_one")
+    monkeypatch.setenv(
+        "SCHEMABOT_API_TOKENS", f'[{{"name": "ci", "sha256": "{digest}", "scope": "apply"}}]'
+    )
+    monkeypatch.setenv("SCHEMABOT_HTTP_ALLOWED_HOSTS", "schemabot.internal, localhost")
+    toml = tmp_path / "targets.toml"
+    toml.write_text(
+        f'[targets]\nprod = "mysql://a@b/c"\n\n[[tokens]]\nname = "bot"\n'
+        f'sha256 = "{hash_secret("sbt_two")}"\nscope = "read"\ntargets = ["Prod"]\n'
+    )
+    monkeypatch.setenv("SCHEMABOT_TARGETS_FILE", str(toml))
+    settings = Settings()
+    assert [t.name for t in settings.api_tokens] == ["ci", "bot"]
+    assert settings.http_allowed_hosts == ["schemabot.internal", "localhost"]
+    bot = authenticate("Bearer sbt_two", settings.api_tokens)
+    assert (bot.name, bot.scope, bot.targets) == ("bot", Scope.READ, frozenset({"prod"}))
+    assert authenticate("bearer sbt_one", settings.api_tokens).name == "ci"
+    monkeypatch.setenv("SCHEMABOT_API_TOKENS", '[{"name": "x", "sha256": "not-hex", "scope": "apply"}]')
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_token_new_prints_a_secret_that_authenticates_against_its_entry() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from schemabot.auth import ApiToken, Scope, authenticate
+    from schemabot.cli import cli
+
+    result = CliRunner().invoke(cli, ["token", "new", "ci", "--scope", "apply", "--target", "Prod"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    secret = lines[1].strip()
+    entry = ApiToken(**json.loads(lines[3].strip()))
+    assert secret not in result.output.split(secret, 1)[1]  # shown once; the entry holds its hash
+    principal = authenticate(f"Bearer {secret}", [entry])
+    assert (principal.name, principal.scope, principal.targets) == ("ci", Scope.APPLY, frozenset({"prod"}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.planetscale.emulator import branches, faults, physical, serializers, tick
+from engines.planetscale.emulator import branch_users, branches, faults, physical, serializers, tick
 from engines.planetscale.emulator import deploy_states as ds
 from engines.planetscale.emulator.config import MAIN_BRANCH_ID
 from engines.planetscale.emulator.errors import invalid
@@ -49,6 +49,8 @@ def reset(world: World, boot_id: str) -> dict[str, Any]:
         for schema in physical.schemas_with_prefix(world.store, world.config.db_prefix + "_"):
             if schema != world.config.meta_schema:
                 physical.drop_database(world.store, schema)
+        for pw in world.store.query("SELECT username FROM passwords"):
+            branch_users.drop(world.store, str(pw["username"]))
         for table in ("vschemas", "passwords", "deploy_requests", "events", "faults", "branches"):
             world.store.execute(f"DELETE FROM {table}")
         world.store.execute("ALTER TABLE deploy_requests AUTO_INCREMENT = 1")

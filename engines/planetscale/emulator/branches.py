@@ -11,7 +11,7 @@ import json
 import secrets
 from typing import Any
 
-from engines.planetscale.emulator import physical, serializers
+from engines.planetscale.emulator import branch_users, physical, serializers
 from engines.planetscale.emulator.config import BRANCH_NAME
 from engines.planetscale.emulator.errors import invalid, not_found, unprocessable
 from engines.planetscale.emulator.world import World, public_id
@@ -79,6 +79,8 @@ def remove(world: World, branch_id: int) -> None:
     """Drop a branch and everything it owns (shared by delete and the vanish fault)."""
     for keyspace in world.config.keyspaces:
         physical.drop_database(world.store, world.config.physical_database(branch_id, keyspace))
+    for pw in world.store.query("SELECT username FROM passwords WHERE branch_id=%s", (branch_id,)):
+        branch_users.drop(world.store, str(pw["username"]))
     with world.store.transaction():
         world.store.execute("DELETE FROM vschemas WHERE branch_id=%s", (branch_id,))
         world.store.execute("DELETE FROM passwords WHERE branch_id=%s", (branch_id,))
@@ -179,6 +181,10 @@ def create_password(world: World, name: str, body: dict[str, Any]) -> dict[str, 
         row = _ready_row(world, name)
         now = world.now()
         password_id = public_id()
+        username, secret = f"u{secrets.token_hex(8)}", f"pscale_pw_{secrets.token_hex(16)}"
+        # The user first: a stored password always has its user (a crash in between leaves a
+        # user without password, which nobody can reach and the next reset drops).
+        branch_users.create(world.store, world.config, username, secret, int(row["id"]), role)
         world.store.execute(
             "INSERT INTO passwords (id, branch_id, name, username, plain_text, role, created_at,"
             " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -186,8 +192,8 @@ def create_password(world: World, name: str, body: dict[str, Any]) -> dict[str, 
                 password_id,
                 row["id"],
                 str(body.get("name") or f"pw-{password_id}"),
-                f"u{secrets.token_hex(8)}",
-                f"pscale_pw_{secrets.token_hex(16)}",
+                username,
+                secret,
                 role,
                 now,
                 None if not ttl else now + float(ttl),
@@ -211,16 +217,23 @@ def list_passwords(world: World, name: str) -> dict[str, Any]:
 def delete_password(world: World, name: str, password_id: str) -> None:
     with world.lock:
         row = world.branch_row(name)
-        if not world.store.rowcount(
+        pw = world.store.one(
+            "SELECT username FROM passwords WHERE id=%s AND branch_id=%s", (password_id, row["id"])
+        )
+        if pw is None or not world.store.rowcount(
             "DELETE FROM passwords WHERE id=%s AND branch_id=%s", (password_id, row["id"])
         ):
             raise not_found(f"Password {password_id}")
+        branch_users.drop(world.store, str(pw["username"]))
 
 
 def credentials(world: World, username: str) -> tuple[str, int] | None:
     """(plain text password, branch id) for a live password, for the MySQL proxy."""
     with world.lock:
         row = world.store.one("SELECT * FROM passwords WHERE username=%s", (username,))
-        if row is None or (row["expires_at"] is not None and row["expires_at"] < world.now()):
+        if row is None:
+            return None
+        if row["expires_at"] is not None and row["expires_at"] < world.now():
+            branch_users.drop(world.store, username)  # an expired password keeps no user
             return None
         return str(row["plain_text"]), int(row["branch_id"])

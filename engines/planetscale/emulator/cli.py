@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from engines.planetscale.emulator.config import EmulatorConfig
 from engines.targets import redact
+
+DSN_ENV = "SCHEMABOT_EMULATOR_MYSQL_DSN"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,11 +19,17 @@ def parser() -> argparse.ArgumentParser:
         description="Serve a local emulator of the PlanetScale HTTP API backed by MariaDB/MySQL.",
     )
     p.add_argument("--port", type=int, default=8980, help="API port (default 8980)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the API and the branch MySQL proxy listen on (default 127.0.0.1: loopback)",
+    )
     p.add_argument(
         "--mysql-dsn",
-        default="mysql://root@127.0.0.1:3306",
-        help="the MariaDB/MySQL server that holds all data (mysql://user:pw@host:port)",
+        default=os.environ.get(DSN_ENV, "mysql://root@127.0.0.1:3306"),
+        help="the MariaDB/MySQL server that holds all data (mysql://user:pw@host:port); default "
+        f"${DSN_ENV}, which keeps the password out of the process list. The user needs CREATE USER "
+        "and GRANT OPTION: each branch password gets its own user, granted its branch only",
     )
     p.add_argument("--org", default="schemabot", help="organization name (default schemabot)")
     p.add_argument("--database", default="app", help="database name (default app)")

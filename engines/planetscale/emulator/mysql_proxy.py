@@ -6,8 +6,9 @@ name, so the proxy sits between the client and MariaDB:
 
 1. it greets the client itself (no TLS, `mysql_native_password`, its own salt) and checks the
    client's scramble against the branch password the API handed out;
-2. it logs in to MariaDB with the emulator's own DSN credentials, using the capabilities the
-   client chose, so both sides agree on the packet format;
+2. it logs in to MariaDB as the password's own user (branch_users.py: grants on that branch's
+   schemas only, never the emulator's DSN user), using the capabilities the client chose, so
+   both sides agree on the packet format;
 3. it relays every packet, rewriting the database name of the handshake, of `COM_INIT_DB` and of
    a `USE <keyspace>` query to the branch's schema, and refusing names that are no keyspace.
 
@@ -80,8 +81,8 @@ class BranchProxy:
             await client_w.drain()
             _, response_raw = await mp.read_packet(client_r)
             response = mp.HandshakeResponse.parse(response_raw)
-            branch_id = await self._authenticate(response, ours.salt)
-            if branch_id is None:
+            found = await self._authenticate(response, ours.salt)
+            if found is None:
                 client_w.write(
                     mp.err_packet(
                         2, mp.ER_ACCESS_DENIED, f"Access denied for user '{response.user}'"
@@ -89,6 +90,7 @@ class BranchProxy:
                 )
                 await client_w.drain()
                 return
+            branch_id, secret = found
             database = None
             if response.database:
                 database = self.resolve(branch_id, response.database)
@@ -101,7 +103,7 @@ class BranchProxy:
                     await client_w.drain()
                     return
             final = await self._login_backend(
-                backend_r, backend_w, backend_greeting, response, database
+                backend_r, backend_w, backend_greeting, response, database, secret
             )
             client_w.write(mp.frame(2, final))
             await client_w.drain()
@@ -115,14 +117,17 @@ class BranchProxy:
                 if writer is not None:
                     writer.close()
 
-    async def _authenticate(self, response: mp.HandshakeResponse, salt: bytes) -> int | None:
+    async def _authenticate(
+        self, response: mp.HandshakeResponse, salt: bytes
+    ) -> tuple[int, str] | None:
+        """(branch id, password) when the client proved it knows a live branch password."""
         found = await asyncio.get_running_loop().run_in_executor(None, self.lookup, response.user)
         if found is None:
             return None
         password, branch_id = found
         if response.auth != mp.native_scramble(password.encode(), salt):
             return None
-        return branch_id
+        return branch_id, password
 
     async def _login_backend(
         self,
@@ -131,16 +136,16 @@ class BranchProxy:
         greeting: mp.Greeting,
         client: mp.HandshakeResponse,
         database: str | None,
+        password: str,
     ) -> bytes:
-        """Log in as the emulator's own user; return the final OK or ERR payload."""
-        address = self.config.mysql
-        secret = address.password.encode()
+        """Log in as the branch password's own user; return the final OK or ERR payload."""
+        secret = password.encode()
         ours = mp.HandshakeResponse(
             capabilities=client.capabilities & greeting.capabilities | mp.CLIENT_PROTOCOL_41,
             max_packet=client.max_packet,
             charset=client.charset,
             filler=client.filler,
-            user=address.user,
+            user=client.user,
             auth=mp.native_scramble(secret, greeting.salt[:20]),
             database=database,
             plugin=mp.NATIVE_PASSWORD,

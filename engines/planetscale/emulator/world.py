@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from engines.planetscale.emulator import physical
+from engines.planetscale.emulator import branch_users, physical
 from engines.planetscale.emulator.clock import Clock
 from engines.planetscale.emulator.config import MAIN_BRANCH_ID, EmulatorConfig
 from engines.planetscale.emulator.errors import not_found
@@ -62,6 +62,7 @@ class World:
                     "INSERT IGNORE INTO vschemas (branch_id, keyspace, body) VALUES (%s, %s, %s)",
                     (MAIN_BRANCH_ID, keyspace, "{}"),
                 )
+            branch_users.ensure_all(self.store, self.config)
             boot = int(self.store.get_setting("boots", "0") or 0) + 1
             self.store.set_setting("boots", str(boot))
             self.event("emulator.boot", self.config.database, boot=boot)
