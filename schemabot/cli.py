@@ -86,9 +86,12 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--target", required=True, help="Target name (SCHEMABOT_TARGET_<NAME>).")
-@click.option("--engine", required=True, help="direct, spirit or planetscale.")
+@click.option("--engine", required=True, help="direct, spirit, planetscale, or auto (choose per plan).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
-@click.option("--ddl", "ddls", multiple=True, required=True, help="One statement; repeat for more.")
+@click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
+@click.option("--schema-dir", default=None, help="Apply what a plan of these CREATE TABLE files says.")
+@click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (audited).")
+@click.option("--requested-by", default=None, help="Who asks (audit log; default: the login name).")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")
 @click.option("--skip-revert", is_flag=True, help="Finish without a revert window (Vitess).")
 @click.option("--volume", type=int, default=None, help="1 (gentle) to 11 (fast).")
@@ -107,10 +110,24 @@ def apply(
     idempotency_key: str | None,
     wait_: bool,
     as_json: bool,
+    schema_dir: str | None = None,
+    allow_unsafe: bool = False,
+    requested_by: str | None = None,
 ) -> None:
     """Submit a schema change."""
     client = _client()
-    result = client.submit_apply(
+    if bool(ddls) == bool(schema_dir):
+        raise ValidationError("give either --ddl statements or --schema-dir")
+    planned = None
+    if engine == "auto" or schema_dir:  # plan first, then submit what the plan says (plan_cli.py)
+        from schemabot.plan_cli import submit_from_plan
+
+        options = {"defer_cutover": defer_cutover, "skip_revert": skip_revert, "volume": volume}
+        planned = submit_from_plan(
+            client, target, engine, namespace, list(ddls), schema_dir, allow_unsafe, requested_by,
+            idempotency_key=idempotency_key, **options,
+        )
+    result = planned or client.submit_apply(
         target,
         engine,
         [ChangeSet(ddl=list(ddls), namespace=namespace)],
@@ -118,6 +135,8 @@ def apply(
         skip_revert=skip_revert,
         volume=volume,
         idempotency_key=idempotency_key,
+        allow_unsafe=allow_unsafe,
+        requested_by=requested_by or _login_name(),
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -278,6 +297,17 @@ def demo(rows: int, engine: str | None) -> None:
     from schemabot.demo import run_demo
 
     raise Exit(run_demo(rows=rows, engine=engine))
+
+
+def _login_name() -> str:
+    from schemabot.planning.service import _current_user
+
+    return _current_user()
+
+
+from schemabot.plan_cli import plan as _plan_command  # noqa: E402  (plan_cli uses handles_errors)
+
+cli.add_command(_plan_command)
 
 
 def main(argv: list[str] | None = None) -> int:

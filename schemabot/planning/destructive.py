@@ -1,0 +1,37 @@
+"""Destructive statements recognised from their text alone (docs/architecture.md §3).
+
+The plan's lint rules see the live table and find every destructive change (narrowed types,
+charsets...). An apply submitted with raw DDL and an explicit engine is not planned, so it is
+checked here for what the statement's text alone shows: DROP TABLE, DROP COLUMN, DROP PRIMARY KEY.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+
+def destructive_reasons(statement: str) -> list[str]:
+    """What in `statement` deletes data, in words; [] when nothing visible does."""
+    logger = logging.getLogger("sqlglot")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        node = sqlglot.parse_one(statement, read="mysql")
+    except (ParseError, TokenError):
+        return []
+    finally:
+        logger.setLevel(previous)
+    if isinstance(node, exp.Drop) and str(node.args.get("kind", "")).upper() == "TABLE":
+        return [f"drops table {node.this.name if node.this is not None else '?'}"]
+    reasons = []
+    if isinstance(node, exp.Alter):
+        for action in node.args.get("actions") or []:
+            if isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
+                reasons.append(f"drops column {action.this.name if action.this is not None else '?'}")
+            elif isinstance(action, exp.DropPrimaryKey):
+                reasons.append("drops the primary key")
+    return reasons
