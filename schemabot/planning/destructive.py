@@ -26,12 +26,18 @@ def destructive_reasons(statement: str) -> list[str]:
     finally:
         logger.setLevel(previous)
     if isinstance(node, exp.Drop) and str(node.args.get("kind", "")).upper() == "TABLE":
-        return [f"drops table {node.this.name if node.this is not None else '?'}"]
+        return [f"drops table {_name(node)}"]
     reasons = []
     if isinstance(node, exp.Alter):
         for action in node.args.get("actions") or []:
             if isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
-                reasons.append(f"drops column {action.this.name if action.this is not None else '?'}")
+                reasons.append(f"drops column {_name(action)}")
             elif isinstance(action, exp.DropPrimaryKey):
                 reasons.append("drops the primary key")
     return reasons
+
+
+def _name(drop: exp.Expression) -> str:
+    """The dropped object's name (sqlglot keeps it in `this` or in `tables`, by version)."""
+    target = drop.this if drop.this is not None else (drop.args.get("tables") or [None])[0]
+    return target.name if isinstance(target, exp.Expression) and target.name else "?"
