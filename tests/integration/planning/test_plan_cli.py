@@ -1,0 +1,228 @@
+"""`schemabot plan` and `apply --schema-dir` on MariaDB (docs/architecture.md §1 to §4): the plan
+document, its exit codes, the scratch schemas always removed, lint configuration per target, and
+an apply from schema files that ends with the live schema equal to the files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engines.targets import Target
+from schemabot.api import Client
+from schemabot.cli import main
+from schemabot.migrate import upgrade
+from schemabot.planning.planner import Planner
+from schemabot.planning.service import PlanBlocked, stored_plan, submit_planned
+from schemabot.runtime import Runtime
+from schemabot.settings import Settings, get_settings
+from schemabot.storage.database import Database
+from tests.conftest import FAST
+from tests.support.harness import RecordingDispatcher, pump
+from tests.support.mariadb import connect, fresh_schema, mysql_dsn
+
+pytestmark = pytest.mark.integration
+
+LIVE = [
+    "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100), cust INT)",
+    "INSERT INTO orders VALUES (1, 'a', 1), (2, 'b', 1), (3, 'c', 2)",
+    "CREATE TABLE legacy (id INT PRIMARY KEY)",
+]
+
+
+def scratch_schemas() -> set[str]:
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE '\\_sb\\_plan\\_%'")
+        names = {str(r[0]) for r in cur.fetchall()}
+    conn.close()
+    return names
+
+
+@pytest.fixture
+def schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with fresh_schema("sbt_plan") as name:
+        conn = connect(name)
+        with conn.cursor() as cur:
+            for statement in LIVE:
+                cur.execute(statement)
+            cur.execute("ANALYZE TABLE orders")
+        conn.close()
+        monkeypatch.setenv("SCHEMABOT_TARGET_SHOP", mysql_dsn(name))
+        get_settings.cache_clear()
+        yield name
+
+
+def write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_from_schema_files_as_a_versioned_document(
+    schema: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = scratch_schemas()
+    files = write(
+        tmp_path / "schema",
+        {
+            "orders.sql": "-- the orders\nCREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100), "
+            "cust INT, total DECIMAL(10,2) NOT NULL DEFAULT 0);",
+            "customers.sql": "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(50));",
+            "legacy.sql": "CREATE TABLE legacy (id INT PRIMARY KEY);",
+        },
+    )
+    code, out, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(files), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["version"] == 1 and doc["source"] == "schema_dir" and doc["blocking"] is False
+    by_table = {s["table"]: s for s in doc["statements"]}
+    assert set(by_table) == {"customers", "orders"}
+    assert by_table["customers"]["action"] == "create" and by_table["customers"]["engine"] == "direct"
+    orders = by_table["orders"]
+    assert orders["ddl"].startswith("ALTER TABLE `orders` ADD COLUMN `total` decimal(10,2) NOT NULL")
+    assert (orders["algorithm"], orders["engine"]) == ("INSTANT", "direct")
+    assert orders["rows_estimate"] == 3 and orders["duration_seconds"] is None
+    assert doc["copy_rate"] == {"rows_per_second": 50000.0, "source": "default"}
+    assert scratch_schemas() == before
+    with connect(schema).cursor() as cur:  # nothing changed on the target
+        cur.execute("SHOW TABLES")
+        assert sorted(r[0] for r in cur.fetchall()) == ["legacy", "orders"]
+
+
+def test_a_copy_is_estimated_and_given_to_spirit_with_its_preflight(schema: str) -> None:
+    planner = Planner(shop(), copy_rate=(2.0, "measured"))
+    plan = planner.plan_ddl(["ALTER TABLE orders MODIFY cust BIGINT, ADD INDEX ic (cust)"])
+    [st] = plan.statements
+    assert (st.algorithm, st.engine) == ("COPY", "spirit")
+    assert st.rows_estimate == 3 and st.duration_seconds == 1.5
+    assert st.preflight and all(p["verdict"] == "pass" for p in st.preflight)
+    direct = Planner(shop(), engine="direct").plan_ddl(["ALTER TABLE orders MODIFY cust BIGINT"])
+    assert [f.rule for f in direct.statements[0].findings] == ["SB902"] and direct.blocking
+
+
+def shop() -> Target:
+    return get_settings().target("shop")
+
+
+def test_exit_codes_blocking_bad_input_and_scratch_removed_on_failure(
+    schema: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = scratch_schemas()
+    code, out, _ = run_cli(capsys, "plan", "--target", "shop", "--ddl", "ALTER TABLE orders DROP COLUMN note")
+    assert code == 3 and "SB002 drop-column" in out and "BLOCKED" in out
+    code, out, _ = run_cli(
+        capsys, "plan", "--target", "shop", "--ddl", "ALTER TABLE orders DROP COLUMN note", "--allow-unsafe"
+    )
+    assert code == 0 and "allowed by --allow-unsafe" in out
+    bad_key = "ALTER TABLE orders ADD KEY k (nope)"
+    code, out, _ = run_cli(capsys, "plan", "--target", "shop", "--ddl", bad_key)
+    assert code == 3 and "SB900" in out and "nope" in out  # the server rejects it on the empty copy
+    refused = write(tmp_path / "bad", {"orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, KEY k (no));"})
+    code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(refused))
+    assert code == 2 and "orders.sql" in err and "the server refuses" in err
+    altering = write(tmp_path / "alter", {"orders.sql": "ALTER TABLE orders ADD COLUMN y INT;"})
+    code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(altering))
+    assert code == 2 and "only CREATE TABLE" in err
+    code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    assert scratch_schemas() == before
+
+
+def test_lint_rules_can_be_disabled_per_target(
+    schema: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ddl = "ALTER TABLE orders ADD COLUMN price FLOAT"
+    code, out, _ = run_cli(capsys, "plan", "--target", "shop", "--ddl", ddl, "--json")
+    assert code == 0 and [f["rule"] for f in json.loads(out)["statements"][0]["findings"]] == ["SB108"]
+    monkeypatch.setenv("SCHEMABOT_LINT_DISABLE_SHOP", "float-money")
+    code, out, _ = run_cli(capsys, "plan", "--target", "shop", "--ddl", ddl, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["statements"][0]["findings"] == [] and doc["disabled_rules"] == ["float-money"]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, schema: str) -> Iterator[tuple[Runtime, RecordingDispatcher]]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(database_url=url)
+    settings = Settings(database_url=url, targets={"shop": mysql_dsn(schema)}, **FAST)
+    dispatcher = RecordingDispatcher()
+    db = Database(url, settings.storage_retry_seconds)
+    yield Runtime(settings=settings, db=db, dispatcher=dispatcher, owner="test-worker"), dispatcher
+    db.dispose()
+
+
+def test_apply_from_schema_files_ends_equal_to_the_files_with_the_plan_stored(
+    runtime: tuple[Runtime, RecordingDispatcher], schema: str, tmp_path: Path
+) -> None:
+    rt, dispatcher = runtime
+    client = Client(runtime=rt)
+    files = write(
+        tmp_path / "schema",
+        {
+            "orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(20), cust INT, "
+            "KEY ic (cust));",
+            "customers.sql": "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(50));",
+        },
+    )
+    with pytest.raises(PlanBlocked, match="SB004 shrink-varchar"):
+        submit_planned(client, "shop", schema_dir=str(files))
+    assert client.list_applies() == []  # nothing submitted
+
+    submitted = submit_planned(client, "shop", schema_dir=str(files), allow_unsafe=True, requested_by="alice")
+    assert submitted.engine == "spirit"  # the shrink copies; spirit does the rest directly
+    pump(rt, dispatcher, max_messages=2000)
+    status = client.get_apply(submitted.apply_id)
+    assert status.state == "completed", status
+    assert {t.table for t in status.tasks} == {"orders", "customers", "legacy"}
+
+    again = Planner(rt.settings.target("shop")).plan_schema_dir(files)
+    assert again.statements == []  # the live schema now equals the files
+    plan = stored_plan(rt.settings, submitted.apply_id, db=rt.db)
+    assert plan["version"] == 1 and plan["submitted_engine"] == "spirit"
+    unsafe = [e for e in client.log(submitted.apply_id) if e.event == "unsafe_allowed"]
+    assert len(unsafe) == 1 and "alice" in (unsafe[0].message or "") and "SB001" in (unsafe[0].message or "")
+    with connect(schema).cursor() as cur:
+        cur.execute("SELECT id, note FROM orders ORDER BY id")
+        assert cur.fetchall() == ((1, "a"), (2, "b"), (3, "c"))
+
+
+def test_plain_apply_refuses_a_destructive_statement_without_allow_unsafe(
+    runtime: tuple[Runtime, RecordingDispatcher],
+) -> None:
+    rt, dispatcher = runtime
+    client = Client(runtime=rt)
+    from schemabot.api import UnsafeChange
+
+    with pytest.raises(UnsafeChange, match="drops table legacy"):
+        client.submit_apply("shop", "direct", ["DROP TABLE legacy"], allow_unsafe=False)
+    assert client.list_applies() == []
+    result = client.submit_apply(
+        "shop", "direct", ["DROP TABLE legacy"], allow_unsafe=True, requested_by="bob"
+    )
+    [entry] = [e for e in client.log(result.apply_id) if e.event == "unsafe_allowed"]
+    assert "bob" in (entry.message or "")
+    pump(rt, dispatcher)
+    assert client.get_apply(result.apply_id).state == "completed"
+
+
+def test_migration_0005_on_mariadb() -> None:
+    with fresh_schema("sbt_plan_state") as name:
+        url = f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+        upgrade(database_url=url)
+        db = Database(url)
+        from schemabot.storage.plans import load_plan, store_plan
+
+        store_plan(db, "apply-x", {"version": 1}, "carol")
+        store_plan(db, "apply-x", {"version": 2}, "dave")  # the first plan stays
+        assert load_plan(db, "apply-x") == {"version": 1}
+        db.dispose()
