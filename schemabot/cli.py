@@ -116,8 +116,10 @@ def apply(
 ) -> None:
     """Submit a schema change."""
     client = _client()
-    if bool(ddls) == bool(schema_dir):
-        raise ValidationError("give either --ddl statements or --schema-dir")
+    if not ddls and not schema_dir:
+        raise ValidationError("Missing option '--ddl' (or --schema-dir)")
+    if ddls and schema_dir:
+        raise ValidationError("give --ddl statements or --schema-dir, not both")
     planned = None
     if engine == "auto" or schema_dir:  # plan first, then submit what the plan says (plan_cli.py)
         from schemabot.plan_cli import submit_from_plan
