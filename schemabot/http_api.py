@@ -10,7 +10,9 @@
 
 Submit body: {"target", "engine", "changes": [{"namespace", "ddl": [...], "vschema"}],
 "defer_cutover", "skip_revert", "volume", "revert_window_seconds", "idempotency_key",
-"engine_options"}.
+"engine_options", "allow_unsafe", "requested_by"}. DROP TABLE / DROP COLUMN / DROP PRIMARY KEY
+need "allow_unsafe": true (recorded in the audit log with "requested_by"). Plans: see
+schemabot/planning/http_routes.py (POST /v1/plans, POST /v1/plans/apply, GET /v1/applies/{id}/plan).
 Errors are {"error": "...", "code": "..."} with 400 (bad input), 404, 409 (control refused in this
 state) or 503 (state database unavailable). It is a thin layer over `schemabot.api.Client`.
 
@@ -33,6 +35,7 @@ from starlette.routing import Route
 from engines.targets import redact
 from schemabot.api import ChangeSet, Client
 from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.planning.http_routes import plan_routes
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
@@ -103,6 +106,8 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
             revert_window_seconds=body.get("revert_window_seconds"),
             idempotency_key=body.get("idempotency_key"),
             engine_options=body.get("engine_options"),
+            allow_unsafe=body.get("allow_unsafe") is True,
+            requested_by=body.get("requested_by"),
         )
         return JSONResponse({"apply_id": result.apply_id, "created": result.created},
                             status_code=201 if result.created else 200)
@@ -147,5 +152,6 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
             Route("/v1/applies/{apply_id}", status, methods=["GET"]),
             Route("/v1/applies/{apply_id}/log", log, methods=["GET"]),
             Route("/v1/applies/{apply_id}/{control}", control, methods=["POST"]),
+            *plan_routes(client, _guarded, _body),  # POST /v1/plans ... (schemabot/planning/http_routes.py)
         ]
     )

@@ -226,3 +226,40 @@ def test_migration_0005_on_mariadb() -> None:
         store_plan(db, "apply-x", {"version": 2}, "dave")  # the first plan stays
         assert load_plan(db, "apply-x") == {"version": 1}
         db.dispose()
+
+
+def test_plans_over_http(runtime: tuple[Runtime, RecordingDispatcher], schema: str) -> None:
+    from starlette.testclient import TestClient
+
+    from schemabot.http_api import build_app
+
+    rt, dispatcher = runtime
+    http = TestClient(build_app(lambda: Client(runtime=rt)))
+    files = {
+        "orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100), cust INT, flag INT);",
+        "legacy.sql": "CREATE TABLE legacy (id INT PRIMARY KEY);",
+    }
+    planned = http.post("/v1/plans", json={"target": "shop", "schema_files": files})
+    assert planned.status_code == 200, planned.text
+    doc = planned.json()
+    assert doc["version"] == 1 and doc["blocking"] is False
+    assert [(s["table"], s["algorithm"], s["engine"]) for s in doc["statements"]] == [
+        ("orders", "INSTANT", "direct")
+    ]
+    escaping = {"../x.sql": "CREATE TABLE x (id INT)"}
+    bad = http.post("/v1/plans", json={"target": "shop", "schema_files": escaping})
+    assert bad.status_code == 400
+
+    drop = {"target": "shop", "ddl": ["DROP TABLE legacy"]}
+    blocked = http.post("/v1/plans/apply", json=drop)
+    assert blocked.status_code == 409 and blocked.json()["plan"]["blocking"] is True
+    refused = http.post("/v1/applies", json={**drop, "engine": "direct", "changes": [{"ddl": drop["ddl"]}]})
+    assert refused.status_code == 400 and "allow_unsafe" in refused.json()["error"]
+
+    applied = http.post("/v1/plans/apply", json={"target": "shop", "schema_files": files})
+    assert applied.status_code == 201 and applied.json()["engine"] == "direct"
+    apply_id = applied.json()["apply_id"]
+    pump(rt, dispatcher)
+    assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
+    assert http.get(f"/v1/applies/{apply_id}/plan").json()["statements"][0]["table"] == "orders"
+    assert http.get("/v1/applies/apply-nope/plan").status_code == 404
