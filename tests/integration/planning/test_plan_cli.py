@@ -263,3 +263,35 @@ def test_plans_over_http(runtime: tuple[Runtime, RecordingDispatcher], schema: s
     assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
     assert http.get(f"/v1/applies/{apply_id}/plan").json()["statements"][0]["table"] == "orders"
     assert http.get("/v1/applies/apply-nope/plan").status_code == 404
+
+
+def test_cli_apply_engine_auto_then_plan_show(
+    runtime: tuple[Runtime, RecordingDispatcher],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rt, dispatcher = runtime
+    import schemabot.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_client", lambda: Client(runtime=rt))
+    monkeypatch.setenv("SCHEMABOT_DATABASE_URL", rt.settings.database_url)
+    get_settings.cache_clear()
+    ddl = ["--ddl", "ALTER TABLE orders ADD COLUMN flag INT", "--ddl", "ALTER TABLE legacy MODIFY id BIGINT"]
+    code, out, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *ddl, "--json")
+    assert code == 0, err
+    apply_id = json.loads(out)["apply_id"]
+    assert Client(runtime=rt).get_apply(apply_id).engine == "spirit"  # one statement must copy
+    pump(rt, dispatcher, max_messages=2000)
+    assert Client(runtime=rt).get_apply(apply_id).state == "completed"
+    code, out, err = run_cli(capsys, "plan", "show", apply_id, "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert [(s["table"], s["algorithm"], s["engine"]) for s in shown["statements"]] == [
+        ("orders", "INSTANT", "direct"),
+        ("legacy", "COPY", "spirit"),
+    ]
+    assert shown["submitted_engine"] == "spirit" and "spirit for all" in shown["submitted_engine_reason"]
+    drop = ["--ddl", "DROP TABLE legacy"]
+    code, _, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *drop)
+    assert code == 3 and "SB001" in err
