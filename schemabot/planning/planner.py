@@ -365,7 +365,7 @@ class Planner:
     def _finish(
         self, cur: Any, namespace: str, item: PlannedStatement, diff: TableDiff | None, rows: dict[str, int]
     ) -> None:
-        item.rows_estimate = rows.get(item.table, 0) if item.action != "create" else 0
+        item.rows_estimate = _rows(cur, namespace, item.table, rows) if item.action != "create" else 0
         auto_engine, reason = choose_engine(self.platform, item.action, item.algorithm)
         if self.engine == "auto":
             item.engine, item.engine_reason = auto_engine, reason
@@ -396,6 +396,21 @@ class Planner:
                 namespace, diff, item.rows_estimate or 0, query=_bounded_query(cur, namespace)
             )
             item.findings += lint.run_rules(subject, allow_unsafe=self.allow_unsafe, disabled=self.disabled)
+
+
+ROW_COUNT_CAP = 100_000
+
+
+def _rows(cur: Any, namespace: str, table: str, estimates: dict[str, int]) -> int:
+    """InnoDB's estimate; when it says 0 (statistics not yet gathered, as after a copy's cutover),
+    a count bounded to ROW_COUNT_CAP rows."""
+    estimate = estimates.get(table, 0)
+    if estimate > 0 or table not in estimates:
+        return estimate
+    name = f"{quote(namespace)}.{quote(table)}"
+    cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {name} LIMIT {ROW_COUNT_CAP}) AS bounded")
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _only_key_order(a: TableDef, b: TableDef) -> bool:
