@@ -230,11 +230,13 @@ class Planner:
             raise ValidationError("no DDL given: pass at least one statement")
         plan = self._new_plan("ddl")
         if self.platform == "vitess":
+            # No server to rehearse on here: the branch diff (§5) is not planned yet. What the
+            # statement's text shows as destructive is still linted.
             for p in parsed:
                 engine, reason = choose_engine("vitess", p.action, None)
-                plan.statements.append(
-                    PlannedStatement(namespace or "", p.table, p.action, p.statement, None, engine, reason)
-                )
+                item = PlannedStatement(namespace or "", p.table, p.action, p.statement, None, engine, reason)
+                item.findings += _text_findings(p.table, p.statement, self.allow_unsafe, self.disabled)
+                plan.statements.append(item)
             plan.elapsed_seconds = time.monotonic() - started
             return plan
         namespace = namespace or self.default_namespace()
@@ -273,6 +275,7 @@ class Planner:
                     else:
                         item.algorithm, after = rehearse_alter(cur, scratch, live, p.statement)
                         diff = diff_table(live, after)
+                        item.algorithm = _with_foreign_keys(diff, item.algorithm)
                 except pymysql.MySQLError as exc:
                     item.findings.append(_rejected(p.table, exc))
                 except UnsupportedTable:
@@ -357,6 +360,7 @@ class Planner:
                             )
                     except pymysql.MySQLError as exc:
                         item.findings.append(_rejected(name, exc))
+                    item.algorithm = _with_foreign_keys(diff, item.algorithm)
                 self._finish(cur, namespace, item, diff, rows)
                 plan.statements.append(item)
 
@@ -399,6 +403,29 @@ class Planner:
 
 
 ROW_COUNT_CAP = 100_000
+_TEXT_RULES = {"drops table": "SB001", "drops column": "SB002", "drops the primary key": "SB006"}
+
+
+def _with_foreign_keys(diff: TableDiff | None, algorithm: str | None) -> str | None:
+    """The rehearsal runs without foreign key checks (the referenced tables are not in the scratch
+    schema); with them, as on the live run, adding a foreign key copies the table."""
+    if diff is not None and algorithm and any(k.kind == "FOREIGN KEY" for k in diff.added_keys):
+        return COPY
+    return algorithm
+
+
+def _text_findings(table: str, ddl: str, allow_unsafe: bool, disabled: Sequence[str]) -> list[lint.Finding]:
+    from schemabot.planning.destructive import destructive_reasons
+
+    off = {r.id for name in disabled if (r := lint.lookup(name)) is not None}
+    findings = []
+    for reason in destructive_reasons(ddl):
+        rule = lint.RULES[next(v for k, v in _TEXT_RULES.items() if reason.startswith(k))]
+        if rule.id not in off:
+            message = f"{table}: {reason}"
+            finding = lint.Finding(rule.id, rule.name, rule.severity, message, table, True, allow_unsafe)
+            findings.append(finding)
+    return findings
 
 
 def _rows(cur: Any, namespace: str, table: str, estimates: dict[str, int]) -> int:

@@ -295,3 +295,12 @@ def test_cli_apply_engine_auto_then_plan_show(
     drop = ["--ddl", "DROP TABLE legacy"]
     code, _, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *drop)
     assert code == 3 and "SB001" in err
+
+
+def test_adding_a_foreign_key_is_planned_as_a_copy(schema: str) -> None:
+    plan = Planner(shop()).plan_ddl(
+        ["ALTER TABLE orders ADD CONSTRAINT fk_cust FOREIGN KEY (cust) REFERENCES legacy (id)"]
+    )
+    [st] = plan.statements
+    assert (st.algorithm, st.engine) == ("COPY", "spirit")
+    assert "SB104" in [f.rule for f in st.findings]
