@@ -175,6 +175,10 @@ def status(apply_id: str, as_json: bool) -> None:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
         click.echo(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+    from schemabot.plan_cli import status_lines  # the engine a plan chose per table, and why
+
+    for line in status_lines(_client(), apply_id):
+        click.echo(line)
 
 
 @cli.command()

@@ -165,3 +165,23 @@ def submit_from_plan(
         click.echo(render(exc.plan.to_dict()), err=True)
         raise _Exit(BLOCKED) from None
     return submitted
+
+
+def status_lines(client: Any, apply_id: str) -> list[str]:
+    """For `schemabot status`: the engine the plan chose for each table and why (none when the
+    apply was not submitted from a plan, or the state database has no plan table yet)."""
+    from schemabot.storage.plans import load_plan
+
+    try:
+        plan = load_plan(client.runtime.db, apply_id)
+    except Exception:  # status must work without the plan table (an older state database)
+        return []
+    if not plan:
+        return []
+    lines = [f"  plan: submitted with {plan.get('submitted_engine')} ({plan.get('submitted_engine_reason')})"]
+    for st in plan.get("statements", []):
+        lines.append(
+            f"    {st['namespace']}.{st['table']}: {st['algorithm'] or st['action']} -> {st['engine']} "
+            f"({st['engine_reason']})"
+        )
+    return lines

@@ -292,6 +292,9 @@ def test_cli_apply_engine_auto_then_plan_show(
         ("legacy", "COPY", "spirit"),
     ]
     assert shown["submitted_engine"] == "spirit" and "spirit for all" in shown["submitted_engine_reason"]
+    code, out, _ = run_cli(capsys, "status", apply_id)
+    assert code == 0 and "plan: submitted with spirit" in out
+    assert "orders: INSTANT -> direct (the server changes it instantly" in out
     drop = ["--ddl", "DROP TABLE legacy"]
     code, _, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *drop)
     assert code == 3 and "SB001" in err
