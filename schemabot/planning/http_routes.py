@@ -99,7 +99,7 @@ def plan_routes(client: Any, guarded: Callable[..., Any], read_body: Callable[..
                 "apply_id": submitted.apply_id,
                 "created": submitted.created,
                 "engine": submitted.engine,
-                "plan": submitted.plan.to_dict(),
+                "plan": submitted.plan.to_dict() if submitted.plan else None,
             },
             status_code=201 if submitted.created else 200,
         )

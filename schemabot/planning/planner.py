@@ -190,6 +190,8 @@ class Planner:
         self.disabled = list(disabled_rules)
         self.rate, self.rate_source = copy_rate
         self.platform = "vitess" if target.scheme == "planetscale" else "mysql"
+        if engine != "auto" and (engine == "planetscale") != (self.platform == "vitess"):
+            raise ValidationError(f"engine {engine!r} cannot apply to target {target.name!r} ({target.scheme}://)")
 
     def _new_plan(self, source: str) -> Plan:
         return Plan(
@@ -228,6 +230,13 @@ class Planner:
         parsed = [parse_ddl(s) for s in statements]
         if not parsed:
             raise ValidationError("no DDL given: pass at least one statement")
+        seen: set[str] = set()
+        for p in parsed:
+            if p.table.lower() in seen:
+                raise ValidationError(
+                    f"table {p.table} is changed twice; combine the changes into one statement"
+                )
+            seen.add(p.table.lower())
         plan = self._new_plan("ddl")
         if self.platform == "vitess":
             # No server to rehearse on here: the branch diff (§5) is not planned yet. What the

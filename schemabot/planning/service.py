@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from schemabot.errors import NotFound, SchemabotError, ValidationError
 from schemabot.planning.config import disabled_rules
 from schemabot.planning.copy_rate import copy_rate
@@ -21,6 +23,7 @@ from schemabot.planning.planner import Plan, Planner
 from schemabot.settings import Settings
 from schemabot.storage import audit
 from schemabot.storage.database import Database, get_database
+from schemabot.storage.models import Apply
 from schemabot.storage.plans import load_plan, store_plan
 
 
@@ -98,7 +101,14 @@ class PlannedSubmit:
     apply_id: str
     created: bool
     engine: str
-    plan: Plan
+    plan: Plan | None  # None for a repeat of an idempotent submit (see `stored_plan`)
+
+
+def _apply_with_key(db: Database, key: str) -> str | None:
+    return db.run(
+        lambda session: session.scalar(sa.select(Apply.apply_id).where(Apply.idempotency_key == key)),
+        write=False,
+    )
 
 
 def submit_planned(
@@ -116,6 +126,13 @@ def submit_planned(
     """Plan, then submit what the plan says as one apply (client: schemabot.api.Client)."""
     from schemabot.api import ChangeSet
 
+    key = submit_options.get("idempotency_key")
+    existing = _apply_with_key(client.runtime.db, key) if key else None
+    if existing is not None:  # a retried submit: the same apply, not a new plan of what is left
+        stored = load_plan(client.runtime.db, existing)
+        if stored is None:
+            raise ValidationError(f"idempotency key {key!r} was already used by {existing} without a plan")
+        return PlannedSubmit(existing, False, str(stored.get("submitted_engine")), None)
     plan = make_plan(
         client.settings,
         target,

@@ -21,3 +21,16 @@ def test_vitess_statements_go_to_planetscale_and_text_lint_applies() -> None:
     assert not allowed.blocking
     quiet = Planner(PS, disabled_rules=["drop-table"]).plan_ddl(["DROP TABLE t"], "commerce")
     assert quiet.statements[0].findings == []
+
+
+def test_bad_plan_input_is_refused_before_anything_is_read() -> None:
+    import pytest
+
+    from schemabot.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="cannot apply to target 'ps'"):
+        Planner(PS, engine="spirit")
+    with pytest.raises(ValidationError, match="changed twice"):
+        Planner(PS).plan_ddl(["ALTER TABLE t ADD a INT", "ALTER TABLE T ADD b INT"], "commerce")
+    with pytest.raises(ValidationError, match="unknown lint rule"):
+        Planner(PS, disabled_rules=["SB999"])

@@ -256,10 +256,13 @@ def test_plans_over_http(runtime: tuple[Runtime, RecordingDispatcher], schema: s
     refused = http.post("/v1/applies", json={**drop, "engine": "direct", "changes": [{"ddl": drop["ddl"]}]})
     assert refused.status_code == 400 and "allow_unsafe" in refused.json()["error"]
 
-    applied = http.post("/v1/plans/apply", json={"target": "shop", "schema_files": files})
+    body = {"target": "shop", "schema_files": files, "idempotency_key": "ci-1"}
+    applied = http.post("/v1/plans/apply", json=body)
     assert applied.status_code == 201 and applied.json()["engine"] == "direct"
     apply_id = applied.json()["apply_id"]
     pump(rt, dispatcher)
+    repeat = http.post("/v1/plans/apply", json=body)  # after it ran: the same apply, not "nothing to do"
+    assert repeat.status_code == 200 and repeat.json()["apply_id"] == apply_id
     assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
     assert http.get(f"/v1/applies/{apply_id}/plan").json()["statements"][0]["table"] == "orders"
     assert http.get("/v1/applies/apply-nope/plan").status_code == 404
