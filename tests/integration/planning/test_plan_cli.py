@@ -310,3 +310,18 @@ def test_adding_a_foreign_key_is_planned_as_a_copy(schema: str) -> None:
     [st] = plan.statements
     assert (st.algorithm, st.engine) == ("COPY", "spirit")
     assert "SB104" in [f.rule for f in st.findings]
+
+
+def test_one_subdirectory_per_namespace(schema: str, tmp_path: Path) -> None:
+    with fresh_schema("sbt_plan_other") as other:
+        write(
+            tmp_path / "multi" / schema,
+            {
+                "orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100), cust INT);",
+                "legacy.sql": "CREATE TABLE legacy (id INT PRIMARY KEY);",
+            },
+        )
+        write(tmp_path / "multi" / other, {"audit.sql": "CREATE TABLE audit (id BIGINT PRIMARY KEY);"})
+        plan = Planner(shop()).plan_schema_dir(tmp_path / "multi")
+        assert [(s.namespace, s.table, s.action) for s in plan.statements] == [(other, "audit", "create")]
+        assert plan.statements[0].ddl.startswith("CREATE TABLE `audit`")
