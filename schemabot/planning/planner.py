@@ -125,7 +125,9 @@ def _algorithm_label(clause: str) -> str:
     return INSTANT if "INSTANT" in clause else INPLACE
 
 
-def rehearse_alter(cur: Any, scratch: str, live: TableDef, ddl: str) -> tuple[str, TableDef]:
+def rehearse_alter(
+    cur: Any, scratch: str, live: TableDef, ddl: str, direct: DirectEngine
+) -> tuple[str, TableDef]:
     """Run `ddl` on an empty copy of `live` in `scratch`: (algorithm, resulting definition).
 
     Uses the direct engine's own probe (INSTANT, then INPLACE with LOCK=NONE); when the server
@@ -142,9 +144,7 @@ def rehearse_alter(cur: Any, scratch: str, live: TableDef, ddl: str) -> tuple[st
             algorithm = COPY
         else:
             try:
-                algorithm = _algorithm_label(
-                    DirectEngine.__new__(DirectEngine)._cheapest_algorithm(cur, live.name, change)
-                )
+                algorithm = _algorithm_label(direct._cheapest_algorithm(cur, live.name, change))
             except PermanentEngineError:
                 cur.execute(add_algorithm(retarget(ddl, live.name), "ALGORITHM=COPY"))
                 algorithm = COPY
@@ -190,6 +190,7 @@ class Planner:
         self.disabled = list(disabled_rules)
         self.rate, self.rate_source = copy_rate
         self.platform = "vitess" if target.scheme == "planetscale" else "mysql"
+        self.direct = DirectEngine(target)  # its probe of the cheapest algorithm is the rehearsal
         if engine != "auto" and (engine == "planetscale") != (self.platform == "vitess"):
             raise ValidationError(f"engine {engine!r} cannot apply to target {target.name!r} ({target.scheme}://)")
 
@@ -282,7 +283,7 @@ class Planner:
                     elif p.action == "drop":
                         diff = diff_table(live, None)
                     else:
-                        item.algorithm, after = rehearse_alter(cur, scratch, live, p.statement)
+                        item.algorithm, after = rehearse_alter(cur, scratch, live, p.statement, self.direct)
                         diff = diff_table(live, after)
                         item.algorithm = _with_foreign_keys(diff, item.algorithm)
                 except pymysql.MySQLError as exc:
@@ -350,7 +351,7 @@ class Planner:
                     assert diff.live is not None and diff.desired is not None
                     try:
                         item.algorithm, after = rehearse_alter(
-                            cur, rehearsal_schema, diff.live, diff.statement
+                            cur, rehearsal_schema, diff.live, diff.statement, self.direct
                         )
                         if (
                             after.create_statement() != diff.desired.create_statement()
@@ -459,12 +460,20 @@ def _only_key_order(a: TableDef, b: TableDef) -> bool:
 
 
 def _bounded_query(cur: Any, namespace: str) -> Any:
+    """A read-only query on the live schema, stopped by the server after 10 s (MariaDB's
+    max_statement_time, else MySQL's MAX_EXECUTION_TIME hint). Raises lint.QueryTimeout then."""
+
     def query(sql: str) -> tuple[Any, ...] | None:
         cur.execute(f"USE {quote(namespace)}")
         try:
             cur.execute("SET STATEMENT max_statement_time=10 FOR " + sql)
-        except pymysql.MySQLError:
-            cur.execute(sql)
+        except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] != 1064:  # interrupted, or any other refusal: not checked
+                raise lint.QueryTimeout(_server_message(exc)) from None
+            try:  # not MariaDB
+                cur.execute(sql.replace("SELECT ", "SELECT /*+ MAX_EXECUTION_TIME(10000) */ ", 1))
+            except pymysql.MySQLError as second:
+                raise lint.QueryTimeout(_server_message(second)) from None
         row = cur.fetchone()
         return tuple(row) if row is not None else None
 

@@ -133,6 +133,13 @@ def test_sb102_unique_key_checked_with_a_bounded_query() -> None:
     too_big = findings(live, desired, rows=lint.UNIQUE_CHECK_MAX_ROWS + 1, query=duplicates)
     assert [(f.rule, f.severity) for f in too_big] == [("SB102", lint.WARNING)]
 
+    def interrupted(sql: str) -> tuple[Any, ...] | None:
+        raise lint.QueryTimeout("Query execution was interrupted (max_statement_time exceeded)")
+
+    slow = findings(live, desired, query=interrupted)
+    assert [(f.rule, f.severity) for f in slow] == [("SB102", lint.WARNING)]
+    assert "interrupted" in slow[0].message
+
 
 def test_sb103_no_primary_key_on_a_new_table() -> None:
     assert rules(findings(None, table(ID))) == ["SB103"]

@@ -303,6 +303,14 @@ def test_cli_apply_engine_auto_then_plan_show(
     assert code == 3 and "SB001" in err
 
 
+def test_a_unique_key_over_duplicates_is_found_on_the_live_table(schema: str) -> None:
+    dup = Planner(shop()).plan_ddl(["ALTER TABLE orders ADD UNIQUE KEY uc (cust)"])
+    [finding] = dup.statements[0].findings
+    assert (finding.rule, finding.blocking) == ("SB102", True) and "e.g. (1)" in finding.message
+    fine = Planner(shop()).plan_ddl(["ALTER TABLE orders ADD UNIQUE KEY un (note)"])
+    assert fine.statements[0].findings == [] and not fine.blocking
+
+
 def test_adding_a_foreign_key_is_planned_as_a_copy(schema: str) -> None:
     plan = Planner(shop()).plan_ddl(
         ["ALTER TABLE orders ADD CONSTRAINT fk_cust FOREIGN KEY (cust) REFERENCES legacy (id)"]
