@@ -1,4 +1,4 @@
-"""How long `schemabot plan --schema-dir` takes on a schema of 100 tables (docs/architecture.md §4).
+"""How long `schemabot plan --schema-dir` takes on a schema of 100 tables (issue 13).
 
 The live schema has 100 tables of 6 to 10 columns and 2 to 3 indexes (1,000 rows each); the schema
 directory has 100 files, of which a third add a column (INSTANT), a third widen a column's type

@@ -203,7 +203,7 @@ class Client:
         `allow_unsafe` (the CLI and HTTP pass it; None skips the check): False refuses statements
         that visibly delete data (DROP TABLE, DROP COLUMN, DROP PRIMARY KEY); True lets them
         through and records the override, with `requested_by`, in the audit log
-        (docs/architecture.md §3).
+        (issue 13, part 3).
         """
         plugins = self.settings.engine_plugins
         try:

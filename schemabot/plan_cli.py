@@ -1,4 +1,4 @@
-"""`schemabot plan`: what an apply would do, without doing it (docs/architecture.md §1).
+"""`schemabot plan`: what an apply would do, without doing it (issue 13).
 
     schemabot plan --target NAME [--namespace NS] (--ddl SQL ... | --schema-dir DIR)
                    [--engine auto|direct|spirit|planetscale] [--allow-unsafe] [--json]

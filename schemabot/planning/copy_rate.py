@@ -1,4 +1,5 @@
-"""The copy rate of a target, measured from its earlier spirit applies (docs/architecture.md §1)."""
+"""The copy rate of a target, measured from its earlier spirit applies (the task rows of the state
+database, docs/architecture.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Destructive statements recognised from their text alone (docs/architecture.md §3).
+"""Destructive statements recognised from their text alone (issue 13, part 3).
 
 The plan's lint rules see the live table and find every destructive change (narrowed types,
 charsets...). An apply submitted with raw DDL and an explicit engine is not planned, so it is

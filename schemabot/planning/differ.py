@@ -1,4 +1,4 @@
-"""The declarative differ (docs/architecture.md §4): from the live definition of a table to the
+"""The declarative differ (issue 13, part 4): from the live definition of a table to the
 desired one, as one ALTER TABLE (or a CREATE / DROP for whole tables).
 
 Both sides are the server's normalised `SHOW CREATE TABLE` (the desired statements were loaded into

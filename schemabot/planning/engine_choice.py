@@ -1,4 +1,4 @@
-"""Which engine `--engine auto` picks for one statement (docs/architecture.md §1, §2)."""
+"""Which engine `--engine auto` picks for one statement (engines: docs/architecture.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP routes for plans (docs/architecture.md §1), added to schemabot/http_api.py:
+"""HTTP routes for plans (issue 13), added to schemabot/http_api.py:
 
     POST /v1/plans              body {"target", "namespace", "engine" (default auto),
                                 "ddl": [...] | "schema_files": {"orders.sql": "CREATE TABLE ..."},

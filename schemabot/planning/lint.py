@@ -1,4 +1,4 @@
-"""Lint rules for planned changes (docs/architecture.md §3).
+"""Lint rules for planned changes (issue 13, part 3).
 
 Every rule has a stable id, a name, a severity (`error` blocks the plan, `warning` informs) and a
 one-line reason. *Destructive* rules (data can be lost) are errors that an explicit

@@ -1,4 +1,4 @@
-"""Building a plan (docs/architecture.md §1): what an apply would do, without doing it.
+"""Building a plan (issue 13): what an apply would do, without doing it.
 
 For each statement the plan gives the table, the normalised DDL, how the server would run it
 (INSTANT, INPLACE without lock, or COPY, learned by rehearsing it on an empty copy of the table in

@@ -3,7 +3,8 @@
 The scratch schema (`_sb_plan_<random>`) lives on the target's server next to the live schema.
 The desired `CREATE TABLE` statements are loaded into it so the server normalises them, and the
 rehearsal runs each planned ALTER on an empty copy of the live table in it. It is always dropped
-when the plan ends, whatever happened (docs/architecture.md §1).
+when the plan ends, whatever happened. Nothing outside the scratch schemas is written
+(docs/architecture.md §8 invariant 10).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Plans for the CLI and the HTTP API, and applies submitted from a plan (docs/architecture.md §1,
-§2, §3, §4).
+"""Plans for the CLI and the HTTP API, and applies submitted from a plan (issue 13).
+A planned apply is an ordinary apply: submitted, stored and driven as docs/architecture.md §5 says.
 
 `make_plan` reads the per-target configuration (disabled lint rules) and the measured copy rate.
 `submit_planned` plans, refuses a blocked plan, resolves `--engine auto`, submits what the plan

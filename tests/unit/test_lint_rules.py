@@ -1,4 +1,4 @@
-"""Each lint rule (docs/architecture.md §3) on hand-made definitions, in the server's SHOW CREATE
+"""Each lint rule (issue 13, part 3) on hand-made definitions, in the server's SHOW CREATE
 TABLE format: the rule fires on the risky change and stays quiet on its safe neighbour."""
 
 from __future__ import annotations

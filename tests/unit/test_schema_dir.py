@@ -1,4 +1,4 @@
-"""Reading a declarative schema directory (docs/architecture.md §4): one namespace at the top or
+"""Reading a declarative schema directory (issue 13, part 4): one namespace at the top or
 one subdirectory per namespace; CREATE TABLE only; comments and quoted semicolons are fine."""
 
 from __future__ import annotations

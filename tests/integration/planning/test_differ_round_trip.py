@@ -1,4 +1,4 @@
-"""The differ's round trip (docs/architecture.md §4), on MariaDB: for every pair of definitions in
+"""The differ's round trip (issue 13, part 4), on MariaDB: for every pair of definitions in
 tests/data/schema_pairs/, the planned statements turn the first into the second (SHOW CREATE TABLE
 equal, but for the order of plain index lines, which the server does not let an ALTER set), and
 planning again finds nothing left to do."""

@@ -1,4 +1,4 @@
-"""`schemabot plan` and `apply --schema-dir` on MariaDB (docs/architecture.md §1 to §4): the plan
+"""`schemabot plan` and `apply --schema-dir` on MariaDB (issue 13): the plan
 document, its exit codes, the scratch schemas always removed, lint configuration per target, and
 an apply from schema files that ends with the live schema equal to the files."""
 
