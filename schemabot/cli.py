@@ -12,9 +12,11 @@
     schemabot demo
     schemabot serve [--host H] [--port P]
     schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
+    schemabot plan --target NAME (--ddl SQL ... | --schema-dir DIR) [--engine auto] [--json]
+    schemabot plan show APPLY_ID [--json]
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
-unavailable; 2 bad input (one line on stderr, nothing stored).
+unavailable; 2 bad input (one line on stderr, nothing stored); 3 a plan has blocking findings.
 """
 
 from __future__ import annotations
