@@ -192,6 +192,7 @@ class Client:
         revert_window_seconds: int | None = None,
         idempotency_key: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        allow_unsafe: bool | None = None,
         requested_by: str | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
@@ -201,7 +202,10 @@ class Client:
         (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
         named twice, or options the engine cannot honour. `requested_by` (the HTTP API's token
-        name) is recorded on the apply and in its audit log.
+        name, or the CLI's user) is recorded on the apply and in its audit log.
+        `allow_unsafe` (the CLI and HTTP pass it; None skips the check): False refuses statements
+        that visibly delete data (DROP TABLE, DROP COLUMN, DROP PRIMARY KEY); True lets them
+        through and records the override, with `requested_by`, in the audit log.
         """
         plugins = self.settings.engine_plugins
         try:
@@ -225,6 +229,13 @@ class Client:
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
         tasks = _validate_changes(sets, default_namespace, engine_cls.platform)
+        unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
+        if unsafe and not allow_unsafe:
+            raise UnsafeChange(
+                "destructive change refused: "
+                + "; ".join(f"{quote_for_error(ddl)} {why}" for ddl, why in unsafe)
+                + "; pass --allow-unsafe (API: allow_unsafe: true) to apply it"
+            )
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         if volume is not None:
             options["volume"] = volume
@@ -259,8 +270,17 @@ class Client:
             operation_ids=[_new_id("op") for _ in range(1 if grouped else len(tasks))],
             idempotency_key=idempotency_key,
             submitted_by=requested_by,
+            detail=(
+                {"unsafe_allowed": {"requested_by": requested_by or "unknown", "statements": unsafe}}
+                if unsafe
+                else {}
+            ),
         )
         apply_id, created = create_apply(self.runtime.db, new)
+        if created and unsafe:
+            who, listed = requested_by or "unknown", "; ".join(f"{ddl!r} {why}" for ddl, why in unsafe)
+            note = f"--allow-unsafe by {who}: {listed}"
+            self.runtime.db.run(lambda session: audit.append(session, apply_id, "unsafe_allowed", note))
         if created:
             self.runtime.dispatcher.start_apply(apply_id)  # never raises; the sweep covers loss
         return SubmitResult(apply_id, created)
@@ -331,6 +351,20 @@ class Client:
         if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
+
+
+class UnsafeChange(ValidationError):
+    """A destructive statement submitted without allow_unsafe; nothing stored."""
+
+
+def _unsafe_statements(tasks: Sequence[NewTask]) -> list[tuple[str, str]]:
+    from schemabot.planning.destructive import destructive_reasons
+
+    return [
+        (t.ddl, ", ".join(reasons))
+        for t in tasks
+        if t.ddl and (reasons := destructive_reasons(t.ddl))
+    ]
 
 
 def asked_to_wait(status: ApplyStatus, state: State) -> bool:

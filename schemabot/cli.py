@@ -13,9 +13,11 @@
     schemabot serve [--host H] [--port P]
     schemabot token new NAME [--scope read|apply|admin] [--target T ...]
     schemabot emulator --port P --mysql-dsn DSN --org ORG --database DB --keyspaces KS1,KS2
+    schemabot plan --target NAME (--ddl SQL ... | --schema-dir DIR) [--engine auto] [--json]
+    schemabot plan show APPLY_ID [--json]
 
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
-unavailable; 2 bad input (one line on stderr, nothing stored).
+unavailable; 2 bad input (one line on stderr, nothing stored); 3 a plan has blocking findings.
 """
 
 from __future__ import annotations
@@ -87,9 +89,12 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--target", required=True, help="Target name (SCHEMABOT_TARGET_<NAME>).")
-@click.option("--engine", required=True, help="direct, spirit or planetscale.")
+@click.option("--engine", required=True, help="direct, spirit, planetscale, or auto (choose per plan).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
-@click.option("--ddl", "ddls", multiple=True, required=True, help="One statement; repeat for more.")
+@click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
+@click.option("--schema-dir", default=None, help="Apply what a plan of these CREATE TABLE files says.")
+@click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (audited).")
+@click.option("--requested-by", default=None, help="Who asks (audit log; default: the login name).")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")
 @click.option("--skip-revert", is_flag=True, help="Finish without a revert window (Vitess).")
 @click.option("--volume", type=int, default=None, help="1 (gentle) to 11 (fast).")
@@ -108,10 +113,26 @@ def apply(
     idempotency_key: str | None,
     wait_: bool,
     as_json: bool,
+    schema_dir: str | None = None,
+    allow_unsafe: bool = False,
+    requested_by: str | None = None,
 ) -> None:
     """Submit a schema change."""
     client = _client()
-    result = client.submit_apply(
+    if not ddls and not schema_dir:
+        raise ValidationError("Missing option '--ddl' (or --schema-dir)")
+    if ddls and schema_dir:
+        raise ValidationError("give --ddl statements or --schema-dir, not both")
+    planned = None
+    if engine == "auto" or schema_dir:  # plan first, then submit what the plan says (plan_cli.py)
+        from schemabot.plan_cli import submit_from_plan
+
+        options = {"defer_cutover": defer_cutover, "skip_revert": skip_revert, "volume": volume}
+        planned = submit_from_plan(
+            client, target, engine, namespace, list(ddls), schema_dir, allow_unsafe, requested_by,
+            idempotency_key=idempotency_key, **options,
+        )
+    result = planned or client.submit_apply(
         target,
         engine,
         [ChangeSet(ddl=list(ddls), namespace=namespace)],
@@ -119,6 +140,8 @@ def apply(
         skip_revert=skip_revert,
         volume=volume,
         idempotency_key=idempotency_key,
+        allow_unsafe=allow_unsafe,
+        requested_by=requested_by or _login_name(),
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -155,6 +178,10 @@ def status(apply_id: str, as_json: bool) -> None:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
         click.echo(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+    from schemabot.plan_cli import status_lines  # the engine a plan chose per table, and why
+
+    for line in status_lines(_client(), apply_id):
+        click.echo(line)
 
 
 @cli.command()
@@ -346,6 +373,17 @@ def demo(rows: int, engine: str | None) -> None:
     from schemabot.demo import run_demo
 
     raise Exit(run_demo(rows=rows, engine=engine))
+
+
+def _login_name() -> str:
+    from schemabot.planning.service import _current_user
+
+    return _current_user()
+
+
+from schemabot.plan_cli import plan as _plan_command  # noqa: E402  (plan_cli uses handles_errors)
+
+cli.add_command(_plan_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@
     GET  /v1/applies/{apply_id}/log       audit log                                                 read
     POST /v1/applies/{apply_id}/{control} stop|start|cutover|cancel|revert|skip-revert|volume       apply
                                           (ControlBody: volume takes {"value": 1-11}); 202
+    POST /v1/plans, POST /v1/plans/apply, GET /v1/applies/{apply_id}/plan: plans
+                                          (schemabot/planning/http_routes.py)
     GET  /healthz                         liveness (open)
     GET  /readyz                          state database and broker reachable: 200, else 503 (open)
     GET  /openapi.json, /docs             the OpenAPI 3 document, generated from the models, and a
@@ -50,6 +52,7 @@ from engines.targets import redact
 from schemabot import auth
 from schemabot.api import ApplyStatus, ChangeSet, Client, ControlReceipt, LogEntry
 from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.planning.http_routes import install_plan_routes
 from schemabot.settings import Settings
 from schemabot.states import State
 
@@ -99,6 +102,10 @@ class SubmitRequest(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=191)
     engine_options: dict[str, JsonValue] | None = Field(
         default=None, description="engine-specific knobs (spirit: chunk_rows, lock_wait_seconds, ...)"
+    )
+    allow_unsafe: bool = Field(
+        default=False,
+        description="let DROP TABLE / DROP COLUMN / DROP PRIMARY KEY through; recorded in the audit log",
     )
 
 
@@ -395,6 +402,7 @@ def build_app(
             revert_window_seconds=body.revert_window_seconds,
             idempotency_key=body.idempotency_key,
             engine_options=body.engine_options,
+            allow_unsafe=body.allow_unsafe,
             requested_by=who.name,
         )
         return JSONResponse(
@@ -454,6 +462,8 @@ def build_app(
         value = body.value if body is not None else None
         receipt = client.request_control(apply_id, control.value, value, requested_by=who.name)
         return asdict(receipt)
+
+    install_plan_routes(app, client, Caller, _ERROR_RESPONSES)
 
     @app.get("/healthz", summary="Liveness: the process answers")
     def healthz() -> dict[str, bool]:

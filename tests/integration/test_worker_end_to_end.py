@@ -166,11 +166,14 @@ def test_one_idempotency_key_gives_one_apply(env: ProcEnv, worker: Cluster) -> N
 
 
 def _direct_apply_that_fails(env: ProcEnv, create_table: str, ddl: str) -> ApplyStatus:
-    """Create a table on the target, apply `ddl` with the direct engine and --wait: exit 1."""
+    """Create a table on the target, apply `ddl` with the direct engine and --wait: exit 1.
+    (--allow-unsafe: a DROP COLUMN is destructive, and here the target must be the one to refuse.)"""
     conn = connect(env.target_schema)
     with conn.cursor() as cur:
         cur.execute(create_table)
-    result = env.cli("apply", "--target", "local", "--engine", "direct", "--ddl", ddl, "--wait")
+    result = env.cli(
+        "apply", "--target", "local", "--engine", "direct", "--ddl", ddl, "--wait", "--allow-unsafe"
+    )
     assert result.returncode == 1, result.stderr
     status = env.client().get_apply(result.stdout.split()[0])
     assert status.state == "failed"

@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT, c INT);
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, a INT, b DATETIME NULL, c INT);

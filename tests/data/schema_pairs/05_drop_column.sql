@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT);
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, b INT);

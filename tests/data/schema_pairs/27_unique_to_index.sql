@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT NOT NULL, UNIQUE KEY u (a));
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, a INT NOT NULL, KEY u (a));

@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT NOT NULL, KEY ia (a));
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT NOT NULL, UNIQUE KEY ub (b), KEY ia (a));

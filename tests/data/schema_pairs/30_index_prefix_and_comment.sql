@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(100), KEY ix (s));
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(100), KEY ix (s(10)) COMMENT 'prefix');

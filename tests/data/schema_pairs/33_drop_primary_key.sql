@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT NOT NULL, a INT, PRIMARY KEY (id));
+-- to
+CREATE TABLE t (id INT NOT NULL, a INT);

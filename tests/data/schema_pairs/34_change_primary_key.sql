@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT NOT NULL, b INT NOT NULL, PRIMARY KEY (id));
+-- to
+CREATE TABLE t (id INT NOT NULL, b INT NOT NULL, PRIMARY KEY (id, b));

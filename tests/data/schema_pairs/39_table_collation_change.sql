@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(10)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

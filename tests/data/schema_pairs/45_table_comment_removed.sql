@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY) COMMENT='x';
+-- to
+CREATE TABLE t (id INT PRIMARY KEY);

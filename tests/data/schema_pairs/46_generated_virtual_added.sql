@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT);
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, a INT, a2 INT AS (a * 2) VIRTUAL);

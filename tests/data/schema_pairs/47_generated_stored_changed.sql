@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, a INT, g INT AS (a + 1) STORED);
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, a INT, g INT AS (a + 2) STORED);

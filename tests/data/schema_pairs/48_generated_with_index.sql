@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, doc TEXT);
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, doc TEXT, k VARCHAR(20) AS (LEFT(doc, 20)) VIRTUAL, KEY ik (k));

@@ -1,0 +1,4 @@
+-- from
+CREATE TABLE t (id INT PRIMARY KEY, qty INT, CONSTRAINT c1 CHECK (qty >= 0));
+-- to
+CREATE TABLE t (id INT PRIMARY KEY, qty INT, CONSTRAINT c1 CHECK (qty > 0));
