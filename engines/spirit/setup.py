@@ -141,7 +141,7 @@ def start_fresh(
                 check.run(check.Phase.PREFLIGHT, facts)
         _post_setup(cur, plan, cp, facts, source, shadow)
         with target_errors(f"{plan.label}: creating triggers"):
-            cmap = map_columns(source, shadow, st.renames)
+            cmap = map_columns(source, shadow, st.renames, st.dropped)
             TriggerChangeSource(names, cmap).install(cur)
             cp = cp.but(phase=checkpoint.COPY)
             checkpoint.save(cur, cp)
