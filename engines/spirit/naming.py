@@ -38,6 +38,11 @@ class TableNames:
         return f"_{self.table}_old"
 
     @property
+    def errors(self) -> str:
+        """Where the triggers record writes the shadow refused (see triggers.py)."""
+        return f"_{self.table}_err"
+
+    @property
     def trigger_insert(self) -> str:
         return f"_{self.table}_ins"
 

@@ -112,39 +112,60 @@ def start_fresh(
             discard_run(cur, plan)
             cp = _new_checkpoint(plan, context, group, "copy", checkpoint.SETUP, source.fingerprint)
             checkpoint.create(cur, cp)
-            cur.execute(f"CREATE TABLE {names.q(names.shadow)} LIKE {names.q()}")
         try:
-            with user_ddl_errors(f"{plan.label}: ALTER"):
-                cur.execute(st.alter_on(names.schema, names.shadow))
+            return _set_up(cur, plan, cp, facts, source, instant, copy_problems)
         except PermanentEngineError:
-            # The statement can never work: leave nothing behind but a clean table.
+            # The set-up can never work: leave nothing behind but a clean table.
+            with target_errors(f"{plan.label}: removing what set-up created"):
+                discard_run(cur, plan)
+                _forget(cur, cp)
+            raise
+
+
+def _set_up(
+    cur: Cursor,
+    plan: TablePlan,
+    cp: Checkpoint,
+    facts: check.CheckContext,
+    source: TableInfo,
+    instant: bool,
+    copy_problems: list[str],
+) -> Checkpoint:
+    st, names = plan.statement, plan.names
+    with target_errors(f"{plan.label}: setting up"):
+        cur.execute(f"CREATE TABLE {names.q(names.shadow)} LIKE {names.q()}")
+    try:
+        with user_ddl_errors(f"{plan.label}: ALTER"):
+            cur.execute(st.alter_on(names.schema, names.shadow))
+    except PermanentEngineError:
+        # The statement can never work: leave nothing behind but a clean table.
+        cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+        _forget(cur, cp)
+        raise
+    with target_errors(f"{plan.label}: setting up"):
+        shadow = read_table(cur, names.schema, names.shadow)
+        assert shadow is not None
+        cp = cp.but(shadow_fingerprint=shadow.fingerprint)
+        checkpoint.save(cur, cp)
+    if instant:
+        with target_errors(f"{plan.label}: instant ALTER"):
+            done = fastpath.try_instant(cur, st)
+        if done:
+            with target_errors(f"{plan.label}: instant ALTER"):
+                cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+                cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
+                checkpoint.save(cur, cp)
+            return cp
+        if copy_problems:
             cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
             _forget(cur, cp)
-            raise
-        with target_errors(f"{plan.label}: setting up"):
-            shadow = read_table(cur, names.schema, names.shadow)
-            assert shadow is not None
-            cp = cp.but(shadow_fingerprint=shadow.fingerprint)
-            checkpoint.save(cur, cp)
-        if instant:
-            with target_errors(f"{plan.label}: instant ALTER"):
-                done = fastpath.try_instant(cur, st)
-            if done:
-                with target_errors(f"{plan.label}: instant ALTER"):
-                    cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
-                    cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
-                    checkpoint.save(cur, cp)
-                return cp
-            if copy_problems:
-                cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
-                _forget(cur, cp)
-                check.run(check.Phase.PREFLIGHT, facts)
-        _post_setup(cur, plan, cp, facts, source, shadow)
-        with target_errors(f"{plan.label}: creating triggers"):
-            cmap = map_columns(source, shadow, st.renames, st.dropped)
-            TriggerChangeSource(names, cmap).install(cur)
-            cp = cp.but(phase=checkpoint.COPY)
-            checkpoint.save(cur, cp)
+            check.run(check.Phase.PREFLIGHT, facts)
+    _post_setup(cur, plan, cp, facts, source, shadow)
+    with target_errors(f"{plan.label}: creating triggers"):
+        cmap = map_columns(source, shadow, st.renames, st.dropped)
+        TriggerChangeSource(names, cmap).install(cur)
+        cp = cp.but(phase=checkpoint.COPY)
+        checkpoint.save(cur, cp)
     return cp
 
 

@@ -31,7 +31,13 @@ from typing import Any, Literal
 
 import pymysql
 
-from engines.base import ControlRequest, EngineState, OperationRequest, PermanentEngineError
+from engines.base import (
+    ControlRequest,
+    EngineState,
+    OperationRequest,
+    PermanentEngineError,
+    RetryableEngineError,
+)
 from engines.spirit import SpiritEngine
 from tests.integration.spirit.support import Worker, checkpoint_row, engine, request, wait_for
 from tests.support.mariadb import connect
@@ -124,7 +130,9 @@ class Writers:
                 if not mine:
                     op = "insert"
                 serial += 1
-                fresh = case.make_key(1_000_000 + thread * 100_000 + serial)
+                n = 1_000_000 + thread * 100_000 + serial
+                # Keys given by hand never meet the ones AUTO_INCREMENT hands out.
+                fresh = (-n,) if case.auto_key else case.make_key(n)
                 values = (case.writer_values or case.values)(rng)
                 index = rng.randrange(len(mine)) if mine else 0
                 try:
@@ -303,9 +311,22 @@ def _drive(
         if "PermanentEngineError" in text:
             return text.strip().splitlines()[-1]
     try:
-        eng.apply(req)
+        retries = 0
+        while True:
+            try:
+                eng.apply(req)
+                break
+            except RetryableEngineError:
+                retries += 1
+                assert retries < 20, "apply kept failing"
         for _ in range(5000):
-            result = eng.progress(req)
+            try:
+                result = eng.progress(req)
+            except RetryableEngineError:
+                # The orchestrator retries these (a deadlock with the writers, a lock wait).
+                retries += 1
+                assert retries < 50, "too many retryable failures"
+                continue
             if result.state == EngineState.WAITING_FOR_CUTOVER:
                 return None
             if result.state in (EngineState.COMPLETED, EngineState.CANCELLED):

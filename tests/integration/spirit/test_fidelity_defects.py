@@ -196,7 +196,12 @@ def test_cancel_of_a_failed_apply_removes_what_it_left(schema: str, db: pymysql.
     with db.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
         cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(300)])
-    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN w INT")], defer_cutover=True, chunk_rows=50, step_budget=0)
+    req = request(
+        [(schema, "t", "ALTER TABLE t ADD COLUMN w INT")],
+        defer_cutover=True,
+        chunk_rows=50,
+        step_budget=0,
+    )
     eng = engine(schema)
     eng.apply(req)
     eng.progress(req)
