@@ -25,6 +25,10 @@ class ColumnMap:
     key: tuple[str, ...]
     """The primary key columns (same names on both sides: preflight refuses PK changes)."""
 
+    changed: tuple[str, ...] = ()
+    """Shadow columns whose type the ALTER changed: their values compare only after the same
+    conversion (checksum.py)."""
+
     @property
     def source(self) -> tuple[str, ...]:
         return tuple(s for s, _ in self.pairs)
@@ -44,6 +48,7 @@ def map_columns(
     renamed = {old.lower(): new for old, new in renames.items()}
     gone = {name.lower() for name in dropped}
     pairs = []
+    changed = []
     for name in source.copyable:
         key = name.lower()
         if key in renamed:
@@ -53,5 +58,9 @@ def map_columns(
         else:
             target = name
         if target.lower() in writable:
-            pairs.append((name, writable[target.lower()]))
-    return ColumnMap(tuple(pairs), source.primary_key)
+            new = writable[target.lower()]
+            pairs.append((name, new))
+            before, after = source.column(name), shadow.column(new)
+            if before is None or after is None or before.column_type != after.column_type:
+                changed.append(new)
+    return ColumnMap(tuple(pairs), source.primary_key, tuple(changed))

@@ -52,7 +52,9 @@ class TriggerChangeSource:
         return f"INSERT INTO {self.names.q(self.names.shadow)} ({shadow_cols}) VALUES ({values})"
 
     def _guarded(self, *statements: str) -> str:
-        """`statements` in a block whose data errors are recorded, not raised."""
+        """`statements` in a block whose data errors are recorded, not raised. A handler for a
+        code also catches that code's warnings and notes (a DECIMAL rounded is note 1265, which
+        the blocking ALTER accepts too): only errors (SQLSTATE class other than 01) count."""
         codes = ", ".join(str(c) for c in CAPTURED)
         record = (
             f"INSERT INTO {self.names.q(self.names.errors)} (errno, message) "
@@ -60,8 +62,10 @@ class TriggerChangeSource:
         )
         return (
             "BEGIN DECLARE sb_errno INT DEFAULT 0; DECLARE sb_message TEXT DEFAULT ''; "
+            "DECLARE sb_state CHAR(5) DEFAULT '00000'; "
             f"DECLARE CONTINUE HANDLER FOR {codes} BEGIN GET DIAGNOSTICS CONDITION 1 "
-            f"sb_errno = MYSQL_ERRNO, sb_message = MESSAGE_TEXT; {record}; END; "
+            "sb_errno = MYSQL_ERRNO, sb_message = MESSAGE_TEXT, sb_state = RETURNED_SQLSTATE; "
+            f"IF sb_state NOT LIKE '01%' THEN {record}; END IF; END; "
             + " ".join(f"{s};" for s in statements)
             + " END"
         )
