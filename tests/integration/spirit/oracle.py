@@ -86,6 +86,9 @@ class Outcome:
     blocking_error: tuple[int, str] | None = None
     writes: Counter[str] = field(default_factory=Counter)
     writer_errors: Counter[int] = field(default_factory=Counter)
+    killed_in: str | None = None
+    """The phase the checkpoint was in when the worker was killed (None: no kill, or the worker
+    ended by itself first)."""
 
 
 class Writers:
@@ -292,23 +295,19 @@ def control(req: OperationRequest) -> ControlRequest:
 
 
 def _drive(
-    eng: SpiritEngine, req: OperationRequest, kill_mid_copy: bool, schema: str
+    eng: SpiritEngine, req: OperationRequest, kill_mid_copy: bool, schema: str, outcome: Outcome
 ) -> str | None:
     """Drive spirit to waiting_for_cutover; the permanent error's message if it failed."""
     if kill_mid_copy:
-        worker = Worker(schema, req, pause=0.01, stop_when_waiting=True)
-
-        def mid_copy() -> bool:
-            row = checkpoint_row(schema, "t")
-            return bool(row and row["phase"] == "copy" and row["rows_copied"] > 0) or (
-                worker.proc.poll() is not None
-            )
-
-        wait_for(mid_copy, 60, "the worker to be mid-copy")
-        worker.kill()
+        # The worker SIGKILLs itself inside the transaction of its 4th copied chunk.
+        worker = Worker(schema, req, pause=0.01, stop_when_waiting=True, die_mid_copy_after=4)
+        code = worker.wait(timeout=60)
         _, err = worker.proc.communicate(timeout=10)
         text = err.decode(errors="replace")
-        if "PermanentEngineError" in text:
+        if code == -9:
+            row = checkpoint_row(schema, "t", req.context)
+            outcome.killed_in = str(row["phase"]) if row else None
+        elif "PermanentEngineError" in text:
             return text.strip().splitlines()[-1]
     try:
         retries = 0
@@ -355,13 +354,13 @@ def run_case(
         chunk_rows=25,
     )
     eng = engine(schema)
+    outcome = Outcome("identical", writes=writers.counts, writer_errors=writers.errors)
     writers.start()
     try:
         wait_for(lambda: writers.total() >= 20 or case.writers == 0, 30, "the writers to start")
-        failure = _drive(eng, req, kill_mid_copy, schema)
+        failure = _drive(eng, req, kill_mid_copy, schema, outcome)
     finally:
         writers.join()
-    outcome = Outcome("identical", writes=writers.counts, writer_errors=writers.errors)
     try:
         assert not writers.engine_caused(), f"writes failed during the change: {writers.messages}"
         if failure is not None:

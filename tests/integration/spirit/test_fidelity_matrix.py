@@ -312,3 +312,5 @@ def test_fidelity_with_the_worker_killed_mid_copy(
 ) -> None:
     outcome = run_case(schema, oracle_schema, case, kill_mid_copy=True)
     assert outcome.verdict == case.expect
+    if case.expect == "identical":
+        assert outcome.killed_in == "copy", outcome.killed_in
