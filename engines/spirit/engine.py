@@ -217,10 +217,9 @@ class SpiritEngine(Engine):
                     self._attach_or_start(conn, p, request, group, before_first_change)
                     for p in plans
                 ]
-            except PermanentEngineError:
-                if request.options.defer_cutover and first_apply:
-                    with target_errors("removing the sentinel"), conn.cursor() as cur:
-                        sentinel.release(cur, schemas, request.context)
+            except PermanentEngineError as error:
+                # Tables of the operation already set up are cleaned too, and the sentinel goes.
+                self._fail_cleanly(conn, request, plans, str(error))
                 raise
         phase = min((a.checkpoint.phase for a in attached), key=_phase_rank)
         reasons = [

@@ -237,3 +237,32 @@ def test_a_failed_apply_is_a_tombstone_a_late_apply_does_not_rerun(
     assert "1062" in str(again.value)
     with db.cursor() as cur:
         assert leftovers(cur, schema) == []
+
+
+def test_a_grouped_apply_whose_second_table_is_refused_leaves_the_first_as_it_was(
+    schema: str, db: pymysql.Connection
+) -> None:
+    """Defect 6 for a grouped apply: the first table was set up (triggers, shadow) when the
+    server refused the second table's ALTER; nothing of either stays."""
+    with db.cursor() as cur:
+        for table in ("a", "b"):
+            cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, v INT)")
+            cur.execute(f"INSERT INTO {table} VALUES (1, 1), (2, 2)")
+    req = request(
+        [
+            (schema, "a", "ALTER TABLE a ADD COLUMN w INT"),
+            (schema, "b", "ALTER TABLE b ADD COLUMN w INT NOT NULL DEFAULT 'x'"),
+        ],
+        defer_cutover=True,
+    )
+    with pytest.raises(PermanentEngineError, match=r"\(1067\)"):
+        engine(schema).apply(req)
+    with db.cursor() as cur:
+        cur.execute("SHOW TABLES")
+        assert {r[0] for r in cur.fetchall()} == {"a", "b", "_sb_spirit_checkpoint"}
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (schema,)
+        )
+        assert cur.fetchone() == (0,)
+        cur.execute("SELECT table_name, phase FROM _sb_spirit_checkpoint ORDER BY table_name")
+        assert cur.fetchall() == (("a", "failed"),)
