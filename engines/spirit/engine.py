@@ -573,6 +573,21 @@ class SpiritEngine(Engine):
                     cur.execute(
                         f"ALTER TABLE {p.names.q(p.names.shadow)} AUTO_INCREMENT = {int(counter)}"
                     )
+        def verify(cur: Any) -> tuple[str, bool] | None:
+            """The last checks, made while the cutover lock holds every writer."""
+            for p in copy_plans:
+                refused = refused_writes(cur, p.names)
+                if refused is not None:
+                    return (
+                        f"{p.label}: a write made during the change cannot be stored in the "
+                        f"new table: {refused}; a blocking ALTER would fail the same way",
+                        True,
+                    )
+                check = resume.restart_reason(cur, p, cps[p.label].but(phase=checkpoint.COPY))
+                if not isinstance(check, RunView):
+                    return f"{p.label}: {check}", False
+            return None
+
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -582,7 +597,19 @@ class SpiritEngine(Engine):
                     deadline=deadline,
                     sleep=self.sleep,
                     min_attempts=1,
+                    peer=self._peer_connection(),
+                    verify=verify,
                 )
+        except cutover.CutoverRefused as refused:
+            # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
+            # can start the table fresh.
+            with target_errors("withholding the cutover"), conn.cursor() as cur:
+                for p in copy_plans:
+                    cps[p.label] = cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                    checkpoint.save(cur, cps[p.label])
+            if refused.permanent:
+                raise PermanentEngineError(str(refused)) from None
+            raise RetryableEngineError(f"cutover withheld: {refused}") from None
         except pymysql.MySQLError as error:
             if not is_transient(error):
                 raise RetryableEngineError(

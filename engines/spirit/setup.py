@@ -28,6 +28,7 @@ from engines.spirit.check.gather import gather
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.columnmap import map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
+from engines.spirit.cutover import drop_sentries
 from engines.spirit.plan import TablePlan
 from engines.spirit.tableinfo import TableInfo, read_table
 from engines.spirit.triggers import TriggerChangeSource, drop_triggers
@@ -36,9 +37,10 @@ INITIAL_CHUNK = 1000
 
 
 def discard_run(cur: Cursor, plan: TablePlan) -> None:
-    """Remove the triggers, then the shadow table, of this table's run (if any)."""
+    """Remove the triggers, then the shadow table and a cutover sentry, of this table's run."""
     drop_triggers(cur, plan.names)
     cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
+    drop_sentries(cur, [plan.names])
 
 
 def _new_checkpoint(

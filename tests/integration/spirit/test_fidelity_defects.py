@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from engines.base import ControlRequest, EngineState, PermanentEngineError
+from engines.base import ControlRequest, EngineState, PermanentEngineError, RetryableEngineError
+from engines.spirit import cutover
 from tests.integration.spirit.oracle import Case, leftovers, run_case
 from tests.integration.spirit.support import checkpoint_row, engine, request, run_until
 from tests.support.mariadb import connect, fresh_schema
@@ -266,3 +267,72 @@ def test_a_grouped_apply_whose_second_table_is_refused_leaves_the_first_as_it_wa
         assert cur.fetchone() == (0,)
         cur.execute("SELECT table_name, phase FROM _sb_spirit_checkpoint ORDER BY table_name")
         assert cur.fetchall() == (("a", "failed"),)
+
+
+def test_a_refused_write_just_before_the_rename_is_caught_under_the_cutover_lock(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 5, last window: an application write that duplicates the new unique key, committed
+    after every earlier check and right before the RENAME, still fails the apply cleanly (the
+    last checks run while the cutover lock holds the writers), and no row is lost."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+    original = cutover.rename_with_retries
+
+    def write_then_rename(*args: object, **kwargs: object) -> int:
+        app = connect(schema)
+        with app.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (1000, 'e7')")  # e7 is taken by id 7
+        app.close()
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cutover, "rename_with_retries", write_then_rename)
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    with pytest.raises(PermanentEngineError, match=r"\(1062\) Duplicate entry 'e7'"):
+        run_until(eng, req)
+    with db.cursor() as cur:
+        assert leftovers(cur, schema) == []
+        cur.execute("SELECT COUNT(*) FROM t WHERE email = 'e7'")
+        assert cur.fetchone() == (2,)
+        cur.execute("SHOW CREATE TABLE t")
+        assert "uk" not in cur.fetchone()[1]
+
+
+def test_a_source_altered_right_before_the_rename_is_not_swapped_away(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 §1, last sentence: the source's definition is checked again under the cutover
+    lock; a change made out of band after every earlier check withholds the swap (the column
+    added out of band would otherwise vanish), and the run starts fresh from the new source."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(200)])
+    original = cutover.rename_with_retries
+    altered = []
+
+    def alter_then_rename(*args: object, **kwargs: object) -> int:
+        if not altered:
+            app = connect(schema)
+            with app.cursor() as cur:
+                cur.execute("ALTER TABLE t ADD COLUMN z INT NOT NULL DEFAULT 5")
+            app.close()
+            altered.append(True)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cutover, "rename_with_retries", alter_then_rename)
+    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN w INT, ADD INDEX (v)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    with pytest.raises(RetryableEngineError, match=r"cutover withheld.*altered out of band"):
+        run_until(eng, req)
+    result = run_until(eng, req)
+    assert result.state == EngineState.COMPLETED
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*), SUM(z = 5), SUM(v = id) FROM t")
+        assert cur.fetchone() == (200, 200, 200)
+        cur.execute("SHOW COLUMNS FROM t")
+        assert [r[0] for r in cur.fetchall()] == ["id", "v", "z", "w"]
+        assert leftovers(cur, schema) == []
