@@ -167,6 +167,14 @@ def load(cur: Cursor, schema: str, table: str, context: str) -> Checkpoint | Non
     return _from_row(schema, dict(zip(_COLUMNS, row, strict=True)))
 
 
+def any_for_table(cur: Cursor, schema: str, table: str) -> bool:
+    """Whether any run of the engine (any context, finished or not) is recorded for the table."""
+    if not _has_table(cur, schema):
+        return False
+    cur.execute(f"SELECT 1 FROM {table_sql(schema)} WHERE table_name = %s LIMIT 1", (table,))
+    return cur.fetchone() is not None
+
+
 def others_in_flight(cur: Cursor, schema: str, table: str, context: str) -> list[tuple[str, str]]:
     """(context, phase) of unfinished operations of other contexts on this table."""
     if not _has_table(cur, schema):

@@ -291,6 +291,7 @@ class SpiritEngine(Engine):
             group,
             allow_instant=not request.options.defer_cutover,
             before_first_change=before_first_change,
+            vouched=request.resume_state is not None,
         )
         return _Attached(cp, False, None, reason)
 
@@ -402,6 +403,7 @@ class SpiritEngine(Engine):
                         group,
                         allow_instant=not request.options.defer_cutover,
                         before_first_change=save_first,
+                        vouched=request.resume_state is not None,
                     )
                 cps[plan.label] = cp
 

@@ -30,7 +30,7 @@ from engines.spirit.columnmap import map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
 from engines.spirit.cutover import drop_sentries
 from engines.spirit.plan import TablePlan
-from engines.spirit.tableinfo import TableInfo, read_table
+from engines.spirit.tableinfo import TableInfo, read_table, table_exists
 from engines.spirit.triggers import TriggerChangeSource, drop_triggers
 
 INITIAL_CHUNK = 1000
@@ -41,6 +41,26 @@ def discard_run(cur: Cursor, plan: TablePlan) -> None:
     drop_triggers(cur, plan.names)
     cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
     drop_sentries(cur, [plan.names])
+
+
+def names_taken(cur: Cursor, plan: TablePlan) -> list[str]:
+    """The engine's names for this table that exist although no run of the engine on this table
+    is recorded: someone else's objects, which the engine must never drop."""
+    names = plan.names
+    if checkpoint.any_for_table(cur, names.schema, names.table):
+        return []  # a run of ours was here: what carries our names is ours to remove
+    found = [
+        f"table {n}"
+        for n in (names.shadow, names.errors)
+        if table_exists(cur, names.schema, n)
+    ]
+    mine = set(names.triggers)
+    cur.execute(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
+        (names.schema,),
+    )
+    found += [f"trigger {r[0]}" for r in cur.fetchall() if str(r[0]) in mine]
+    return found
 
 
 def _new_checkpoint(
@@ -89,8 +109,11 @@ def start_fresh(
     *,
     allow_instant: bool,
     before_first_change: Callable[[], None],
+    vouched: bool = False,
 ) -> Checkpoint:
-    """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`)."""
+    """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`).
+    `vouched`: the caller holds a resume state of this operation, which proves that objects
+    carrying the engine's names were created by it even when the checkpoint is gone."""
     st = plan.statement
     names = plan.names
     with conn.cursor() as cur:
@@ -110,6 +133,14 @@ def start_fresh(
             with target_errors(f"{plan.label}: {st.kind}"):
                 return _direct(cur, plan, context, group)
         assert source is not None  # the statement check refuses an ALTER of a missing table
+        with target_errors(f"{plan.label}: setting up"):
+            taken = [] if vouched else names_taken(cur, plan)
+        if taken:
+            raise PermanentEngineError(
+                f"{plan.label}: preflight failed: {', '.join(taken)} already exist(s) and the "
+                "engine cannot prove it created them (no run of its own on this table); rename "
+                "or drop them first"
+            )
         with target_errors(f"{plan.label}: setting up"):
             discard_run(cur, plan)
             cp = _new_checkpoint(plan, context, group, "copy", checkpoint.SETUP, source.fingerprint)

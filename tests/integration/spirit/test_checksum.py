@@ -36,9 +36,9 @@ def test_a_corrupted_shadow_chunk_is_repaired_and_verified_by_a_second_pass(
     _create(db)
     eng, req = _copy_only(schema, "ALTER TABLE t ADD COLUMN n INT NULL, ADD INDEX (v)")
     with db.cursor() as cur:  # behind the triggers' back
-        cur.execute("UPDATE _t_new SET v = 'corrupt' WHERE id = 7")
-        cur.execute("DELETE FROM _t_new WHERE id = 450")
-        cur.execute("INSERT INTO _t_new (id, v) VALUES (5000, 'ghost')")
+        cur.execute("UPDATE _sb_t_new SET v = 'corrupt' WHERE id = 7")
+        cur.execute("DELETE FROM _sb_t_new WHERE id = 450")
+        cur.execute("INSERT INTO _sb_t_new (id, v) VALUES (5000, 'ghost')")
     events: list[str] = []
     done = run_until(eng, req, between=lambda r: events.extend(r.events))
     events.extend(done.events)
@@ -78,8 +78,8 @@ def test_a_shadow_row_changed_behind_the_engines_back_that_cannot_be_repaired_fa
     _create(db)
     eng, req = _copy_only(schema, "ALTER TABLE t ADD UNIQUE KEY (v)")
     with db.cursor() as cur:  # behind the triggers' back
-        cur.execute("DELETE FROM _t_new WHERE id = 7")
-        cur.execute("UPDATE _t_new SET v = 'value7' WHERE id = 950")
+        cur.execute("DELETE FROM _sb_t_new WHERE id = 7")
+        cur.execute("UPDATE _sb_t_new SET v = 'value7' WHERE id = 950")
     with pytest.raises(PermanentEngineError, match=r"\(1062\) Duplicate entry 'value7'"):
         run_until(eng, req)
     assert tables(schema) == {"t", "_sb_spirit_checkpoint"}

@@ -172,23 +172,50 @@ def test_datetime_to_timestamp_is_refused_at_preflight(schema: str, oracle_schem
     run_case(schema, oracle_schema, case)
 
 
-def test_a_set_up_error_the_server_always_gives_is_permanent_and_leaves_nothing(
+def test_a_name_the_engine_needs_that_it_did_not_create_is_refused_and_never_dropped(
     schema: str, db: pymysql.Connection
 ) -> None:
-    """Defect 7: a set-up statement refused for good (here CREATE TABLE ... LIKE, the shadow's
-    name being taken by a view) is not retried, and leaves no sentinel and no checkpoint."""
+    """Issue 10 §2: the shadow's name is taken by something the engine did not create (here a
+    view; no run of the engine on this table is recorded). Preflight refuses, nothing is
+    dropped, no sentinel or checkpoint stays. (Before, set-up dropped what it found, or was
+    refused by the server and retried as if transient.)"""
     with db.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
         cur.execute("INSERT INTO t VALUES (1, 1), (2, 2)")
-        cur.execute("CREATE VIEW _t_new AS SELECT 1 AS one")
+        cur.execute("CREATE VIEW _sb_t_new AS SELECT 1 AS one")
+        cur.execute("CREATE TABLE _sb_t_err (n INT)")
+        cur.execute("INSERT INTO _sb_t_err VALUES (7)")
     req = request([(schema, "t", "ALTER TABLE t ADD COLUMN w INT")], defer_cutover=True)
-    with pytest.raises(PermanentEngineError) as raised:
+    with pytest.raises(PermanentEngineError, match=r"preflight failed.*_sb_t_new.*cannot prove"):
         engine(schema).apply(req)
-    assert "(1050)" in str(raised.value)
     with db.cursor() as cur:
-        assert leftovers(cur, schema) == ["table _t_new"]  # the view, untouched
-        cur.execute("SELECT * FROM _t_new")
+        assert leftovers(cur, schema) == ["table _sb_t_err", "table _sb_t_new"]
+        cur.execute("SELECT * FROM _sb_t_new")
         assert cur.fetchall() == ((1,),)
+        cur.execute("SELECT * FROM _sb_t_err")
+        assert cur.fetchall() == ((7,),)
+
+
+def test_other_tools_shadow_and_trigger_names_are_left_alone(
+    schema: str, db: pymysql.Connection
+) -> None:
+    """Issue 10 §2: pt-osc's and Spirit's `_<t>_new`, an application's `_<t>_old` are not the
+    engine's names: a change runs beside them and leaves them as they were."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(100)])
+        cur.execute("CREATE TABLE _t_new (id INT PRIMARY KEY)")
+        cur.executemany("INSERT INTO _t_new VALUES (%s)", [(i,) for i in range(500)])
+        cur.execute("CREATE TABLE _t_old (x INT)")
+    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN w INT, ADD INDEX (v)")], chunk_rows=30)
+    eng = engine(schema)
+    eng.apply(req)
+    assert run_until(eng, req).state == EngineState.COMPLETED
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _t_new")
+        assert cur.fetchone() == (500,)
+        cur.execute("SHOW TABLES")
+        assert {r[0] for r in cur.fetchall()} == {"t", "_t_new", "_t_old", "_sb_spirit_checkpoint"}
 
 
 def test_cancel_of_a_failed_apply_removes_what_it_left(schema: str, db: pymysql.Connection) -> None:
