@@ -6,7 +6,7 @@ rewritten by one UPDATE (atomic), in the same transaction as the chunk they acco
 copy watermark never runs ahead of or behind the rows in the shadow. Control columns (`stopped`,
 `volume`) are written by controls only and never by progress, so neither overwrites the other.
 
-Rows of finished operations stay as small tombstones (phase `done` or `cancelled`) so a late
+Rows of finished operations stay as small tombstones (phase `done`, `cancelled` or `failed`) so a late
 `apply` with the same context learns the outcome instead of running the statement again; they
 are purged after `TOMBSTONE_DAYS`.
 """
@@ -34,7 +34,8 @@ WAIT_CUTOVER = "wait_cutover"
 CUTOVER = "cutover"
 DONE = "done"
 CANCELLED = "cancelled"
-FINISHED = (DONE, CANCELLED)
+FAILED = "failed"
+FINISHED = (DONE, CANCELLED, FAILED)
 
 DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   table_name VARCHAR(64) NOT NULL,
@@ -166,13 +167,21 @@ def load(cur: Cursor, schema: str, table: str, context: str) -> Checkpoint | Non
     return _from_row(schema, dict(zip(_COLUMNS, row, strict=True)))
 
 
+def any_for_table(cur: Cursor, schema: str, table: str) -> bool:
+    """Whether any run of the engine (any context, finished or not) is recorded for the table."""
+    if not _has_table(cur, schema):
+        return False
+    cur.execute(f"SELECT 1 FROM {table_sql(schema)} WHERE table_name = %s LIMIT 1", (table,))
+    return cur.fetchone() is not None
+
+
 def others_in_flight(cur: Cursor, schema: str, table: str, context: str) -> list[tuple[str, str]]:
     """(context, phase) of unfinished operations of other contexts on this table."""
     if not _has_table(cur, schema):
         return []
     cur.execute(
         f"SELECT context, phase FROM {table_sql(schema)} WHERE table_name = %s "
-        "AND context <> %s AND phase NOT IN (%s, %s)",
+        "AND context <> %s AND phase NOT IN (%s, %s, %s)",
         (table, context, *FINISHED),
     )
     return [(str(c), str(p)) for c, p in cur.fetchall()]
@@ -182,7 +191,7 @@ def create(cur: Cursor, cp: Checkpoint) -> None:
     """Write the first row of a run (replacing any row of an earlier run of this context)."""
     ensure_table(cur, cp.schema)
     cur.execute(
-        f"DELETE FROM {table_sql(cp.schema)} WHERE phase IN (%s, %s) "
+        f"DELETE FROM {table_sql(cp.schema)} WHERE phase IN (%s, %s, %s) "
         f"AND updated_at < NOW(6) - INTERVAL {TOMBSTONE_DAYS} DAY",
         FINISHED,
     )

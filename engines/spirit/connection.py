@@ -15,24 +15,10 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from engines.base import PermanentEngineError, RetryableEngineError
+from engines.mysql_errors import TRANSIENT, error_code, is_permanent, is_transient
 from engines.targets import Target, parse_mysql_dsn, redact
 
-# Server and client error codes that say "try again later", not "this cannot work".
-TRANSIENT_CODES = frozenset(
-    {
-        1040,  # too many connections
-        1053,  # server shutdown in progress
-        1205,  # lock wait timeout (row locks, or metadata locks via lock_wait_timeout)
-        1213,  # deadlock
-        1317,  # query interrupted
-        1927,  # connection killed (MariaDB)
-        2003,  # cannot connect
-        2006,  # server has gone away
-        2013,  # lost connection during query
-        2014,  # commands out of sync (a half-read result after a failure)
-        3024,  # max_execution_time exceeded (MySQL 8)
-    }
-)
+TRANSIENT_CODES = TRANSIENT  # kept for callers that imported it from here
 
 # Session settings for every engine connection: short waits, so that a blocked DDL never queues
 # the application's own queries behind it for long, and a blocked chunk fails fast and retries.
@@ -40,6 +26,9 @@ SESSION_SETTINGS = (
     "SET SESSION lock_wait_timeout = 5",
     "SET SESSION innodb_lock_wait_timeout = 5",
     "SET SESSION time_zone = '+00:00'",
+    # A 0 in an AUTO_INCREMENT column is a value to copy, not a request for a new one (the
+    # server's own ALTER keeps it); the triggers inherit this mode from the session creating them.
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')",
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 )
 
@@ -51,25 +40,12 @@ SESSION_SETTINGS = (
 IDLE_SESSION_SECONDS = 60
 
 
-def error_code(error: BaseException) -> int | None:
-    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
-    if args and isinstance(args[0], int):
-        return int(args[0])
-    return None
-
-
 def error_text(error: BaseException) -> str:
     """`(code) message` as the server said it, without anything that could hold a credential."""
     code = error_code(error)
     args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
     message = str(args[1]) if len(args) > 1 else str(error)
     return redact(f"({code}) {message}" if code is not None else message)
-
-
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, pymysql.err.InterfaceError | ConnectionError | TimeoutError):
-        return True
-    return error_code(error) in TRANSIENT_CODES
 
 
 def connect(target: Target) -> pymysql.connections.Connection:
@@ -98,12 +74,16 @@ def connect(target: Target) -> pymysql.connections.Connection:
 def target_errors(doing: str) -> Iterator[None]:
     """Translate server errors raised while `doing` something into engine errors.
 
-    Anything unexpected on the engine's own bookkeeping is retryable: the next step re-reads the
-    checkpoint and either continues or fails for a reason it can name.
+    An error the server will always give (engines/mysql_errors.py: a syntax or definition error,
+    a name taken, a value that does not fit) is permanent. Anything else unexpected on the
+    engine's own bookkeeping is retryable: the next step re-reads the checkpoint and either
+    continues or fails for a reason it can name.
     """
     try:
         yield
     except pymysql.MySQLError as error:
+        if is_permanent(error):
+            raise PermanentEngineError(f"{doing}: {error_text(error)}") from error
         raise RetryableEngineError(f"{doing}: {error_text(error)}") from error
 
 

@@ -4,6 +4,11 @@
 delete of a row in the chunk wait until the chunk is committed, after which the delete trigger
 removes it from the shadow, so a deleted row cannot come back; IGNORE skips rows the triggers
 already put there (theirs are newer). The caller commits the chunk together with the checkpoint.
+
+IGNORE would also turn every other refusal into a warning and store a changed row (a value
+truncated, clamped, a NULL made 0) or none (a duplicate of a new unique key), where the blocking
+ALTER fails. So the chunk's warnings are read, and anything but a duplicate primary key fails
+the copy with the server's words ("panic on warnings").
 `LOCK IN SHARE MODE` rather than `FOR SHARE`: MariaDB 10.11 knows only the former, MySQL 8 both.
 """
 
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 from pymysql.cursors import Cursor
 
+from engines.base import PermanentEngineError
 from engines.spirit.columnmap import ColumnMap
 from engines.spirit.keyset import Key, key_range, order_by
 from engines.spirit.naming import TableNames, quote
@@ -27,7 +33,29 @@ def copy_chunk(
         f"WHERE {where} ORDER BY {order_by(cmap.key)} LOCK IN SHARE MODE",
         params,
     )
-    return int(cur.rowcount)
+    inserted = int(cur.rowcount)
+    refused = _refusal(cur)
+    if refused is not None:
+        raise PermanentEngineError(
+            f"{names.label}: copying rows: the new table refuses a row: {refused}; "
+            "a blocking ALTER would fail the same way"
+        )
+    return inserted
+
+
+def _refusal(cur: Cursor) -> str | None:
+    """The first warning of the last statement that is not a skipped duplicate primary key."""
+    result = getattr(cur, "_result", None)
+    if result is None or not getattr(result, "warning_count", 0):
+        return None
+    cur.execute("SHOW WARNINGS")
+    for level, code, message in cur.fetchall():
+        if str(level) == "Note":
+            continue
+        if int(code) == 1062 and str(message).endswith("for key 'PRIMARY'"):
+            continue
+        return f"({code}) {message}"
+    return None
 
 
 def count_range(

@@ -40,8 +40,8 @@ from engines.spirit.keyset import describe
 from engines.spirit.naming import CHECKPOINT_TABLE
 from engines.spirit.plan import TablePlan, group_of, plan_tables
 from engines.spirit.resume import RunView
-from engines.spirit.tableinfo import estimated_rows
-from engines.spirit.triggers import drop_triggers
+from engines.spirit.tableinfo import auto_increment, estimated_rows
+from engines.spirit.triggers import drop_triggers, refused_writes
 from engines.spirit.volume import pace, parse_volume
 from engines.targets import Target
 
@@ -57,7 +57,13 @@ _PHASE_STATE = {
     checkpoint.CUTOVER: EngineState.CUTTING_OVER,
     checkpoint.DONE: EngineState.COMPLETED,
     checkpoint.CANCELLED: EngineState.CANCELLED,
+    checkpoint.FAILED: EngineState.FAILED,
 }
+
+
+class _AmbiguousCutover(PermanentEngineError):
+    """The one permanent failure after which nothing is removed: nobody knows which table is
+    which, so a person must look."""
 
 
 @dataclass(frozen=True)
@@ -211,10 +217,9 @@ class SpiritEngine(Engine):
                     self._attach_or_start(conn, p, request, group, before_first_change)
                     for p in plans
                 ]
-            except PermanentEngineError:
-                if request.options.defer_cutover and first_apply:
-                    with target_errors("removing the sentinel"), conn.cursor() as cur:
-                        sentinel.release(cur, schemas, request.context)
+            except PermanentEngineError as error:
+                # Tables of the operation already set up are cleaned too, and the sentinel goes.
+                self._fail_cleanly(conn, request, plans, str(error))
                 raise
         phase = min((a.checkpoint.phase for a in attached), key=_phase_rank)
         reasons = [
@@ -260,6 +265,10 @@ class SpiritEngine(Engine):
                     return _Attached(cp, True, "completed")
                 if cp.phase == checkpoint.CANCELLED:
                     raise PermanentEngineError(f"{plan.label}: this operation was cancelled")
+                if cp.phase == checkpoint.FAILED:
+                    if cp.kind == "copy":
+                        setup.discard_run(cur, plan)  # whatever a cut-short clean-up left
+                    raise PermanentEngineError(cp.message or f"{plan.label}: this operation failed")
                 if cp.phase == checkpoint.CUTOVER:
                     return _Attached(cp, True, "cutover in progress")
                 if resume.instant_alter_happened(cur, cp):
@@ -282,6 +291,7 @@ class SpiritEngine(Engine):
             group,
             allow_instant=not request.options.defer_cutover,
             before_first_change=before_first_change,
+            vouched=request.resume_state is not None,
         )
         return _Attached(cp, False, None, reason)
 
@@ -320,7 +330,42 @@ class SpiritEngine(Engine):
                 seconds = int(request.options.extra["lock_wait_seconds"])
                 with target_errors("session settings"), conn.cursor() as cur:
                     cur.execute(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
-            return self._step(conn, request, plans, group, deadline, started)
+            try:
+                return self._step(conn, request, plans, group, deadline, started)
+            except _AmbiguousCutover:
+                raise
+            except PermanentEngineError as error:
+                self._fail_cleanly(conn, request, plans, str(error))
+                raise
+
+    def _fail_cleanly(
+        self, conn: Connection, request: OperationRequest, plans: Sequence[TablePlan], why: str
+    ) -> None:
+        """After a permanent failure: record it (phase `failed`, a tombstone a late `apply`
+        learns from), then remove the triggers, the shadow tables and the sentinel, so the table
+        is exactly as before. Never once a rename may have happened (phase `cutover`, `done`).
+        A clean-up cut short is finished by the next `apply`, `progress` or `cancel`."""
+        with target_errors("cleaning up after a failure"), conn.cursor() as cur:
+            cps = {
+                p.label: checkpoint.load(cur, p.names.schema, p.names.table, request.context)
+                for p in plans
+            }
+            late = (checkpoint.CUTOVER, checkpoint.DONE)
+            if any(cp is not None and cp.phase in late for cp in cps.values()):
+                return
+            for p in plans:
+                cp = cps[p.label]
+                if cp is not None and cp.phase not in checkpoint.FINISHED:
+                    cur.execute(
+                        f"UPDATE {checkpoint.table_sql(p.names.schema)} SET phase = %s, "
+                        "message = %s, updated_at = NOW(6) WHERE table_name = %s AND context = %s",
+                        (checkpoint.FAILED, why[:60000], p.names.table, request.context),
+                    )
+            for p in plans:
+                cp = cps[p.label]
+                if cp is not None and cp.kind == "copy":
+                    setup.discard_run(cur, p)
+            sentinel.release(cur, {p.names.schema for p in plans}, request.context)
 
     def _step(
         self,
@@ -358,11 +403,15 @@ class SpiritEngine(Engine):
                         group,
                         allow_instant=not request.options.defer_cutover,
                         before_first_change=save_first,
+                        vouched=request.resume_state is not None,
                     )
                 cps[plan.label] = cp
 
         if any(cp.phase == checkpoint.CANCELLED for cp in cps.values()):
             return self._result(conn, request, plans, cps, events, "the operation was cancelled")
+        failed = [cp for cp in cps.values() if cp.phase == checkpoint.FAILED]
+        if failed:
+            raise PermanentEngineError(failed[0].message or "the operation failed")
         if any(cp.phase == checkpoint.CUTOVER for cp in cps.values()):
             return self._recover_cutover(conn, request, plans, cps, events, deadline)
 
@@ -384,6 +433,7 @@ class SpiritEngine(Engine):
                 continue
             cps[plan.label] = view.checkpoint
             views[plan.label] = view
+        self._refuse_if_writes_refused(conn, plans)
 
         if any(cp.stopped for cp in cps.values()):
             return self._result(
@@ -467,6 +517,20 @@ class SpiritEngine(Engine):
             raise RetryableEngineError(f"{plan.label}: set-up did not hold: {again}")
         return again
 
+    @staticmethod
+    def _refuse_if_writes_refused(conn: Connection, plans: Sequence[TablePlan]) -> None:
+        """Fail when the triggers could not store an application's write in a shadow: the new
+        definition refuses the data (a duplicate of a new unique key, a value that does not
+        fit), exactly where the blocking ALTER would fail."""
+        with target_errors("reading refused writes"), conn.cursor() as cur:
+            for p in plans:
+                refused = refused_writes(cur, p.names)
+                if refused is not None:
+                    raise PermanentEngineError(
+                        f"{p.label}: a write made during the change cannot be stored in the new "
+                        f"table: {refused}; a blocking ALTER would fail the same way"
+                    )
+
     # -- cutover --------------------------------------------------------------------------------
 
     def _cutover(
@@ -500,6 +564,32 @@ class SpiritEngine(Engine):
         lock_wait = int(
             request.options.extra.get("cutover_lock_wait_seconds", CUTOVER_LOCK_WAIT_SECONDS)
         )
+        self._refuse_if_writes_refused(conn, copy_plans)
+        with target_errors("carrying the AUTO_INCREMENT counter over"), conn.cursor() as cur:
+            for p in copy_plans:
+                # The shadow was made LIKE the source, which resets the counter; the blocking
+                # ALTER keeps it. Every later insert on the source reaches the shadow through
+                # the triggers with its explicit value, which moves the shadow's counter on.
+                counter = auto_increment(cur, p.names.schema, p.names.table)
+                if counter is not None:
+                    cur.execute(
+                        f"ALTER TABLE {p.names.q(p.names.shadow)} AUTO_INCREMENT = {int(counter)}"
+                    )
+        def verify(cur: Any) -> tuple[str, bool] | None:
+            """The last checks, made while the cutover lock holds every writer."""
+            for p in copy_plans:
+                refused = refused_writes(cur, p.names)
+                if refused is not None:
+                    return (
+                        f"{p.label}: a write made during the change cannot be stored in the "
+                        f"new table: {refused}; a blocking ALTER would fail the same way",
+                        True,
+                    )
+                check = resume.restart_reason(cur, p, cps[p.label].but(phase=checkpoint.COPY))
+                if not isinstance(check, RunView):
+                    return f"{p.label}: {check}", False
+            return None
+
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -509,7 +599,19 @@ class SpiritEngine(Engine):
                     deadline=deadline,
                     sleep=self.sleep,
                     min_attempts=1,
+                    peer=self._peer_connection(),
+                    verify=verify,
                 )
+        except cutover.CutoverRefused as refused:
+            # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
+            # can start the table fresh.
+            with target_errors("withholding the cutover"), conn.cursor() as cur:
+                for p in copy_plans:
+                    cps[p.label] = cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                    checkpoint.save(cur, cps[p.label])
+            if refused.permanent:
+                raise PermanentEngineError(str(refused)) from None
+            raise RetryableEngineError(f"cutover withheld: {refused}") from None
         except pymysql.MySQLError as error:
             if not is_transient(error):
                 raise RetryableEngineError(
@@ -577,7 +679,7 @@ class SpiritEngine(Engine):
                 details.append(f"{p.label}: {outcome} ({presence})")
         verdict = cutover.decide(outcomes)
         if verdict == "ambiguous":
-            raise PermanentEngineError(
+            raise _AmbiguousCutover(
                 "cutover outcome is ambiguous; the tables present do not show whether the rename "
                 f"happened, so nothing more is done: {'; '.join(details)}"
             )
@@ -779,7 +881,8 @@ class SpiritEngine(Engine):
                 # Intent first: a crash half-way must not look like "trigger missing, restart".
                 for p in plans:
                     cp = cps[p.label]
-                    if cp is not None and cp.phase != checkpoint.CANCELLED:
+                    finished = (checkpoint.CANCELLED, checkpoint.FAILED)
+                    if cp is not None and cp.phase not in finished:
                         checkpoint.save(
                             cur, cp.but(phase=checkpoint.CANCELLED, message="cancelled")
                         )
@@ -799,6 +902,7 @@ _RANK = [
     checkpoint.CUTOVER,
     checkpoint.DONE,
     checkpoint.CANCELLED,
+    checkpoint.FAILED,
 ]
 
 
@@ -809,6 +913,7 @@ def _phase_rank(phase: str) -> int:
 def _overall(states: Sequence[EngineState]) -> EngineState:
     """The operation's state from its tables': the least advanced wins."""
     for state in (
+        EngineState.FAILED,
         EngineState.CANCELLED,
         EngineState.STOPPED,
         EngineState.RUNNING,

@@ -1,9 +1,14 @@
 """Every name the engine creates on the target, derived from the table (and so from the context).
 
 One operation at a time owns a table (the checkpoint row says which context), so names per table
-are enough: `_<table>_new` is the shadow, `_<table>_old` what the source becomes at cutover, and
-the three triggers are `_<table>_ins|_upd|_del`. A table name leaves room for these affixes only
-when it is at most `MAX_TABLE_NAME` characters long (preflight `table_name` checks it).
+are enough: `_sb_<table>_new` is the shadow, `_sb_<table>_old` what the source becomes at
+cutover, `_sb_<table>_err` where the triggers record refused writes, and the three triggers are
+`_sb_<table>_ins|_upd|_del`. The `_sb_` prefix is schemabot's own: pt-online-schema-change's and
+Spirit's `_<table>_new`, gh-ost's `_<table>_gho`, an application's `_<table>_old` are never
+touched. Even so, a name of ours is only dropped when the engine can prove it created it (a
+checkpoint of this table says a run of ours was there); otherwise preflight refuses
+(docs/architecture.md §8 invariant 10). A table name leaves room for these affixes only when it
+is at most `MAX_TABLE_NAME` characters long (preflight `table_name` checks it).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass
 CHECKPOINT_TABLE = "_sb_spirit_checkpoint"
 SENTINEL_TABLE = "_sb_sentinel"
 MAX_IDENTIFIER = 64
-MAX_TABLE_NAME = MAX_IDENTIFIER - len("__new")
+PREFIX = "_sb_"
+MAX_TABLE_NAME = MAX_IDENTIFIER - len(PREFIX + "_new")
 
 
 def quote(identifier: str) -> str:
@@ -31,23 +37,28 @@ class TableNames:
 
     @property
     def shadow(self) -> str:
-        return f"_{self.table}_new"
+        return f"{PREFIX}{self.table}_new"
 
     @property
     def old(self) -> str:
-        return f"_{self.table}_old"
+        return f"{PREFIX}{self.table}_old"
+
+    @property
+    def errors(self) -> str:
+        """Where the triggers record writes the shadow refused (see triggers.py)."""
+        return f"{PREFIX}{self.table}_err"
 
     @property
     def trigger_insert(self) -> str:
-        return f"_{self.table}_ins"
+        return f"{PREFIX}{self.table}_ins"
 
     @property
     def trigger_update(self) -> str:
-        return f"_{self.table}_upd"
+        return f"{PREFIX}{self.table}_upd"
 
     @property
     def trigger_delete(self) -> str:
-        return f"_{self.table}_del"
+        return f"{PREFIX}{self.table}_del"
 
     @property
     def triggers(self) -> tuple[str, str, str]:

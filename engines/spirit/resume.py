@@ -68,7 +68,7 @@ def restart_reason(cur: Cursor, plan: TablePlan, cp: Checkpoint) -> str | RunVie
         return "the source table was altered out of band"
     if shadow.fingerprint != cp.shadow_fingerprint:
         return f"shadow table {names.shadow} was altered out of band"
-    columns = map_columns(source, shadow, plan.statement.renames)
+    columns = map_columns(source, shadow, plan.statement.renames, plan.statement.dropped)
     broken = TriggerChangeSource(names, columns).verify(cur)
     if broken is not None:
         return broken

@@ -28,17 +28,39 @@ from engines.spirit.check.gather import gather
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.columnmap import map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
+from engines.spirit.cutover import drop_sentries
 from engines.spirit.plan import TablePlan
-from engines.spirit.tableinfo import TableInfo, read_table
+from engines.spirit.tableinfo import TableInfo, read_table, table_exists
 from engines.spirit.triggers import TriggerChangeSource, drop_triggers
 
 INITIAL_CHUNK = 1000
 
 
 def discard_run(cur: Cursor, plan: TablePlan) -> None:
-    """Remove the triggers, then the shadow table, of this table's run (if any)."""
+    """Remove the triggers, then the shadow table and a cutover sentry, of this table's run."""
     drop_triggers(cur, plan.names)
     cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
+    drop_sentries(cur, [plan.names])
+
+
+def names_taken(cur: Cursor, plan: TablePlan) -> list[str]:
+    """The engine's names for this table that exist although no run of the engine on this table
+    is recorded: someone else's objects, which the engine must never drop."""
+    names = plan.names
+    if checkpoint.any_for_table(cur, names.schema, names.table):
+        return []  # a run of ours was here: what carries our names is ours to remove
+    found = [
+        f"table {n}"
+        for n in (names.shadow, names.errors)
+        if table_exists(cur, names.schema, n)
+    ]
+    mine = set(names.triggers)
+    cur.execute(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
+        (names.schema,),
+    )
+    found += [f"trigger {r[0]}" for r in cur.fetchall() if str(r[0]) in mine]
+    return found
 
 
 def _new_checkpoint(
@@ -87,8 +109,11 @@ def start_fresh(
     *,
     allow_instant: bool,
     before_first_change: Callable[[], None],
+    vouched: bool = False,
 ) -> Checkpoint:
-    """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`)."""
+    """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`).
+    `vouched`: the caller holds a resume state of this operation, which proves that objects
+    carrying the engine's names were created by it even when the checkpoint is gone."""
     st = plan.statement
     names = plan.names
     with conn.cursor() as cur:
@@ -109,42 +134,71 @@ def start_fresh(
                 return _direct(cur, plan, context, group)
         assert source is not None  # the statement check refuses an ALTER of a missing table
         with target_errors(f"{plan.label}: setting up"):
+            taken = [] if vouched else names_taken(cur, plan)
+        if taken:
+            raise PermanentEngineError(
+                f"{plan.label}: preflight failed: {', '.join(taken)} already exist(s) and the "
+                "engine cannot prove it created them (no run of its own on this table); rename "
+                "or drop them first"
+            )
+        with target_errors(f"{plan.label}: setting up"):
             discard_run(cur, plan)
             cp = _new_checkpoint(plan, context, group, "copy", checkpoint.SETUP, source.fingerprint)
             checkpoint.create(cur, cp)
-            cur.execute(f"CREATE TABLE {names.q(names.shadow)} LIKE {names.q()}")
         try:
-            with user_ddl_errors(f"{plan.label}: ALTER"):
-                cur.execute(st.alter_on(names.schema, names.shadow))
+            return _set_up(cur, plan, cp, facts, source, instant, copy_problems)
         except PermanentEngineError:
-            # The statement can never work: leave nothing behind but a clean table.
+            # The set-up can never work: leave nothing behind but a clean table.
+            with target_errors(f"{plan.label}: removing what set-up created"):
+                discard_run(cur, plan)
+                _forget(cur, cp)
+            raise
+
+
+def _set_up(
+    cur: Cursor,
+    plan: TablePlan,
+    cp: Checkpoint,
+    facts: check.CheckContext,
+    source: TableInfo,
+    instant: bool,
+    copy_problems: list[str],
+) -> Checkpoint:
+    st, names = plan.statement, plan.names
+    with target_errors(f"{plan.label}: setting up"):
+        cur.execute(f"CREATE TABLE {names.q(names.shadow)} LIKE {names.q()}")
+    try:
+        with user_ddl_errors(f"{plan.label}: ALTER"):
+            cur.execute(st.alter_on(names.schema, names.shadow))
+    except PermanentEngineError:
+        # The statement can never work: leave nothing behind but a clean table.
+        cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+        _forget(cur, cp)
+        raise
+    with target_errors(f"{plan.label}: setting up"):
+        shadow = read_table(cur, names.schema, names.shadow)
+        assert shadow is not None
+        cp = cp.but(shadow_fingerprint=shadow.fingerprint)
+        checkpoint.save(cur, cp)
+    if instant:
+        with target_errors(f"{plan.label}: instant ALTER"):
+            done = fastpath.try_instant(cur, st)
+        if done:
+            with target_errors(f"{plan.label}: instant ALTER"):
+                cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
+                cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
+                checkpoint.save(cur, cp)
+            return cp
+        if copy_problems:
             cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
             _forget(cur, cp)
-            raise
-        with target_errors(f"{plan.label}: setting up"):
-            shadow = read_table(cur, names.schema, names.shadow)
-            assert shadow is not None
-            cp = cp.but(shadow_fingerprint=shadow.fingerprint)
-            checkpoint.save(cur, cp)
-        if instant:
-            with target_errors(f"{plan.label}: instant ALTER"):
-                done = fastpath.try_instant(cur, st)
-            if done:
-                with target_errors(f"{plan.label}: instant ALTER"):
-                    cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
-                    cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
-                    checkpoint.save(cur, cp)
-                return cp
-            if copy_problems:
-                cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
-                _forget(cur, cp)
-                check.run(check.Phase.PREFLIGHT, facts)
-        _post_setup(cur, plan, cp, facts, source, shadow)
-        with target_errors(f"{plan.label}: creating triggers"):
-            cmap = map_columns(source, shadow, st.renames)
-            TriggerChangeSource(names, cmap).install(cur)
-            cp = cp.but(phase=checkpoint.COPY)
-            checkpoint.save(cur, cp)
+            check.run(check.Phase.PREFLIGHT, facts)
+    _post_setup(cur, plan, cp, facts, source, shadow)
+    with target_errors(f"{plan.label}: creating triggers"):
+        cmap = map_columns(source, shadow, st.renames, st.dropped)
+        TriggerChangeSource(names, cmap).install(cur)
+        cp = cp.but(phase=checkpoint.COPY)
+        checkpoint.save(cur, cp)
     return cp
 
 

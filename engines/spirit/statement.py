@@ -70,6 +70,9 @@ class Statement:
     changes_primary_key: bool = False
     renames_table: bool = False
     names_algorithm_or_lock: bool = False
+    dropped: frozenset[str] = frozenset()
+    """Columns the statement drops, lower-cased (identity is case-insensitive): a column added
+    again under a dropped name is a new column, not the old one."""
 
     @property
     def digest(self) -> str:
@@ -90,11 +93,14 @@ class Statement:
         return f"CREATE TABLE {quote(schema)}.{quote(table)} {self.clauses}"
 
 
-def _alter_facts(tree: exp.Expression) -> tuple[dict[str, str], bool, bool]:
+def _alter_facts(tree: exp.Expression) -> tuple[dict[str, str], bool, bool, frozenset[str]]:
     renames: dict[str, str] = {}
     changes_pk = False
     renames_table = False
+    dropped: set[str] = set()
     for action in tree.args.get("actions") or []:
+        if isinstance(action, exp.Drop) and str(action.args.get("kind") or "").upper() == "COLUMN":
+            dropped.update(t.name.lower() for t in action.args.get("tables") or [])
         if isinstance(action, exp.RenameColumn):
             renames[action.this.name] = action.args["to"].name
         elif isinstance(action, exp.AlterRename):
@@ -107,7 +113,17 @@ def _alter_facts(tree: exp.Expression) -> tuple[dict[str, str], bool, bool]:
                 renames[old] = new
         if action.find(exp.PrimaryKey, exp.PrimaryKeyColumnConstraint) is not None:
             changes_pk = True
-    return renames, changes_pk, renames_table
+    return renames, changes_pk, renames_table, frozenset(dropped)
+
+
+# `RENAME [TO|AS] name` as an ALTER clause renames the table (sqlglot cannot read the AS form).
+_RENAME_TABLE = re.compile(
+    r"(?:^|,)\s*RENAME\s+(?:TO\s+|AS\s+|(?!(?:COLUMN|INDEX|KEY)\b))", re.IGNORECASE
+)
+RENAME_REFUSAL = (
+    "ALTER TABLE ... RENAME TO/AS renames the table, and renames are not done online; "
+    "rename in a separate statement"
+)
 
 
 def parse_change(namespace: str, change: TableChange) -> Statement:
@@ -115,6 +131,9 @@ def parse_change(namespace: str, change: TableChange) -> Statement:
     ddl = change.ddl.strip().rstrip(";").strip()
     if not ddl:
         raise PermanentEngineError(f"{namespace}.{change.table}: the change has no statement")
+    head = _HEADS["alter"].match(ddl)
+    if head is not None and _RENAME_TABLE.search(head["rest"]):
+        raise PermanentEngineError(f"{namespace}.{change.table}: {RENAME_REFUSAL}")
     try:
         trees = [t for t in sqlglot.parse(ddl, read="mysql") if t is not None]
     except ParseError as error:
@@ -175,8 +194,15 @@ def parse_change(namespace: str, change: TableChange) -> Statement:
         renames: dict[str, str] = {}
         changes_pk = bool(re.search(r"PRIMARY\s+KEY", rest, re.I))
         renames_table = False
+        dropped: frozenset[str] = frozenset()
+        if re.search(r"\bDROP\s+(?:COLUMN\s+)?(?!(?:INDEX|KEY|PRIMARY|FOREIGN|CONSTRAINT|CHECK|"
+                     r"PARTITION|UNIQUE|FULLTEXT|SPATIAL|SYSTEM)\b)", rest, re.IGNORECASE):
+            raise PermanentEngineError(
+                f"{namespace}.{change.table}: cannot read which columns this statement drops; "
+                "split the DROP COLUMN into its own ALTER"
+            )
     else:
-        renames, changes_pk, renames_table = _alter_facts(tree)
+        renames, changes_pk, renames_table, dropped = _alter_facts(tree)
     return Statement(
         kind,
         namespace,
@@ -187,4 +213,5 @@ def parse_change(namespace: str, change: TableChange) -> Statement:
         changes_primary_key=changes_pk,
         renames_table=renames_table,
         names_algorithm_or_lock=bool(_ALGORITHM_OR_LOCK.search(rest)),
+        dropped=dropped,
     )

@@ -90,6 +90,13 @@ def read_table(cur: Cursor, schema: str, table: str) -> TableInfo | None:
     return TableInfo(schema, table, columns, primary_key, create_sql)
 
 
+def auto_increment(cur: Cursor, schema: str, table: str) -> int | None:
+    """The table's AUTO_INCREMENT counter as SHOW CREATE TABLE tells it (None: no counter)."""
+    create_sql = show_create(cur, schema, table)
+    match = re.search(r" AUTO_INCREMENT=(\d+)", create_sql or "")
+    return int(match[1]) if match else None
+
+
 def estimated_rows(cur: Cursor, schema: str, table: str) -> int:
     """InnoDB's row estimate: cheap, and good enough for a percentage and an ETA."""
     cur.execute(

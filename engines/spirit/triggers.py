@@ -1,9 +1,19 @@
 """Trigger-based change source: three AFTER triggers copy every write on the source to the shadow.
 
-- insert: `REPLACE INTO shadow` the new row (it may already be there from the copy).
-- update: when the primary key changed, delete the old key from the shadow, then `REPLACE` the
+- insert: delete the new row's key from the shadow, then `INSERT` the new row.
+- update: delete the old key (and the new one, when the primary key changed), then `INSERT` the
   new row. Keys are compared null-safe (`<=>`).
 - delete: delete the key from the shadow.
+
+Never `REPLACE`: it would silently delete a *different* shadow row that collides with the new
+one on a unique key the ALTER adds, and the apply would complete with that row gone. A plain
+INSERT in the triggers' strict sql_mode fails instead when the row cannot be stored as the
+blocking ALTER would store it (a duplicate of a new unique key, a value too long, a NULL for a
+NOT NULL column). The application's write must not fail because of the engine, so a handler
+catches exactly those errors (`CAPTURED`: data errors, never lock waits or deadlocks), and
+records the server's number and words in `_<t>_err`, in the writer's own transaction; the engine
+reads that table before every step and before the cutover, and fails the apply cleanly with the
+server's reason (what gh-ost calls "panic on warnings").
 
 They are created delete first and insert last: a row inserted and then deleted between two
 CREATE TRIGGERs would otherwise stay in the shadow with no delete trigger to remove it.
@@ -21,6 +31,11 @@ from pymysql.cursors import Cursor
 from engines.spirit.columnmap import ColumnMap
 from engines.spirit.naming import TableNames, quote
 
+# Errors a row can meet when stored in the new definition (the ones a blocking ALTER would fail
+# with): duplicate entry, NULL in NOT NULL, out of range, truncated, wrong value, too long,
+# incorrect string, check constraint, foreign key.
+CAPTURED = (1062, 1048, 1264, 1265, 1292, 1366, 1367, 1406, 1416, 1452, 3819, 4025)
+
 
 def _normalize(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
@@ -31,10 +46,29 @@ class TriggerChangeSource:
     names: TableNames
     columns: ColumnMap
 
-    def _replace_new_row(self) -> str:
+    def _insert_new_row(self) -> str:
         shadow_cols = ", ".join(quote(c) for c in self.columns.shadow)
         values = ", ".join(f"NEW.{quote(c)}" for c in self.columns.source)
-        return f"REPLACE INTO {self.names.q(self.names.shadow)} ({shadow_cols}) VALUES ({values})"
+        return f"INSERT INTO {self.names.q(self.names.shadow)} ({shadow_cols}) VALUES ({values})"
+
+    def _guarded(self, *statements: str) -> str:
+        """`statements` in a block whose data errors are recorded, not raised. A handler for a
+        code also catches that code's warnings and notes (a DECIMAL rounded is note 1265, which
+        the blocking ALTER accepts too): only errors (SQLSTATE class other than 01) count."""
+        codes = ", ".join(str(c) for c in CAPTURED)
+        record = (
+            f"INSERT INTO {self.names.q(self.names.errors)} (errno, message) "
+            "VALUES (sb_errno, sb_message)"
+        )
+        return (
+            "BEGIN DECLARE sb_errno INT DEFAULT 0; DECLARE sb_message TEXT DEFAULT ''; "
+            "DECLARE sb_state CHAR(5) DEFAULT '00000'; "
+            f"DECLARE CONTINUE HANDLER FOR {codes} BEGIN GET DIAGNOSTICS CONDITION 1 "
+            "sb_errno = MYSQL_ERRNO, sb_message = MESSAGE_TEXT, sb_state = RETURNED_SQLSTATE; "
+            f"IF sb_state NOT LIKE '01%' THEN {record}; END IF; END; "
+            + " ".join(f"{s};" for s in statements)
+            + " END"
+        )
 
     def _key_is(self, row: str) -> str:
         return " AND ".join(f"{quote(c)} <=> {row}.{quote(c)}" for c in self.columns.key)
@@ -48,19 +82,34 @@ class TriggerChangeSource:
             f"DELETE IGNORE FROM {self.names.q(self.names.shadow)} "
             f"WHERE ({key_changed}) AND {self._key_is('OLD')}"
         )
+        shadow = self.names.q(self.names.shadow)
+        delete_new = f"DELETE IGNORE FROM {shadow} WHERE {self._key_is('NEW')}"
         return {
             self.names.trigger_delete: (
                 "DELETE",
-                f"DELETE IGNORE FROM {self.names.q(self.names.shadow)} WHERE {self._key_is('OLD')}",
+                f"DELETE IGNORE FROM {shadow} WHERE {self._key_is('OLD')}",
             ),
             self.names.trigger_update: (
                 "UPDATE",
-                f"BEGIN {delete_old}; {self._replace_new_row()}; END",
+                self._guarded(
+                    f"DELETE IGNORE FROM {shadow} WHERE {self._key_is('OLD')}",
+                    delete_old.replace(self._key_is("OLD"), self._key_is("NEW")),
+                    self._insert_new_row(),
+                ),
             ),
-            self.names.trigger_insert: ("INSERT", self._replace_new_row()),
+            self.names.trigger_insert: (
+                "INSERT",
+                self._guarded(delete_new, self._insert_new_row()),
+            ),
         }
 
     def install(self, cur: Cursor) -> None:
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.names.q(self.names.errors)} ("
+            "n BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, errno INT NOT NULL, message TEXT, "
+            "at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB "
+            "DEFAULT CHARSET=utf8mb4 COMMENT='schemabot spirit: writes the new table refused'"
+        )
         for name, (event, body) in self.bodies().items():
             cur.execute(
                 f"CREATE TRIGGER {self.names.q(name)} AFTER {event} ON {self.names.q()} "
@@ -95,6 +144,21 @@ def existing_triggers(cur: Cursor, schema: str, table: str) -> dict[str, tuple[s
 
 
 def drop_triggers(cur: Cursor, names: TableNames) -> None:
-    """Drop the engine's triggers wherever they are (after cutover they sit on `_<t>_old`)."""
+    """Drop the engine's triggers wherever they are (after cutover they sit on `_<t>_old`),
+    then the table they record refused writes in (no trigger refers to it any more)."""
     for name in names.triggers:
         cur.execute(f"DROP TRIGGER IF EXISTS {names.q(name)}")
+    cur.execute(f"DROP TABLE IF EXISTS {names.q(names.errors)}")
+
+
+def refused_writes(cur: Cursor, names: TableNames) -> str | None:
+    """The first write the triggers could not store in the shadow, as `(errno) message`."""
+    cur.execute(
+        "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (names.schema, names.errors),
+    )
+    if cur.fetchone() is None:
+        return None
+    cur.execute(f"SELECT errno, message FROM {names.q(names.errors)} ORDER BY n LIMIT 1")
+    row = cur.fetchone()
+    return None if row is None else f"({row[0]}) {row[1]}"

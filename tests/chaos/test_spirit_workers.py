@@ -228,3 +228,54 @@ def test_s21_stop_restart_all_workers_then_start_continues_the_copy(env: ProcEnv
         assert copied_at_stop > 0 and "copy" in (resumes[-1].message or "")
     finally:
         cluster.stop()
+
+
+def test_set_up_refused_with_1067_is_permanent_and_leaves_nothing(tmp_path: Path) -> None:
+    """Issue 9 defect 7: a server whose sql_mode forbids zero dates refuses `CREATE TABLE ...
+    LIKE` of a table made under a permissive mode (1067, invalid default). That is permanent:
+    not retried, and no sentinel, shadow or set-up checkpoint is left to block the table. A
+    throwaway server, because the global sql_mode of the shared one is not ours to change."""
+    from engines.base import (
+        ApplyOptions,
+        NamespaceChange,
+        OperationRequest,
+        PermanentEngineError,
+        TableChange,
+    )
+    from engines.spirit import SpiritEngine
+    from engines.targets import Target
+    from tests.support.servers import MariaDBServer
+
+    server = MariaDBServer(tmp_path / "mariadb").start()
+    try:
+        server.execute("CREATE DATABASE app")
+        server.execute("FLUSH PRIVILEGES")  # grant tables on: the engine reads SHOW GRANTS
+        server.execute("SET GLOBAL sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE'")
+        conn = pymysql.connect(
+            host="127.0.0.1", port=server.port, user="root", database="app", autocommit=True
+        )
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")
+            cur.execute(
+                "CREATE TABLE t (id INT PRIMARY KEY, d DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00')"
+            )
+            cur.execute("INSERT INTO t (id) VALUES (1), (2)")
+        req = OperationRequest(
+            context="ctx-1067",
+            changes=[NamespaceChange("app", (TableChange("t", "ALTER TABLE t ADD COLUMN w INT", "alter"),))],
+            options=ApplyOptions(defer_cutover=True),
+        )
+        eng = SpiritEngine(Target("throwaway", f"mysql://root@127.0.0.1:{server.port}/app"))
+        with pytest.raises(PermanentEngineError, match=r"\(1067\)"):
+            eng.apply(req)
+        eng.close()
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert {r[0] for r in cur.fetchall()} == {"t", "_sb_spirit_checkpoint"}
+            cur.execute("SELECT phase FROM _sb_spirit_checkpoint WHERE phase <> 'failed'")
+            assert cur.fetchall() == ()  # no set-up checkpoint blocks the table
+            cur.execute("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app'")
+            assert cur.fetchone() == (0,)
+        conn.close()
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pymysql.cursors import Cursor
 
 from engines.spirit.check import CheckContext
+from engines.spirit.cutover import is_sentry
 from engines.spirit.naming import TableNames
 from engines.spirit.statement import Statement
 from engines.spirit.tableinfo import TableInfo, table_exists
@@ -50,5 +51,6 @@ def gather(
         foreign_keys=foreign_keys,
         grants=grants,
         variables=variables,
-        old_table_exists=table_exists(cur, names.schema, names.old),
+        old_table_exists=table_exists(cur, names.schema, names.old)
+        and not is_sentry(cur, names.schema, names.old),
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from engines.spirit.check import CheckContext, Phase, register
+from engines.spirit.statement import RENAME_REFUSAL
 
 
 @register("statement", Phase.PREFLIGHT)
 def supported_statement(ctx: CheckContext) -> str | None:
     if ctx.statement.renames_table:
-        return "ALTER TABLE ... RENAME TO is not supported; rename in a separate statement"
+        return RENAME_REFUSAL
     if ctx.statement.kind == "alter" and ctx.source is None:
         return "the table does not exist"
     return None

@@ -48,7 +48,7 @@ def test_stop_halts_copying_while_triggers_carry_writes_then_start_continues(
     assert checkpoint_row(schema, "t")["rows_copied"] == copied  # type: ignore[index]
     with db.cursor() as cur:
         cur.execute("INSERT INTO t VALUES (5000, 'while stopped')")
-        cur.execute("SELECT v FROM _t_new WHERE id = 5000")
+        cur.execute("SELECT v FROM _sb_t_new WHERE id = 5000")
         assert cur.fetchone() == ("while stopped",)
     assert eng.start(_control(req)).accepted
     assert run_until(eng, req).state == EngineState.COMPLETED
@@ -149,8 +149,8 @@ def test_create_and_drop_table_are_direct_and_idempotent(
             "foreign keys (fk_t)",
         ),
         (
-            ["CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE _t_old (id INT)"],
-            "_t_old exists",
+            ["CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE _sb_t_old (id INT)"],
+            "_sb_t_old exists",
         ),
     ],
     ids=["no_primary_key", "existing_trigger", "foreign_key", "old_table_exists"],

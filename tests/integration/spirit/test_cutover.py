@@ -97,7 +97,7 @@ def test_crash_after_the_rename_finishes_without_renaming_again(
     req = _group(schema, other_schema)
     worker = Worker(schema, req, die_after_rename=True)
     assert worker.wait() == -9  # it SIGKILLed itself right after the RENAME
-    assert "_a_old" in tables(schema) and "_c_old" in tables(other_schema)
+    assert "_sb_a_old" in tables(schema) and "_sb_c_old" in tables(other_schema)
     assert checkpoint_row(schema, "a", "apply-0123abcd")["phase"] == "cutover"  # type: ignore[index]
 
     eng = engine(schema)
@@ -119,7 +119,7 @@ def test_crash_before_the_rename_retries_it(schema: str, other_schema: str) -> N
     worker = Worker(schema, req, die_before_rename=True)
     assert worker.wait() == -9
     assert checkpoint_row(schema, "b", "apply-0123abcd")["phase"] == "cutover"  # type: ignore[index]
-    assert "_b_new" in tables(schema) and "_b_old" not in tables(schema)
+    assert "_sb_b_new" in tables(schema) and "_sb_b_old" not in tables(schema)
 
     eng = engine(schema)
     result = run_until(eng, req)
@@ -135,14 +135,14 @@ def test_crash_in_cutover_with_tables_that_tell_no_story_is_ambiguous(
     assert Worker(schema, req, die_before_rename=True).wait() == -9
     conn = connect(schema)
     with conn.cursor() as cur:  # someone dropped a shadow by hand: renamed or not? unknowable
-        cur.execute("DROP TRIGGER _b_ins")
-        cur.execute("DROP TRIGGER _b_upd")
-        cur.execute("DROP TRIGGER _b_del")
-        cur.execute("DROP TABLE _b_new")
+        cur.execute("DROP TRIGGER _sb_b_ins")
+        cur.execute("DROP TRIGGER _sb_b_upd")
+        cur.execute("DROP TRIGGER _sb_b_del")
+        cur.execute("DROP TABLE _sb_b_new")
     conn.close()
     with pytest.raises(PermanentEngineError, match="ambiguous"):
         engine(schema).progress(req)
-    assert "a" in tables(schema) and "_a_new" in tables(schema)  # nothing more was done
+    assert "a" in tables(schema) and "_sb_a_new" in tables(schema)  # nothing more was done
 
 
 def test_deferred_cutover_waits_on_the_sentinel_until_the_cutover_control(

@@ -150,9 +150,9 @@ def test_source_altered_out_of_band_starts_fresh(schema: str, db: pymysql.Connec
     _started(schema, db)
     _sql(
         db,
-        "DROP TRIGGER _t_ins",
-        "DROP TRIGGER _t_upd",
-        "DROP TRIGGER _t_del",
+        "DROP TRIGGER _sb_t_ins",
+        "DROP TRIGGER _sb_t_upd",
+        "DROP TRIGGER _sb_t_del",
         "ALTER TABLE t ADD INDEX n_idx (n)",
     )
     _reattach_and_finish(schema, db, "altered out of band")
@@ -160,35 +160,35 @@ def test_source_altered_out_of_band_starts_fresh(schema: str, db: pymysql.Connec
 
 def test_missing_trigger_starts_fresh(schema: str, db: pymysql.Connection) -> None:
     _started(schema, db)
-    _sql(db, "DROP TRIGGER _t_del")
-    _reattach_and_finish(schema, db, "trigger _t_del is missing")
+    _sql(db, "DROP TRIGGER _sb_t_del")
+    _reattach_and_finish(schema, db, "trigger _sb_t_del is missing")
 
 
 def test_changed_trigger_starts_fresh(schema: str, db: pymysql.Connection) -> None:
     _started(schema, db)
     _sql(
         db,
-        "DROP TRIGGER _t_ins",
-        "CREATE TRIGGER _t_ins AFTER INSERT ON t FOR EACH ROW SET @x = 1",
+        "DROP TRIGGER _sb_t_ins",
+        "CREATE TRIGGER _sb_t_ins AFTER INSERT ON t FOR EACH ROW SET @x = 1",
     )
-    _reattach_and_finish(schema, db, "trigger _t_ins was changed")
+    _reattach_and_finish(schema, db, "trigger _sb_t_ins was changed")
 
 
 def test_missing_shadow_table_starts_fresh(schema: str, db: pymysql.Connection) -> None:
     _started(schema, db)
-    _sql(db, "DROP TABLE _t_new")
-    _reattach_and_finish(schema, db, "_t_new is missing")
+    _sql(db, "DROP TABLE _sb_t_new")
+    _reattach_and_finish(schema, db, "_sb_t_new is missing")
 
 
 def test_definitive_reason_found_during_a_step_restarts_there(
     schema: str, db: pymysql.Connection
 ) -> None:
     _started(schema, db)
-    _sql(db, "DROP TRIGGER _t_upd")
+    _sql(db, "DROP TRIGGER _sb_t_upd")
     eng = engine(schema)
     req = request([(schema, "t", ALTER)], chunk_rows=500)
     first = eng.progress(req)
-    assert any("starting fresh: trigger _t_upd is missing" in e for e in first.events)
+    assert any("starting fresh: trigger _sb_t_upd is missing" in e for e in first.events)
     run_until(eng, req)
     _intact(db)
 

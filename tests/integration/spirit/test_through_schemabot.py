@@ -85,14 +85,15 @@ def test_s2_grouped_spirit_resume_without_state_reattaches_through_the_checkpoin
     resume = [e for e in client(rt).log(apply_id) if e.event == "resume"]
     assert len(resume) == 1 and resume[0].detail["reattached"] is True, resume  # type: ignore[index]
     assert "copy" in (resume[0].message or "")
-    assert [t for t in tables_of(schema) if t.startswith("_t_")] == ["_t_new"]  # one shadow
+    shadows = [t for t in tables_of(schema) if t.startswith("_sb_t_") and t != "_sb_t_err"]
+    assert shadows == ["_sb_t_new"]  # one shadow
 
     run_until(rt, dispatcher, apply_id, "waiting_for_cutover", max_messages=2000)
     client(rt).request_control(apply_id, "cutover")
     final = run_until(rt, dispatcher, apply_id, "completed", "failed", max_messages=2000)
     assert final.state == "completed", final.error
     assert rows_of(schema, "t") == before  # every row, unchanged
-    assert not [t for t in tables_of(schema) if t.startswith("_t_")]
+    assert not [t for t in tables_of(schema) if t.startswith("_sb_t_")]
 
 
 def test_grouped_spirit_apply_cuts_two_tables_over_together(

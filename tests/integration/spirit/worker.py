@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
-from engines.spirit import SpiritEngine, cutover, setup
+from engines.spirit import SpiritEngine, checkpoint, cutover, setup
 from engines.spirit import engine as engine_module
 from engines.targets import Target
 
@@ -43,6 +43,19 @@ def main(spec: dict[str, Any]) -> None:
             _die()
 
         setup.start_fresh = start_then_die  # type: ignore[assignment]
+    if hooks.get("die_mid_copy_after"):
+        # SIGKILL inside the chunk transaction of the Nth copied chunk, before its COMMIT.
+        chunks = [0]
+        original_save = checkpoint.save
+
+        def save_then_die(cur: Any, cp: Any) -> None:
+            original_save(cur, cp)
+            if cp.phase == checkpoint.COPY and cp.copy_watermark is not None:
+                chunks[0] += 1
+                if chunks[0] >= int(hooks["die_mid_copy_after"]):
+                    _die()
+
+        checkpoint.save = save_then_die  # type: ignore[assignment]
     eng = SpiritEngine(Target("worker", spec["dsn"]))
     result = eng.apply(req)
     print(json.dumps({"apply": result.message}), flush=True)

@@ -55,7 +55,7 @@ def test_an_unremarkable_table_passes() -> None:
         ({"source": _table(pk=())}, "no primary key"),
         ({"triggers": ["audit"]}, "has triggers (audit)"),
         ({"foreign_keys": ["fk_a"]}, "foreign keys (fk_a)"),
-        ({"old_table_exists": True}, "_t_old exists"),
+        ({"old_table_exists": True}, "_sb_t_old exists"),
         ({"source": None}, "does not exist"),
         ({"grants": ["GRANT SELECT, INSERT ON `s`.* TO `u`@`%`"]}, "lacks UPDATE, DELETE, CREATE"),
     ],
@@ -74,7 +74,7 @@ def test_copy_only_checks_do_not_apply_to_direct_changes() -> None:
 def test_long_table_names_leave_no_room_for_affixes() -> None:
     name = "x" * 60
     assert any(
-        "longer than 59" in p
+        "longer than 56" in p
         for p in check.problems(Phase.PREFLIGHT, _ctx(f"ALTER TABLE {name} ADD y INT"))
     )
 

@@ -114,6 +114,6 @@ def test_mixed_outcomes_over_tables_are_ambiguous() -> None:
 def test_one_rename_statement_swaps_every_table() -> None:
     sql = rename_statement([TableNames("a", "t"), TableNames("b", "u")])
     assert sql == (
-        "RENAME TABLE `a`.`t` TO `a`.`_t_old`, `a`.`_t_new` TO `a`.`t`, "
-        "`b`.`u` TO `b`.`_u_old`, `b`.`_u_new` TO `b`.`u`"
+        "RENAME TABLE `a`.`t` TO `a`.`_sb_t_old`, `a`.`_sb_t_new` TO `a`.`t`, "
+        "`b`.`u` TO `b`.`_sb_u_old`, `b`.`_sb_u_new` TO `b`.`u`"
     )

@@ -33,7 +33,30 @@ def test_primary_key_changes_and_table_renames_are_flagged() -> None:
     assert _parse("ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (a)").changes_primary_key
     assert _parse("ALTER TABLE t ADD COLUMN id2 INT PRIMARY KEY").changes_primary_key
     assert not _parse("ALTER TABLE t ADD UNIQUE KEY u (a)").changes_primary_key
-    assert _parse("ALTER TABLE t RENAME TO u").renames_table
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE t RENAME TO u",
+        "ALTER TABLE t RENAME AS u",  # issue 9 defect 9: was a parser error about a token
+        "ALTER TABLE t RENAME u",
+        "ALTER TABLE t ADD COLUMN x INT, RENAME AS u",
+    ],
+)
+def test_table_renames_in_any_form_are_refused_with_one_clear_reason(ddl: str) -> None:
+    with pytest.raises(PermanentEngineError, match="renames are not done online"):
+        _parse(ddl)
+
+
+def test_column_and_index_renames_are_not_table_renames() -> None:
+    assert _parse("ALTER TABLE t RENAME COLUMN a TO b").renames == {"a": "b"}
+    assert _parse("ALTER TABLE t RENAME INDEX a TO b").renames == {}
+
+
+def test_dropped_columns_are_read_case_insensitively() -> None:
+    st = _parse("ALTER TABLE t DROP COLUMN C1, ADD COLUMN c1 INT NOT NULL DEFAULT 47")
+    assert st.dropped == frozenset({"c1"})
 
 
 def test_command_fallback_forms_are_accepted() -> None:
