@@ -39,6 +39,7 @@ from schemabot.runtime import Runtime, producer_runtime
 from schemabot.settings import Settings
 from schemabot.states import TERMINAL, WAITING_STATES, State
 from schemabot.storage import audit, reads
+from schemabot.storage.claims import QueuePlace, cancel_queued, queue_place
 from schemabot.storage.controls import add_control
 from schemabot.storage.models import Apply, Task
 from schemabot.storage.submissions import NewApply, NewTask, create_apply
@@ -112,9 +113,13 @@ class ApplyStatus:
     updated_at: str | None
     completed_at: str | None
     tasks: list[TaskStatus] = field(default_factory=list)
+    # A queued apply (`--after` / queue=true) waiting in `pending`: 1 = next in line, and the
+    # applies it waits for. None / empty when it is not queued.
+    queue_position: int | None = None
+    waiting_for: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, apply: Apply, tasks: Sequence[Task]) -> ApplyStatus:
+    def of(cls, apply: Apply, tasks: Sequence[Task], place: QueuePlace | None = None) -> ApplyStatus:
         return cls(
             apply_id=apply.apply_id,
             state=apply.state,
@@ -128,6 +133,8 @@ class ApplyStatus:
             updated_at=_iso(apply.updated_at),
             completed_at=_iso(apply.completed_at),
             tasks=[TaskStatus.of(t) for t in tasks],
+            queue_position=place.position if place else None,
+            waiting_for=list(place.waiting_for) if place else [],
         )
 
     @property
@@ -190,6 +197,8 @@ class Client:
         revert_window_seconds: int | None = None,
         idempotency_key: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        queue: bool = False,
+        after: str | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
@@ -197,7 +206,10 @@ class Client:
         `engine_options` are engine-specific knobs handed to the engine as `ApplyOptions.extra`
         (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
-        named twice, or options the engine cannot honour.
+        named twice, or options the engine cannot honour; TableConflict (a ValidationError) when
+        an unfinished apply on the same target changes one of its tables, unless `queue` is true
+        or `after` names an apply to wait for: then it waits in `pending` and starts when the
+        tables are free (docs/architecture.md §8 invariant 9).
         """
         plugins = self.settings.engine_plugins
         try:
@@ -231,6 +243,10 @@ class Client:
                 options["extra"] = json.loads(json.dumps(dict(engine_options)))
             except (TypeError, ValueError):
                 raise ValidationError("engine_options must be JSON-serialisable") from None
+        if queue:
+            options["queue"] = True
+        if after is not None:
+            options["after"] = after
         grouped = uses_grouped_apply(engine, options, plugins)
         request_hash = hashlib.sha256(
             json.dumps(
@@ -254,6 +270,8 @@ class Client:
             tasks=tasks,
             operation_ids=[_new_id("op") for _ in range(1 if grouped else len(tasks))],
             idempotency_key=idempotency_key,
+            queue=queue,
+            after=after,
         )
         apply_id, created = create_apply(self.runtime.db, new)
         if created:
@@ -264,7 +282,8 @@ class Client:
 
     def get_apply(self, apply_id: str) -> ApplyStatus:
         snap = reads.snapshot(self.runtime.db, apply_id)
-        return ApplyStatus.of(snap.apply, snap.tasks)
+        place = queue_place(self.runtime.db, apply_id) if snap.apply.state == State.PENDING.value else None
+        return ApplyStatus.of(snap.apply, snap.tasks, place)
 
     def list_applies(self, state: str | None = None, limit: int = 100) -> list[ApplyStatus]:
         if state is not None and state not in {s.value for s in State}:
@@ -313,6 +332,11 @@ class Client:
         normalised = controls.normalise_value(name, value)
         status = self.get_apply(apply_id)
         controls.check_request(name, State(status.state))
+        if name == "cancel" and status.queue_position is not None:
+            # A queued apply has no driver: cancel it here, and let the line move on.
+            cancelled = cancel_queued(self.runtime.db, apply_id)
+            if cancelled is not None:
+                return ControlReceipt(apply_id, name, cancelled, True)
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised)
         if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
             self.runtime.dispatcher.recovery_sweep()

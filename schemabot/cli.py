@@ -95,6 +95,8 @@ def cli() -> None:
 @click.option("--idempotency-key", default=None, help="The same key returns the same apply.")
 @click.option("--wait", "wait_", is_flag=True, help="Block until it ends (or waits as asked).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--after", default=None, metavar="APPLY_ID", help="Wait in pending until that apply ends.")
+@click.option("--queue", is_flag=True, help="Wait behind an unfinished apply on the same tables.")
 @handles_errors
 def apply(
     target: str,
@@ -107,6 +109,8 @@ def apply(
     idempotency_key: str | None,
     wait_: bool,
     as_json: bool,
+    after: str | None = None,
+    queue: bool = False,
 ) -> None:
     """Submit a schema change."""
     client = _client()
@@ -118,6 +122,8 @@ def apply(
         skip_revert=skip_revert,
         volume=volume,
         idempotency_key=idempotency_key,
+        queue=queue,
+        after=after,
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -150,6 +156,9 @@ def status(apply_id: str, as_json: bool) -> None:
     click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
     if st.error:
         click.echo(f"  error: {st.error}")
+    if st.queue_position is not None:
+        ahead = ", ".join(st.waiting_for) or "nothing"
+        click.echo(f"  queued: position {st.queue_position}, waiting for {ahead}")
     for t in st.tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""

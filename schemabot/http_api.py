@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from engines.targets import redact
 from schemabot.api import ChangeSet, Client
-from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, TableConflict, ValidationError
 
 Handler = Callable[[Request], Awaitable[JSONResponse]]
 
@@ -45,6 +45,8 @@ def _guarded(handler: Callable[[Request], Awaitable[JSONResponse]]) -> Handler:
     async def wrapped(request: Request) -> JSONResponse:
         try:
             return await handler(request)
+        except TableConflict as exc:
+            return _error(409, "conflict", str(exc))
         except ValidationError as exc:
             return _error(400, "invalid", str(exc))
         except NotFound as exc:
@@ -103,6 +105,8 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
             revert_window_seconds=body.get("revert_window_seconds"),
             idempotency_key=body.get("idempotency_key"),
             engine_options=body.get("engine_options"),
+            queue=body.get("queue") is True,
+            after=body.get("after"),
         )
         return JSONResponse({"apply_id": result.apply_id, "created": result.created},
                             status_code=201 if result.created else 200)
