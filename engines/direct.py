@@ -41,6 +41,7 @@ from engines.base import (
     TableProgress,
 )
 from engines.mysql_conn import MysqlErrorKind, classify, connect, error_kind, quote_ident
+from engines.options import DirectOptions
 from engines.sql_text import add_algorithm, retarget
 
 FORMAT = 1
@@ -84,6 +85,7 @@ def _scratch_name(context: str, table: str) -> str:
 
 class DirectEngine(Engine):
     name = "direct"
+    options_model = DirectOptions
 
     # -- helpers --------------------------------------------------------------------------------
 
