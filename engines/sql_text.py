@@ -106,6 +106,28 @@ def mask_quoted(sql: str) -> str:
     return "".join(out)
 
 
+_ALGORITHM_OR_LOCK = re.compile(
+    r"\b(?:ALGORITHM|LOCK)\s*=?\s*(?:DEFAULT|INSTANT|INPLACE|COPY|NOCOPY|NONE|SHARED|EXCLUSIVE)\b",
+    re.IGNORECASE,
+)
+_TABLE_RENAME = re.compile(r"\bRENAME\b(?!\s+(?:COLUMN|INDEX|KEY|CONSTRAINT)\b)", re.IGNORECASE)
+
+
+def algorithm_or_lock_clause(sql: str) -> str | None:
+    """The first user-written `ALGORITHM=` / `LOCK=` clause outside quotes, or None."""
+    found = _ALGORITHM_OR_LOCK.search(mask_quoted(sql))
+    return found.group(0) if found else None
+
+
+def renames_table(alter_sql: str) -> bool:
+    """Whether an ALTER TABLE renames its table (`RENAME [TO|AS] x`; column and index renames
+    are not table renames)."""
+    masked = mask_quoted(alter_sql)
+    head = _HEAD.match(masked)
+    rest = masked[head.end("name") :] if head else masked
+    return _TABLE_RENAME.search(rest) is not None
+
+
 def _strip(ddl: str) -> str:
     text = ddl.strip()
     while text.endswith(";"):

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.ddl import parse_ddl, quote_for_error
+from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
 from schemabot.grouping import uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -164,6 +165,9 @@ class LogEntry:
     detail: dict[str, Any] | None
 
 
+MAX_LIST_LIMIT = 1000
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
@@ -230,17 +234,23 @@ class Client:
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 191):
             raise ValidationError("the idempotency key must be 1 to 191 characters")
 
+        if after is not None and not isinstance(after, str):
+            raise ValidationError("after must be an apply id")
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
-        tasks = _validate_changes(sets, default_namespace, engine_cls.platform)
+        tasks = _validate_changes(sets, default_namespace, engine_cls.platform, self.settings.max_ddl_bytes)
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         if volume is not None:
             options["volume"] = volume
         if revert_window_seconds is not None:
             options["revert_window_seconds"] = revert_window_seconds
-        if engine_options:
+        if engine_options is not None:
             try:
-                options["extra"] = json.loads(json.dumps(dict(engine_options)))
+                checked = check_options(engine, engine_cls.options_model, engine_options)
+                if checked:
+                    options["extra"] = json.loads(json.dumps(checked))
+            except OptionsError as exc:
+                raise ValidationError(str(exc)) from None
             except (TypeError, ValueError):
                 raise ValidationError("engine_options must be JSON-serialisable") from None
         if queue:
@@ -288,6 +298,8 @@ class Client:
     def list_applies(self, state: str | None = None, limit: int = 100) -> list[ApplyStatus]:
         if state is not None and state not in {s.value for s in State}:
             raise ValidationError(f"unknown state {state!r}; known: {', '.join(s.value for s in State)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
         applies = reads.list_applies(self.runtime.db, state, limit)
         tasks = reads.tasks_of(self.runtime.db, [a.apply_id for a in applies])
         return [ApplyStatus.of(a, tasks[a.apply_id]) for a in applies]
@@ -362,7 +374,7 @@ def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:
 
 
 def _validate_changes(
-    sets: Sequence[ChangeSet], default_namespace: str | None, platform: str
+    sets: Sequence[ChangeSet], default_namespace: str | None, platform: str, max_ddl_bytes: int
 ) -> list[NewTask]:
     tasks: list[NewTask] = []
     seen: dict[tuple[str, str], str] = {}
@@ -372,17 +384,24 @@ def _validate_changes(
         namespace = change.namespace or default_namespace
         if not namespace:
             raise ValidationError("no namespace given and the target's DSN names no schema")
+        if not isinstance(namespace, str):
+            raise ValidationError("a namespace must be a string")
+        check_name(namespace, "namespace")
         if isinstance(change.ddl, str):
             raise ValidationError("ChangeSet.ddl must be a list of statements, not one string")
         if not change.ddl and change.vschema is None:
             raise ValidationError(f"namespace {namespace!r} has no DDL and no VSchema change")
         for statement in change.ddl:
-            parsed = parse_ddl(statement)
-            if parsed.schema and parsed.schema != namespace:
-                raise ValidationError(
-                    f"DDL {quote_for_error(parsed.statement)} names schema {parsed.schema!r} "
-                    f"but is submitted for namespace {namespace!r}"
-                )
+            if not isinstance(statement, str):
+                raise ValidationError("each DDL must be a string")
+            check_text(statement, "the DDL")
+            parsed = parse_ddl(statement, max_bytes=max_ddl_bytes)
+            for schema in sorted(parsed.schemas):
+                if schema != namespace:
+                    raise ValidationError(
+                        f"DDL {quote_for_error(parsed.statement)} names schema {schema!r} "
+                        f"but is submitted for namespace {namespace!r}; an apply touches only its namespace"
+                    )
             key = (namespace, parsed.table.lower())
             if key in seen:
                 raise ValidationError(

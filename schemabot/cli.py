@@ -180,7 +180,7 @@ def watch(apply_id: str) -> None:
 
 @cli.command(name="list")
 @click.option("--state", default=None)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
 def list_(state: str | None, limit: int, as_json: bool) -> None:

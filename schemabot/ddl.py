@@ -29,7 +29,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engines.sql_text import HiddenSQL, UnterminatedSQL, mask_quoted, strip_comments
+from engines.sql_text import (
+    HiddenSQL,
+    UnterminatedSQL,
+    algorithm_or_lock_clause,
+    mask_quoted,
+    renames_table,
+    strip_comments,
+)
 from schemabot.errors import ValidationError
 
 Action = Literal["create", "alter", "drop"]
@@ -44,10 +51,6 @@ _COMMAND_ALTER = re.compile(
 _MAX_QUOTE = 200
 MAX_NAME = 64  # the server's limit for table and schema names
 DEFAULT_MAX_DDL_BYTES = 256 * 1024
-_ALGORITHM_OR_LOCK = re.compile(
-    r"\b(ALGORITHM|LOCK)\s*=?\s*(DEFAULT|INSTANT|INPLACE|COPY|NOCOPY|NONE|SHARED|EXCLUSIVE)\b", re.IGNORECASE
-)
-_TABLE_RENAME = re.compile(r"\bRENAME\b(?!\s+(?:COLUMN|INDEX|KEY|CONSTRAINT)\b)", re.IGNORECASE)
 # First words of the clauses of MySQL's and MariaDB's ALTER TABLE grammar.
 _ALTER_CLAUSE_WORDS = frozenset(
     """ADD ALTER CHANGE CONVERT DISABLE ENABLE DISCARD IMPORT DROP FORCE MODIFY ORDER WITH WITHOUT
@@ -136,16 +139,13 @@ def _schemas_of(node: exp.Expression) -> frozenset[str]:
 
 
 def _check_alter_text(body: str, quoted: str) -> None:
-    masked = mask_quoted(body)
-    found = _ALGORITHM_OR_LOCK.search(masked)
-    if found:
+    clause = algorithm_or_lock_clause(body)
+    if clause:
         raise ValidationError(
-            f"DDL {quoted} sets {found.group(0)}: the engine chooses the algorithm and lock, uses only "
+            f"DDL {quoted} sets {clause}: the engine chooses the algorithm and lock, uses only "
             "ones that keep the table writable, and reports which; remove the clause"
         )
-    head = _COMMAND_ALTER.match(masked)
-    rest = head["rest"] if head else masked
-    if _TABLE_RENAME.search(rest):
+    if renames_table(body):
         raise ValidationError(
             f"DDL {quoted} renames the table; an apply changes the table it names (rename it outside "
             "schemabot, or create the new table and drop the old one)"

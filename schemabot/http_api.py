@@ -64,6 +64,8 @@ async def _body(request: Request) -> dict[str, Any]:
         body = await request.json()
     except json.JSONDecodeError as exc:
         raise ValidationError(f"the body is not JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ValidationError("the body is not UTF-8") from None
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object")
     return body
