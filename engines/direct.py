@@ -32,6 +32,7 @@ from engines.base import (
     ControlRequest,
     ControlResult,
     Engine,
+    EngineError,
     EngineState,
     PermanentEngineError,
     ProgressRequest,
@@ -75,6 +76,7 @@ class _Statement:
     expected: str | None  # fingerprint of the table definition after the statement
     done: bool = False
     absent: bool = False  # DROP TABLE IF EXISTS of a table that was not there at the check
+    interrupted: int = 0  # times in a row the server dropped the connection while it ran
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,6 +91,19 @@ def fingerprint(create_table_sql: str, table: str) -> str:
 
 
 _DROP_IF_EXISTS = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\b", re.IGNORECASE)
+
+
+# The server dropping the connection while one statement runs is transient once; when it keeps
+# happening to the same statement it is the statement (too large, crashing the server): a verdict.
+MAX_INTERRUPTIONS = 3
+
+
+class _Interrupted(Exception):
+    """The connection was lost while the statement itself was running."""
+
+    def __init__(self, error: EngineError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Busy(Exception):
@@ -267,7 +282,18 @@ class DirectEngine(Engine):
                 continue
             if time.monotonic() >= deadline:
                 break
-            outcome = self._run(statement, request.step_budget)
+            try:
+                outcome = self._run(statement, request.step_budget)
+            except _Interrupted as lost:
+                statement.interrupted += 1
+                request.save_state({**state, "statements": [s.to_json() for s in statements]})
+                if statement.interrupted >= MAX_INTERRUPTIONS:
+                    raise PermanentEngineError(
+                        f"{lost.error} -- the server dropped the connection {statement.interrupted} times "
+                        "in a row while running this statement, so it is the statement, not the network; "
+                        "not retried again"
+                    ) from lost.error
+                raise lost.error from None
             if outcome is None:  # metadata lock busy: try again next step
                 return self._report(
                     statements,
@@ -315,7 +341,12 @@ class DirectEngine(Engine):
                 ddl = statement.ddl
                 if statement.action == "alter" and statement.algorithm:
                     ddl = add_algorithm(ddl, statement.algorithm)
-                cur.execute(ddl)
+                try:
+                    cur.execute(ddl)
+                except pymysql.MySQLError as exc:
+                    if error_kind(exc) is MysqlErrorKind.CONNECTION:
+                        raise _Interrupted(classify(exc, f"running {statement.ddl[:200]!r}")) from exc
+                    raise
                 return f"{statement.table}: {statement.action} done" + (
                     f" ({statement.algorithm})" if statement.algorithm else ""
                 )

@@ -114,3 +114,69 @@ def test_drop_of_an_absent_table_fails_unless_it_says_if_exists(schema: str) -> 
     result = _run(schema, "gone", "DROP TABLE IF EXISTS gone", context="task-e")
     assert result.state is EngineState.COMPLETED
     assert any("already absent" in e for e in result.events), result.events
+
+
+def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str) -> None:
+    """The server drops the connection while the ALTER runs, every time: after a few tries the
+    error is a verdict (permanent), not retried for ever (issue 10 §4)."""
+    import contextlib
+    import threading
+    import time
+
+    import pymysql
+
+    from engines.base import RetryableEngineError
+
+    blocker = connect(schema)  # an open transaction on t: the ALTER waits for its metadata lock
+    with blocker.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SELECT * FROM t")
+    stop = threading.Event()
+
+    def killer() -> None:
+        conn = connect(schema)
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE DB = %s AND INFO LIKE 'ALTER TABLE%%'",
+                    (schema,),
+                )
+                for (pid,) in cur.fetchall():
+                    with contextlib.suppress(pymysql.MySQLError):  # it may have ended already
+                        cur.execute(f"KILL CONNECTION {int(pid)}")
+                time.sleep(0.05)
+        conn.close()
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    eng = _direct(schema)
+    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN k INT")], "task-k")
+    state = eng.apply(req).resume_state
+    errors: list[EngineError] = []
+    saved: list[dict[str, object]] = []
+    try:
+        for _ in range(5):
+            step = ProgressRequest(
+                context="task-k",
+                changes=req.changes,
+                resume_state=state,
+                save_state=saved.append,
+                step_budget=3.0,
+            )
+            try:
+                eng.progress(step)
+            except EngineError as exc:
+                errors.append(exc)
+                state = saved[-1] if saved else state
+                if isinstance(exc, PermanentEngineError):
+                    break
+    finally:
+        stop.set()
+        thread.join(5)
+        blocker.close()
+        eng.close()
+    assert errors and isinstance(errors[-1], PermanentEngineError), errors
+    assert all(isinstance(e, RetryableEngineError) for e in errors[:-1])
+    assert 2 <= len(errors) <= 4
+    assert "connection" in str(errors[-1])
