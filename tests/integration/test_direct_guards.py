@@ -127,10 +127,10 @@ def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str
 
     from engines.base import RetryableEngineError
 
+    eng = _direct(schema)
+    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN k INT")], "task-k")
+    state = eng.apply(req).resume_state  # the rehearsal on the scratch copy, before any killing
     blocker = connect(schema)  # an open transaction on t: the ALTER waits for its metadata lock
-    with blocker.cursor() as cur:
-        cur.execute("BEGIN")
-        cur.execute("SELECT * FROM t")
     stop = threading.Event()
 
     def killer() -> None:
@@ -139,7 +139,7 @@ def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str
             while not stop.is_set():
                 cur.execute(
                     "SELECT ID FROM information_schema.PROCESSLIST "
-                    "WHERE DB = %s AND INFO LIKE 'ALTER TABLE%%'",
+                    "WHERE DB = %s AND INFO LIKE 'ALTER TABLE t %%'",
                     (schema,),
                 )
                 for (pid,) in cur.fetchall():
@@ -149,13 +149,13 @@ def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str
         conn.close()
 
     thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    eng = _direct(schema)
-    req = request([(schema, "t", "ALTER TABLE t ADD COLUMN k INT")], "task-k")
-    state = eng.apply(req).resume_state
     errors: list[EngineError] = []
     saved: list[dict[str, object]] = []
     try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT * FROM t")
+        thread.start()
         for _ in range(5):
             step = ProgressRequest(
                 context="task-k",
@@ -173,7 +173,8 @@ def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str
                     break
     finally:
         stop.set()
-        thread.join(5)
+        if thread.is_alive():
+            thread.join(5)
         blocker.close()
         eng.close()
     assert errors and isinstance(errors[-1], PermanentEngineError), errors
