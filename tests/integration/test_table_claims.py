@@ -6,8 +6,11 @@ engine for the orchestration."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
@@ -189,3 +192,51 @@ def test_two_submits_racing_on_two_connections_cannot_both_win(settings: Setting
     for t in threads:
         t.join(60)
     assert sorted(outcomes) == ["refused"] * (racers - 1) + ["won"]
+
+
+def test_the_upgrade_claims_the_tables_of_applies_already_running(tmp_path: Path, settings: Settings) -> None:
+    from contextlib import ExitStack
+
+    from schemabot.migrate import upgrade
+    from tests.conftest import mariadb_url
+    from tests.support.mariadb import fresh_schema
+
+    with ExitStack() as stack:
+        if settings.database_url.startswith("sqlite"):
+            url = f"sqlite:///{tmp_path / 'old.db'}"
+        else:
+            url = mariadb_url(stack.enter_context(fresh_schema("sbt_claims_up")))
+        upgrade("0001", database_url=url)
+        db = Database(url, 1.0)
+        with db.engine.begin() as conn:
+            for apply_id, state in (("apply-old-run", "running"), ("apply-old-done", "completed")):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO apply (apply_id, request_hash, target, `database`, engine, state, "
+                        "options, attempt, lease_token, poll_seq, created_at, updated_at) VALUES "
+                        "(:a, 'h', 'fake', 'app', 'fake', :s, '{}', 1, 1, 0, :now, :now)"
+                    ),
+                    {"a": apply_id, "s": state, "now": datetime(2026, 1, 1)},
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO task (task_id, apply_id, seq, namespace, table_name, action, state, "
+                        "created_at, updated_at) VALUES (:t, :a, 0, 'app', :tbl, 'alter', :s, :now, :now)"
+                    ),
+                    {
+                        "t": f"task-{apply_id}",
+                        "a": apply_id,
+                        "s": state,
+                        "tbl": "T1" if state == "running" else "t2",
+                        "now": datetime(2026, 1, 1),
+                    },
+                )
+        db.dispose()
+        upgrade(database_url=url)
+        up = settings.model_copy(update={"database_url": url})
+        db = Database(url, 1.0)
+        client = Client(runtime=Runtime(settings=up, db=db, dispatcher=RecordingDispatcher(), owner="t"))
+        with pytest.raises(TableConflict, match="apply-old-run"):
+            client.submit_apply("fake", "fake", _changes("ALTER TABLE t1 ADD COLUMN c INT"))
+        client.submit_apply("fake", "fake", _changes("ALTER TABLE t2 ADD COLUMN c INT"))
+        db.dispose()

@@ -56,6 +56,18 @@ def upgrade() -> None:
         )
 
 
+    # Applies unfinished at upgrade time claim their tables now (the oldest one when several
+    # already overlap), so a new submit cannot overlap them either.
+    op.execute(
+        "INSERT INTO table_claim (target, namespace, table_name, apply_id, created_at) "
+        "SELECT LOWER(a.target), LOWER(t.namespace), LOWER(t.table_name), MIN(a.apply_id), MIN(a.created_at) "
+        "FROM task t JOIN apply a ON a.apply_id = t.apply_id "
+        "WHERE a.state NOT IN ('completed', 'failed', 'cancelled', 'reverted') AND t.table_name <> '' "
+        "AND LENGTH(t.namespace) <= 64 AND LENGTH(t.table_name) <= 64 "
+        "GROUP BY LOWER(a.target), LOWER(t.namespace), LOWER(t.table_name)"
+    )
+
+
 def downgrade() -> None:
     op.drop_table("table_claim_queue")
     op.drop_table("table_claim")
