@@ -2,9 +2,10 @@
 
     schemabot apply --target NAME --engine ENGINE [--namespace NS] --ddl SQL [--ddl SQL ...]
                     [--defer-cutover] [--idempotency-key KEY] [--wait] [--json]
+                    [--after APPLY_ID | --queue]
     schemabot status APPLY_ID [--json]
     schemabot watch APPLY_ID
-    schemabot list [--state STATE] [--json]
+    schemabot list [--state STATE] [--limit 1-1000] [--json]
     schemabot stop|start|cutover|cancel|revert|skip-revert APPLY_ID
     schemabot volume APPLY_ID LEVEL
     schemabot log APPLY_ID [--json]

@@ -10,9 +10,10 @@
 
 Submit body: {"target", "engine", "changes": [{"namespace", "ddl": [...], "vschema"}],
 "defer_cutover", "skip_revert", "volume", "revert_window_seconds", "idempotency_key",
-"engine_options"}.
+"engine_options", "queue", "after"}.
 Errors are {"error": "...", "code": "..."} with 400 (bad input), 404, 409 (control refused in this
-state) or 503 (state database unavailable). It is a thin layer over `schemabot.api.Client`.
+state; or code "conflict": another unfinished apply holds one of the tables) or 503 (state database
+unavailable). It is a thin layer over `schemabot.api.Client`.
 
 Serve with `schemabot serve --port 8080`. Authentication belongs in front of it (a reverse proxy).
 """
