@@ -97,6 +97,8 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
         for field in ("target", "engine"):
             if not isinstance(body.get(field), str):
                 raise ValidationError(f'"{field}" is required')
+        if not isinstance(body.get("queue", False), bool):
+            raise ValidationError('"queue" must be true or false')
         result = await run_in_threadpool(
             client.submit_apply,
             body["target"],
@@ -108,7 +110,7 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
             revert_window_seconds=body.get("revert_window_seconds"),
             idempotency_key=body.get("idempotency_key"),
             engine_options=body.get("engine_options"),
-            queue=body.get("queue") is True,
+            queue=body.get("queue", False),
             after=body.get("after"),
         )
         return JSONResponse({"apply_id": result.apply_id, "created": result.created},

@@ -76,6 +76,8 @@ def test_an_overlapping_apply_is_refused_naming_the_other(
     response = http.post("/v1/applies", json=body)
     assert response.status_code == 409 and response.json()["code"] == "conflict"
     assert first in response.json()["error"]
+    assert http.post("/v1/applies", json={**body, "queue": "yes"}).status_code == 400
+    assert http.post("/v1/applies", json={**body, "after": 5}).status_code == 400
     assert len(client.list_applies()) == 3  # nothing stored for the refused ones
 
     # When the first apply ends, its table is free again.
