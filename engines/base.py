@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel
+
+from engines.options import NoOptions
 from engines.targets import Target
 
 ResumeState = dict[str, Any]
@@ -248,6 +251,8 @@ class Engine(abc.ABC):
     platform: ClassVar[Platform] = "mysql"
     # URL schemes of the target DSNs this engine can drive (checked when an apply is submitted).
     dsn_schemes: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
+    # The `engine_options` it accepts (engines/options.py), checked when an apply is submitted.
+    options_model: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, target: Target) -> None:
         self.target = target

@@ -32,6 +32,7 @@ from engines.base import (
     ControlRequest,
     ControlResult,
     Engine,
+    EngineError,
     EngineState,
     PermanentEngineError,
     ProgressRequest,
@@ -41,7 +42,17 @@ from engines.base import (
     TableProgress,
 )
 from engines.mysql_conn import MysqlErrorKind, classify, connect, error_kind, quote_ident
-from engines.sql_text import add_algorithm, retarget
+from engines.options import DirectOptions
+from engines.sql_text import (
+    HiddenSQL,
+    UnterminatedSQL,
+    add_algorithm,
+    algorithm_or_lock_clause,
+    renames_table,
+    retarget,
+    strip_comments,
+)
+from engines.table_guard import spirit_work, take_lock
 
 FORMAT = 1
 NOT_SUPPORTED = {1845, 1846}  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
@@ -64,6 +75,8 @@ class _Statement:
     algorithm: str | None  # the clause to add to an ALTER ("ALGORITHM=INSTANT"...)
     expected: str | None  # fingerprint of the table definition after the statement
     done: bool = False
+    absent: bool = False  # DROP TABLE IF EXISTS of a table that was not there at the check
+    interrupted: int = 0  # times in a row the server dropped the connection while it ran
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,6 +90,61 @@ def fingerprint(create_table_sql: str, table: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_DROP_IF_EXISTS = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\b", re.IGNORECASE)
+
+
+# The server dropping the connection while one statement runs is transient once; when it keeps
+# happening to the same statement it is the statement (too large, crashing the server): a verdict.
+MAX_INTERRUPTIONS = 3
+
+
+class _Interrupted(Exception):
+    """The connection was lost while the statement itself was running."""
+
+    def __init__(self, error: EngineError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Busy(Exception):
+    """Another process holds the table's advisory lock right now."""
+
+
+def _clean(namespace: str, change: TableChange) -> str:
+    """The statement the engine runs: the user's text without comments (never appended to)."""
+    try:
+        ddl = strip_comments(change.ddl)
+    except (HiddenSQL, UnterminatedSQL) as exc:
+        raise PermanentEngineError(f"{namespace}.{change.table}: {exc}") from None
+    while ddl.endswith(";"):
+        ddl = ddl[:-1].rstrip()
+    if change.action == "alter":
+        clause = algorithm_or_lock_clause(ddl)
+        if clause:
+            raise PermanentEngineError(
+                f"{namespace}.{change.table}: the statement sets {clause}; the direct engine chooses "
+                "INSTANT or INPLACE with LOCK=NONE itself and reports which, so remove the clause"
+            )
+        if renames_table(ddl):
+            raise PermanentEngineError(
+                f"{namespace}.{change.table}: the statement renames the table, which the direct engine "
+                "refuses (as spirit does)"
+            )
+    return ddl
+
+
+def _guard(cur: Any, namespace: str, table: str) -> None:
+    """Take the table's advisory lock (shared with spirit) and refuse spirit's unfinished work."""
+    if not take_lock(cur, namespace, table):
+        raise _Busy(f"another process is changing {namespace}.{table} (its advisory lock is held)")
+    found = spirit_work(cur, namespace, table)
+    if found:
+        raise PermanentEngineError(
+            f"{found}; the direct engine does not change a table another engine is changing "
+            "(finish or cancel that change first)"
+        )
+
+
 def _scratch_name(context: str, table: str) -> str:
     digest = hashlib.sha256(f"{context}/{table}".encode()).hexdigest()[:12]
     return f"_sb_chk_{digest}"
@@ -84,6 +152,7 @@ def _scratch_name(context: str, table: str) -> str:
 
 class DirectEngine(Engine):
     name = "direct"
+    options_model = DirectOptions
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -111,18 +180,27 @@ class DirectEngine(Engine):
     # -- rehearsal ------------------------------------------------------------------------------
 
     def _rehearse(self, context: str, namespace: str, change: TableChange) -> _Statement:
+        ddl = _clean(namespace, change)
         conn = self._connect(namespace)
         scratch = _scratch_name(context, change.table)
         try:
             with conn.cursor() as cur:
+                _guard(cur, namespace, change.table)
                 cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
                 if change.action == "create":
-                    cur.execute(retarget(change.ddl, scratch))
+                    cur.execute(retarget(ddl, scratch))
                     expected = self._table_fingerprint(cur, scratch)
-                    return _Statement(namespace, change.table, "create", change.ddl, None, expected)
+                    return _Statement(namespace, change.table, "create", ddl, None, expected)
                 if change.action == "drop":
-                    return _Statement(namespace, change.table, "drop", change.ddl, None, None)
-                if _REBUILDING_PARTITION_CLAUSES.search(change.ddl):
+                    if self._show_create(cur, change.table) is not None:
+                        return _Statement(namespace, change.table, "drop", ddl, None, None)
+                    if not _DROP_IF_EXISTS.match(ddl):
+                        raise PermanentEngineError(
+                            f"table {namespace}.{change.table} does not exist, so there is nothing to "
+                            "drop (write DROP TABLE IF EXISTS to accept an absent table)"
+                        )
+                    return _Statement(namespace, change.table, "drop", ddl, None, None, absent=True)
+                if _REBUILDING_PARTITION_CLAUSES.search(ddl):
                     raise PermanentEngineError(
                         f"{namespace}.{change.table}: repartitioning rebuilds the whole table; "
                         "use the spirit engine (--engine spirit) for an online change"
@@ -130,9 +208,9 @@ class DirectEngine(Engine):
                 if self._show_create(cur, change.table) is None:
                     raise PermanentEngineError(f"table {namespace}.{change.table} does not exist")
                 cur.execute(f"CREATE TABLE {quote_ident(scratch)} LIKE {quote_ident(change.table)}")
-                algorithm = self._cheapest_algorithm(cur, scratch, change)
+                algorithm = self._cheapest_algorithm(cur, scratch, change.table, ddl)
                 expected = self._table_fingerprint(cur, scratch)
-                return _Statement(namespace, change.table, "alter", change.ddl, algorithm, expected)
+                return _Statement(namespace, change.table, "alter", ddl, algorithm, expected)
         except pymysql.MySQLError as exc:
             raise classify(exc, f"checking {change.ddl!r} on {namespace}.{change.table}") from exc
         finally:
@@ -142,18 +220,18 @@ class DirectEngine(Engine):
             finally:
                 conn.close()
 
-    def _cheapest_algorithm(self, cur: Any, scratch: str, change: TableChange) -> str:
+    def _cheapest_algorithm(self, cur: Any, scratch: str, table: str, ddl: str) -> str:
         reasons = []
         for clause in ("ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE"):
             try:
-                cur.execute(add_algorithm(retarget(change.ddl, scratch), clause))
+                cur.execute(add_algorithm(retarget(ddl, scratch), clause))
                 return clause
             except pymysql.MySQLError as exc:
                 if not (exc.args and exc.args[0] in NOT_SUPPORTED):
                     raise
                 reasons.append(str(exc.args[1]) if len(exc.args) > 1 else str(exc))
         raise PermanentEngineError(
-            f"{change.table}: this ALTER would copy the table ({reasons[-1]}); "
+            f"{table}: this ALTER would copy the table ({reasons[-1]}); "
             "use the spirit engine (--engine spirit) for an online copy"
         )
 
@@ -170,11 +248,14 @@ class DirectEngine(Engine):
                 resume_point=f"{done} of {len(state['statements'])} statements done",
                 message="reattached",
             )
-        statements = [
-            self._rehearse(request.context, ns.namespace, change)
-            for ns in request.changes
-            for change in ns.tables
-        ]
+        try:
+            statements = [
+                self._rehearse(request.context, ns.namespace, change)
+                for ns in request.changes
+                for change in ns.tables
+            ]
+        except _Busy as busy:
+            return ApplyResult(accepted=False, message=str(busy))
         new_state: ResumeState = {
             "format": FORMAT,
             "engine": self.name,
@@ -201,7 +282,18 @@ class DirectEngine(Engine):
                 continue
             if time.monotonic() >= deadline:
                 break
-            outcome = self._run(statement, request.step_budget)
+            try:
+                outcome = self._run(statement, request.step_budget)
+            except _Interrupted as lost:
+                statement.interrupted += 1
+                request.save_state({**state, "statements": [s.to_json() for s in statements]})
+                if statement.interrupted >= MAX_INTERRUPTIONS:
+                    raise PermanentEngineError(
+                        f"{lost.error} -- the server dropped the connection {statement.interrupted} times "
+                        "in a row while running this statement, so it is the statement, not the network; "
+                        "not retried again"
+                    ) from lost.error
+                raise lost.error from None
             if outcome is None:  # metadata lock busy: try again next step
                 return self._report(
                     statements,
@@ -228,8 +320,14 @@ class DirectEngine(Engine):
         conn = self._connect(statement.namespace)
         try:
             with conn.cursor() as cur:
+                try:
+                    _guard(cur, statement.namespace, statement.table)
+                except _Busy:
+                    return None  # try again next step
                 current = self._table_fingerprint(cur, statement.table)
                 if statement.action == "drop" and current is None:
+                    if statement.absent:
+                        return f"{statement.table}: already absent (DROP TABLE IF EXISTS did nothing)"
                     return f"{statement.table}: already dropped"
                 if statement.action in ("create", "alter") and current == statement.expected:
                     return f"{statement.table}: already applied"
@@ -243,7 +341,12 @@ class DirectEngine(Engine):
                 ddl = statement.ddl
                 if statement.action == "alter" and statement.algorithm:
                     ddl = add_algorithm(ddl, statement.algorithm)
-                cur.execute(ddl)
+                try:
+                    cur.execute(ddl)
+                except pymysql.MySQLError as exc:
+                    if error_kind(exc) is MysqlErrorKind.CONNECTION:
+                        raise _Interrupted(classify(exc, f"running {statement.ddl[:200]!r}")) from exc
+                    raise
                 return f"{statement.table}: {statement.action} done" + (
                     f" ({statement.algorithm})" if statement.algorithm else ""
                 )

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.ddl import parse_ddl, quote_for_error
+from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
 from schemabot.grouping import uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -39,6 +40,7 @@ from schemabot.runtime import Runtime, producer_runtime
 from schemabot.settings import Settings
 from schemabot.states import TERMINAL, WAITING_STATES, State
 from schemabot.storage import audit, reads
+from schemabot.storage.claims import QueuePlace, cancel_queued, queue_place
 from schemabot.storage.controls import add_control
 from schemabot.storage.models import Apply, Task
 from schemabot.storage.submissions import NewApply, NewTask, create_apply
@@ -113,9 +115,13 @@ class ApplyStatus:
     updated_at: str | None
     completed_at: str | None
     tasks: list[TaskStatus] = field(default_factory=list)
+    # A queued apply (`--after` / queue=true) waiting in `pending`: 1 = next in line, and the
+    # applies it waits for. None / empty when it is not queued.
+    queue_position: int | None = None
+    waiting_for: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, apply: Apply, tasks: Sequence[Task]) -> ApplyStatus:
+    def of(cls, apply: Apply, tasks: Sequence[Task], place: QueuePlace | None = None) -> ApplyStatus:
         return cls(
             apply_id=apply.apply_id,
             state=apply.state,
@@ -130,6 +136,8 @@ class ApplyStatus:
             updated_at=_iso(apply.updated_at),
             completed_at=_iso(apply.completed_at),
             tasks=[TaskStatus.of(t) for t in tasks],
+            queue_position=place.position if place else None,
+            waiting_for=list(place.waiting_for) if place else [],
         )
 
     @property
@@ -157,6 +165,9 @@ class LogEntry:
     old_state: str | None
     new_state: str | None
     detail: dict[str, Any] | None
+
+
+MAX_LIST_LIMIT = 1000
 
 
 def _new_id(prefix: str) -> str:
@@ -194,6 +205,8 @@ class Client:
         engine_options: Mapping[str, Any] | None = None,
         allow_unsafe: bool | None = None,
         requested_by: str | None = None,
+        queue: bool = False,
+        after: str | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
@@ -206,6 +219,10 @@ class Client:
         `allow_unsafe` (the CLI and HTTP pass it; None skips the check): False refuses statements
         that visibly delete data (DROP TABLE, DROP COLUMN, DROP PRIMARY KEY); True lets them
         through and records the override, with `requested_by`, in the audit log.
+        `queue`/`after`: TableConflict (a ValidationError) when an unfinished apply on the same
+        target changes one of its tables, unless `queue` is true or `after` names an apply to wait
+        for: then it waits in `pending` and starts when the tables are free
+        (docs/architecture.md §8 invariant 9).
         """
         plugins = self.settings.engine_plugins
         try:
@@ -226,9 +243,11 @@ class Client:
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 191):
             raise ValidationError("the idempotency key must be 1 to 191 characters")
 
+        if after is not None and not isinstance(after, str):
+            raise ValidationError("after must be an apply id")
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
-        tasks = _validate_changes(sets, default_namespace, engine_cls.platform)
+        tasks = _validate_changes(sets, default_namespace, engine_cls.platform, self.settings.max_ddl_bytes)
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
             raise UnsafeChange(
@@ -241,11 +260,19 @@ class Client:
             options["volume"] = volume
         if revert_window_seconds is not None:
             options["revert_window_seconds"] = revert_window_seconds
-        if engine_options:
+        if engine_options is not None:
             try:
-                options["extra"] = json.loads(json.dumps(dict(engine_options)))
+                checked = check_options(engine, engine_cls.options_model, engine_options)
+                if checked:
+                    options["extra"] = json.loads(json.dumps(checked))
+            except OptionsError as exc:
+                raise ValidationError(str(exc)) from None
             except (TypeError, ValueError):
                 raise ValidationError("engine_options must be JSON-serialisable") from None
+        if queue:
+            options["queue"] = True
+        if after is not None:
+            options["after"] = after
         grouped = uses_grouped_apply(engine, options, plugins)
         request_hash = hashlib.sha256(
             json.dumps(
@@ -275,6 +302,8 @@ class Client:
                 if unsafe
                 else {}
             ),
+            queue=queue,
+            after=after,
         )
         apply_id, created = create_apply(self.runtime.db, new)
         if created and unsafe:
@@ -289,7 +318,8 @@ class Client:
 
     def get_apply(self, apply_id: str) -> ApplyStatus:
         snap = reads.snapshot(self.runtime.db, apply_id)
-        return ApplyStatus.of(snap.apply, snap.tasks)
+        place = queue_place(self.runtime.db, apply_id) if snap.apply.state == State.PENDING.value else None
+        return ApplyStatus.of(snap.apply, snap.tasks, place)
 
     def list_applies(
         self, state: str | None = None, limit: int = 100, *, targets: Sequence[str] | None = None
@@ -297,8 +327,8 @@ class Client:
         """The most recent applies, newest first; only those on `targets` when given."""
         if state is not None and state not in {s.value for s in State}:
             raise ValidationError(f"unknown state {state!r}; known: {', '.join(s.value for s in State)}")
-        if not 1 <= limit <= 10_000:
-            raise ValidationError(f"limit must be from 1 to 10000, not {limit}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValidationError(f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {limit!r}")
         wanted = None if targets is None else [t.lower() for t in targets]
         applies = reads.list_applies(self.runtime.db, state, limit, wanted)
         tasks = reads.tasks_of(self.runtime.db, [a.apply_id for a in applies])
@@ -347,6 +377,11 @@ class Client:
         normalised = controls.normalise_value(name, value)
         status = self.get_apply(apply_id)
         controls.check_request(name, State(status.state))
+        if name == "cancel" and status.queue_position is not None:
+            # A queued apply has no driver: cancel it here, and let the line move on.
+            cancelled = cancel_queued(self.runtime.db, apply_id)
+            if cancelled is not None:
+                return ControlReceipt(apply_id, name, cancelled, True)
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
         if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
             self.runtime.dispatcher.recovery_sweep()
@@ -386,7 +421,7 @@ def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:
 
 
 def _validate_changes(
-    sets: Sequence[ChangeSet], default_namespace: str | None, platform: str
+    sets: Sequence[ChangeSet], default_namespace: str | None, platform: str, max_ddl_bytes: int
 ) -> list[NewTask]:
     tasks: list[NewTask] = []
     seen: dict[tuple[str, str], str] = {}
@@ -396,17 +431,24 @@ def _validate_changes(
         namespace = change.namespace or default_namespace
         if not namespace:
             raise ValidationError("no namespace given and the target's DSN names no schema")
+        if not isinstance(namespace, str):
+            raise ValidationError("a namespace must be a string")
+        check_name(namespace, "namespace")
         if isinstance(change.ddl, str):
             raise ValidationError("ChangeSet.ddl must be a list of statements, not one string")
         if not change.ddl and change.vschema is None:
             raise ValidationError(f"namespace {namespace!r} has no DDL and no VSchema change")
         for statement in change.ddl:
-            parsed = parse_ddl(statement)
-            if parsed.schema and parsed.schema != namespace:
-                raise ValidationError(
-                    f"DDL {quote_for_error(parsed.statement)} names schema {parsed.schema!r} "
-                    f"but is submitted for namespace {namespace!r}"
-                )
+            if not isinstance(statement, str):
+                raise ValidationError("each DDL must be a string")
+            check_text(statement, "the DDL")
+            parsed = parse_ddl(statement, max_bytes=max_ddl_bytes)
+            for schema in sorted(parsed.schemas):
+                if schema != namespace:
+                    raise ValidationError(
+                        f"DDL {quote_for_error(parsed.statement)} names schema {schema!r} "
+                        f"but is submitted for namespace {namespace!r}; an apply touches only its namespace"
+                    )
             key = (namespace, parsed.table.lower())
             if key in seen:
                 raise ValidationError(

@@ -2,9 +2,10 @@
 
     schemabot apply --target NAME --engine ENGINE [--namespace NS] --ddl SQL [--ddl SQL ...]
                     [--defer-cutover] [--idempotency-key KEY] [--wait] [--json]
+                    [--after APPLY_ID | --queue]
     schemabot status APPLY_ID [--json]
     schemabot watch APPLY_ID
-    schemabot list [--state STATE] [--json]
+    schemabot list [--state STATE] [--limit 1-1000] [--json]
     schemabot stop|start|cutover|cancel|revert|skip-revert APPLY_ID
     schemabot volume APPLY_ID LEVEL
     schemabot log APPLY_ID [--json]
@@ -101,6 +102,8 @@ def cli() -> None:
 @click.option("--idempotency-key", default=None, help="The same key returns the same apply.")
 @click.option("--wait", "wait_", is_flag=True, help="Block until it ends (or waits as asked).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--after", default=None, metavar="APPLY_ID", help="Wait in pending until that apply ends.")
+@click.option("--queue", is_flag=True, help="Wait behind an unfinished apply on the same tables.")
 @handles_errors
 def apply(
     target: str,
@@ -116,6 +119,8 @@ def apply(
     schema_dir: str | None = None,
     allow_unsafe: bool = False,
     requested_by: str | None = None,
+    after: str | None = None,
+    queue: bool = False,
 ) -> None:
     """Submit a schema change."""
     client = _client()
@@ -142,6 +147,8 @@ def apply(
         idempotency_key=idempotency_key,
         allow_unsafe=allow_unsafe,
         requested_by=requested_by or _login_name(),
+        queue=queue,
+        after=after,
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -174,6 +181,9 @@ def status(apply_id: str, as_json: bool) -> None:
     click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
     if st.error:
         click.echo(f"  error: {st.error}")
+    if st.queue_position is not None:
+        ahead = ", ".join(st.waiting_for) or "nothing"
+        click.echo(f"  queued: position {st.queue_position}, waiting for {ahead}")
     for t in st.tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
@@ -199,7 +209,7 @@ def watch(apply_id: str) -> None:
 
 @cli.command(name="list")
 @click.option("--state", default=None)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
 def list_(state: str | None, limit: int, as_json: bool) -> None:

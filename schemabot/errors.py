@@ -44,3 +44,8 @@ class ResumeStateUnavailable(DriverExit):
     Vitess tasks not linked to one operation, the returned state could not be saved, a Vitess engine
     accepted without returning state, a Vitess state missing past branch preparation (fail closed).
     """
+
+
+class TableConflict(ValidationError):
+    """A table of the apply is being changed by another unfinished apply on the same target
+    (docs/architecture.md §8 invariant 9); nothing was stored. HTTP 409, CLI exit 2."""

@@ -14,7 +14,8 @@
                                           self-contained page that renders it (open: no data)
 
 Errors are always `{"error": "...", "code": "..."}` (ErrorBody): 400 bad input, 401 no or unknown
-token, 403 wrong scope/target or a cross-origin write, 404, 405, 409 refused in this state, 413
+token, 403 wrong scope/target or a cross-origin write, 404, 405, 409 refused in this state (or, code
+"conflict", a table held by another unfinished apply), 413
 body too large, 415 not JSON, 503 state database unavailable.
 
 Built on FastAPI (on the starlette the project already used): the request models below are the
@@ -51,7 +52,7 @@ from engines.base import CONTROL_KINDS
 from engines.targets import redact
 from schemabot import auth
 from schemabot.api import ApplyStatus, ChangeSet, Client, ControlReceipt, LogEntry
-from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, TableConflict, ValidationError
 from schemabot.planning.http_routes import install_plan_routes
 from schemabot.settings import Settings
 from schemabot.states import State
@@ -103,6 +104,13 @@ class SubmitRequest(BaseModel):
     engine_options: dict[str, JsonValue] | None = Field(
         default=None, description="engine-specific knobs (spirit: chunk_rows, lock_wait_seconds, ...)"
     )
+    queue: bool = Field(
+        default=False,
+        description="wait in pending behind an unfinished apply on the same tables instead of a 409",
+    )
+    after: str | None = Field(
+        default=None, min_length=1, max_length=64, description="wait for this apply to end, then start"
+    )
     allow_unsafe: bool = Field(
         default=False,
         description="let DROP TABLE / DROP COLUMN / DROP PRIMARY KEY through; recorded in the audit log",
@@ -138,6 +146,7 @@ class Readiness(BaseModel):
 
 # The Python API's errors, as HTTP statuses and codes. A new error is one line here.
 ERRORS: dict[type[Exception], tuple[int, str]] = {
+    TableConflict: (409, "conflict"),  # before its base class ValidationError
     ValidationError: (400, "invalid"),
     NotFound: (404, "not_found"),
     ControlRejected: (409, "refused"),
@@ -250,7 +259,7 @@ def _check_json(raw: bytes) -> None:
     try:
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        message = "the body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff)"
+        message = "the body is not valid UTF-8 text: it has a lone UTF-16 surrogate escape (\\ud800-\\udfff)"
         raise _Refused(400, "invalid", message) from None
 
 
@@ -387,7 +396,11 @@ def build_app(
         "/v1/applies",
         status_code=201,
         response_model=SubmitResponse,
-        responses={200: {"model": SubmitResponse, "description": "idempotent repeat"}, **_ERROR_RESPONSES},
+        responses={
+            200: {"model": SubmitResponse, "description": "idempotent repeat"},
+            409: {"model": ErrorBody, "description": "a table is held by another unfinished apply"},
+            **_ERROR_RESPONSES,
+        },
         summary="Submit an apply (scope apply)",
     )
     def submit(body: SubmitRequest, who: Caller) -> JSONResponse:
@@ -404,6 +417,8 @@ def build_app(
             engine_options=body.engine_options,
             allow_unsafe=body.allow_unsafe,
             requested_by=who.name,
+            queue=body.queue,
+            after=body.after,
         )
         return JSONResponse(
             {"apply_id": result.apply_id, "created": result.created},

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         default=3.0, ge=0, description="How long one tick retries the state database before giving up."
     )
 
+    max_ddl_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest DDL statement accepted at submit, in bytes (UTF-8).",
+    )
+
     targets_file: Path | None = Field(default=None, description="Optional TOML file of targets.")
     engine_plugins: dict[str, str] = Field(
         default_factory=dict,

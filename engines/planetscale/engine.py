@@ -28,6 +28,7 @@ from engines.base import (
     ResumeStateNotFound,
     TableProgress,
 )
+from engines.options import PlanetScaleOptions
 from engines.planetscale import controls, naming, observe, setup
 from engines.planetscale import deploy_states as ds
 from engines.planetscale.api import NotFound, PlanetScaleAPI
@@ -69,6 +70,7 @@ class PlanetScaleEngine(Engine):
     name: ClassVar[str] = "planetscale"
     platform: ClassVar[Platform] = "vitess"
     dsn_schemes: ClassVar[tuple[str, ...]] = ("planetscale",)
+    options_model = PlanetScaleOptions
 
     def __init__(self, target: Target, *, http_client: httpx.Client | None = None) -> None:
         """`http_client` (optional, keyword-only) lets tests observe or fault the HTTP calls."""

@@ -32,6 +32,7 @@ from engines.base import (
     RetryableEngineError,
     TableProgress,
 )
+from engines.options import SpiritOptions
 from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
@@ -97,6 +98,7 @@ class SpiritEngine(Engine):
 
     name = "spirit"
     platform = "mysql"
+    options_model = SpiritOptions
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)

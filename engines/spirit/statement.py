@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError
 
 from engines.base import PermanentEngineError, TableChange
 from engines.spirit.naming import quote
+from engines.sql_text import HiddenSQL, UnterminatedSQL, strip_comments
 
 StatementKind = Literal["alter", "create", "drop"]
 
@@ -128,7 +129,11 @@ RENAME_REFUSAL = (
 
 def parse_change(namespace: str, change: TableChange) -> Statement:
     """Parse and validate one change; PermanentEngineError says why in words one can act on."""
-    ddl = change.ddl.strip().rstrip(";").strip()
+    try:
+        # Comments out (quote-aware): clauses are later appended to `rest`, never into a comment.
+        ddl = strip_comments(change.ddl).rstrip(";").strip()
+    except (HiddenSQL, UnterminatedSQL) as error:
+        raise PermanentEngineError(f"{namespace}.{change.table}: {error}") from None
     if not ddl:
         raise PermanentEngineError(f"{namespace}.{change.table}: the change has no statement")
     head = _HEADS["alter"].match(ddl)

@@ -21,7 +21,7 @@ import pymysql
 from engines.base import PermanentEngineError, TableChange
 from engines.direct import _REBUILDING_PARTITION_CLAUSES, DirectEngine
 from engines.mysql_conn import connect
-from engines.sql_text import add_algorithm, retarget
+from engines.sql_text import add_algorithm, retarget, strip_comments
 from engines.targets import Target, redact
 from schemabot.ddl import parse_ddl
 from schemabot.errors import ValidationError
@@ -138,13 +138,13 @@ def rehearse_alter(
     try:
         cur.execute(f"DROP TABLE IF EXISTS {quote(live.name)}")
         cur.execute(live.text)
-        change = TableChange(table=live.name, ddl=ddl, action="alter")
         if _REBUILDING_PARTITION_CLAUSES.search(ddl):
             cur.execute(retarget(ddl, live.name))
             algorithm = COPY
         else:
             try:
-                algorithm = _algorithm_label(direct._cheapest_algorithm(cur, live.name, change))
+                clause = direct._cheapest_algorithm(cur, live.name, live.name, strip_comments(ddl))
+                algorithm = _algorithm_label(clause)
             except PermanentEngineError:
                 cur.execute(add_algorithm(retarget(ddl, live.name), "ALGORITHM=COPY"))
                 algorithm = COPY

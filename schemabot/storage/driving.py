@@ -20,6 +20,7 @@ from engines.base import ProgressResult, ResumeState, TableProgress
 from engines.targets import redact
 from schemabot.states import PARKED, State, derive_apply_state, task_transition_allowed
 from schemabot.storage import audit
+from schemabot.storage.claims import release_claims
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
 from schemabot.storage.leases import fence, release_in
@@ -71,6 +72,8 @@ def _rederive(session: Session, apply: Apply, token: int, why: str) -> State:
     if new.is_terminal or new in PARKED:
         session.flush()
         release_in(session, apply.apply_id, token)
+    if new.is_terminal:
+        release_claims(session, apply.apply_id)  # the apply's tables, in the same transaction
     return new
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from schemabot.errors import LeaseLost
 from schemabot.states import TERMINAL, State
+from schemabot.storage.claims import not_queued
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
 from schemabot.storage.models import Apply
@@ -77,6 +78,7 @@ def claim(
                 Apply.lease_token == expected_token,
                 Apply.state.in_(allowed),
                 sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < db_now()),
+                not_queued(Apply.apply_id),  # waiting for another apply's tables
             )
             .values(**values)
         )

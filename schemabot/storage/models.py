@@ -152,3 +152,36 @@ class ApplyLog(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     lease_token: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TableClaim(Base):
+    """The one unfinished apply allowed on a table of a target (docs/architecture.md §8
+    invariant 9). Written in the submit transaction; the unique key makes two submits racing on
+    two hosts unable to both win; deleted in the transaction that makes the apply terminal
+    (`schemabot.storage.claims.release_claims`). Names are stored lower-cased."""
+
+    __tablename__ = "table_claim"
+    __table_args__ = (sa.UniqueConstraint("target", "namespace", "table_name"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(64))
+    namespace: Mapped[str] = mapped_column(sa.String(64))
+    table_name: Mapped[str] = mapped_column(sa.String(64))
+    apply_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class TableClaimQueue(Base):
+    """A queued apply's place in line for a table (`--after` / `queue: true`). While an apply has
+    rows here it is not started by anyone; `id` orders the line (first come, first served)."""
+
+    __tablename__ = "table_claim_queue"
+    __table_args__ = (sa.Index("ix_table_claim_queue_key", "target", "namespace", "table_name"),)
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(64))
+    namespace: Mapped[str] = mapped_column(sa.String(64))
+    table_name: Mapped[str] = mapped_column(sa.String(64))
+    apply_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    after_apply_id: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

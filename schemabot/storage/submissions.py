@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from schemabot.errors import ValidationError
 from schemabot.states import State
 from schemabot.storage import audit
+from schemabot.storage.claims import claim_in, claim_keys
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
 from schemabot.storage.models import Apply, ApplyOperation, Task
@@ -40,9 +41,11 @@ class NewApply:
     idempotency_key: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     submitted_by: str | None = None  # the API token's name, when submitted over HTTP
+    queue: bool = False  # wait behind an unfinished apply on the same tables instead of refusing
+    after: str | None = None  # wait for this apply to end (and queue behind any on the tables)
 
 
-def _insert(session: Session, new: NewApply) -> None:
+def _insert(session: Session, new: NewApply, for_update: bool) -> None:
     session.execute(
         sa.insert(Apply).values(
             apply_id=new.apply_id,
@@ -99,6 +102,10 @@ def _insert(session: Session, new: NewApply) -> None:
                 updated_at=db_now(),
             )
         )
+    keys = claim_keys(new.target, [(t.namespace, t.table) for t in new.tasks])
+    waiting_for = claim_in(
+        session, new.apply_id, keys, queue=new.queue, after=new.after, for_update=for_update
+    )
     audit.append(
         session,
         new.apply_id,
@@ -108,25 +115,32 @@ def _insert(session: Session, new: NewApply) -> None:
         new_state=State.PENDING.value,
         detail={**new.detail, "by": new.submitted_by} if new.submitted_by else (new.detail or None),
     )
+    if waiting_for:
+        audit.append(session, new.apply_id, "queued", f"waits for {', '.join(waiting_for)}")
 
 
 def create_apply(db: Database, new: NewApply) -> tuple[str, bool]:
     """Store `new`; return (apply_id, created). A known idempotency key returns the existing
     apply, provided it was asked with the same request; otherwise ValidationError."""
+    for_update = db.dialect in ("mysql", "mariadb")
     try:
-        db.run(lambda session: _insert(session, new))
+        db.run(lambda session: _insert(session, new, for_update))
         return new.apply_id, True
     except sa.exc.IntegrityError:
         if new.idempotency_key is None:
-            raise
+            # Another submit claimed one of the tables between our read and our insert: the
+            # unique key decided. Run again to report (or queue behind) the winner.
+            db.run(lambda session: _insert(session, new, for_update))
+            return new.apply_id, True
     existing = db.run(
         lambda session: session.execute(
             sa.select(Apply.apply_id, Apply.request_hash).where(Apply.idempotency_key == new.idempotency_key)
         ).one_or_none(),
         write=False,
     )
-    if existing is None:  # the conflict was on something else; surface it
-        raise ValidationError(f"could not store apply {new.apply_id}: conflicting identifiers")
+    if existing is None:  # the conflict was on a table claim (see above); decide again
+        db.run(lambda session: _insert(session, new, for_update))
+        return new.apply_id, True
     if existing.request_hash != new.request_hash:
         raise ValidationError(
             f"idempotency key {new.idempotency_key!r} was already used by {existing.apply_id} "

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from schemabot.states import ACTIVE, PARKED, State
 from schemabot.storage import audit
+from schemabot.storage.claims import not_queued, release_claims
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
 from schemabot.storage.models import Apply, ControlRequest, Task
@@ -55,6 +56,7 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
                     Apply.state == State.PENDING.value,
                     Apply.lease_expires_at.is_(None),
                     Apply.created_at < db_now(-start_grace),
+                    not_queued(Apply.apply_id),  # a queued apply starts when its tables are free
                 ),
                 sa.and_(
                     Apply.state == State.FAILED_RETRYABLE.value,
@@ -137,7 +139,7 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
         if db.dialect in ("mysql", "mariadb"):
             query = query.with_for_update(skip_locked=True)
         expired = []
-        for apply in session.scalars(query):
+        for apply in list(session.scalars(query)):
             why = (
                 f"gave up after {apply.attempt} attempts"
                 if apply.attempt >= retry_budget
@@ -162,6 +164,7 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
             apply.state = State.FAILED.value
             apply.error = message
             apply.completed_at = session.scalar(sa.select(db_now()))
+            release_claims(session, apply.apply_id)
             expired.append(apply.apply_id)
         return expired
 

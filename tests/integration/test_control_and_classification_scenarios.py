@@ -291,7 +291,11 @@ def test_s18_two_sweeps_at_once_claim_each_orphan_once(
     settings: Settings, rt: Runtime, dispatcher: RecordingDispatcher
 ) -> None:
     dispatcher.fail_sends = True
-    ids = [submit(rt, "fake") for _ in range(12)]
+    # One table each: two unfinished applies on one table are refused (invariant 9).
+    ids = [
+        submit(rt, "fake", [ChangeSet(namespace="app", ddl=[f"ALTER TABLE t{i} ADD c INT"])])
+        for i in range(12)
+    ]
     dispatcher.fail_sends = False
     runtimes = [
         Runtime(

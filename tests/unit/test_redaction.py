@@ -58,3 +58,47 @@ def test_unknown_target_error_names_targets_but_not_dsns(monkeypatch: pytest.Mon
         settings.target("staging")
     assert "prod" in str(err.value) and "hunter2" not in str(err.value)
     assert settings.target("PROD").dsn == "mysql://app:hunter2@db/shop"
+
+
+# Shapes that made the old regex quadratic (40k characters took 2 to 6 s): long scheme-like runs,
+# a DSN without its "@", many "://" in a row.
+_ADVERSARIAL = {
+    "letters": "a" * 1_000_000,
+    "scheme_without_at": "x://u:" + "p" * 1_000_000,
+    "many_schemes": "a://b:" * 170_000,
+    "many_slashes": "ab://" * 200_000,
+    "mixed": ("mysql://u:" + "q" * 50 + " ") * 16_000,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(_ADVERSARIAL))
+def test_redact_is_linear_on_a_megabyte(shape: str) -> None:
+    import time
+
+    text = _ADVERSARIAL[shape]
+    started = time.process_time()
+    redact(text)
+    assert time.process_time() - started < 1.0  # generous: the linear pass takes ~50 ms
+
+
+def test_redact_keeps_its_meaning() -> None:
+    """Same answers as the original regex on a corpus of edge cases."""
+    import random
+    import re
+
+    old = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+    rng = random.Random(7)
+    alphabet = "ab1+.-:/@ \n"
+    cases = [
+        "mysql://app:pw@db/x",
+        "1a://u:p@h",
+        "x://:p@h",
+        "a://u:p@h b://v:q@i",
+        "a://u:p:q@h",
+        "a://u:p",
+        "ab://cd://e:f@g",
+    ]
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(20_000)]
+    for text in cases:
+        expected = old.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+        assert redact(text) == expected, text

@@ -1,0 +1,69 @@
+"""The `engine_options` each engine accepts, as pydantic models checked at submit (type, range,
+unknown key), so a bad knob is refused before anything is stored instead of failing, or being
+silently clamped, in a worker (issue 10 §4).
+
+An engine declares its model as `Engine.options_model`; the base class accepts no options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+
+
+class NoOptions(BaseModel):
+    """An engine without knobs: any key is unknown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpiritOptions(NoOptions):
+    chunk_rows: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    lock_wait_seconds: StrictInt | None = Field(default=None, ge=1, le=3600)
+    cutover_lock_wait_seconds: StrictInt | None = Field(default=None, ge=1, le=60)
+
+
+class PlanetScaleOptions(NoOptions):
+    instant_ddl: StrictBool | None = None
+    defer_deploy: StrictBool | None = None
+
+
+class DirectOptions(NoOptions):
+    pass
+
+
+class OptionsError(ValueError):
+    """The options do not fit the engine's model; the message names each bad key."""
+
+
+def check_options(
+    engine: str, model: type[BaseModel], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The options as the engine will read them, or OptionsError saying what is wrong."""
+    if not isinstance(options, Mapping):
+        raise OptionsError("engine_options must be an object of name: value")
+    try:
+        checked = model.model_validate(dict(options))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"]) or "(options)"
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(model.model_fields) or "none"
+                problems.append(f"unknown option {key!r} (the {engine} engine takes: {known})")
+            else:
+                problems.append(f"{key}: {error['msg']} (got {error.get('input')!r})")
+        raise OptionsError(f"engine_options for {engine}: " + "; ".join(problems)) from None
+    return checked.model_dump(exclude_none=True)
+
+
+__all__ = [
+    "DirectOptions",
+    "NoOptions",
+    "OptionsError",
+    "PlanetScaleOptions",
+    "SpiritOptions",
+    "check_options",
+]
