@@ -22,7 +22,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=20
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
