@@ -112,6 +112,10 @@ class ApplyStatus:
     updated_at: str | None
     completed_at: str | None
     tasks: list[TaskStatus] = field(default_factory=list)
+    # Why the apply is not moving on by itself (waiting_for_provider, needs_attention), else None.
+    attention: str | None = None
+    # The outcome of its last resume: "reattached at X" or "restarted because Y".
+    resume_outcome: str | None = None
 
     @classmethod
     def of(cls, apply: Apply, tasks: Sequence[Task]) -> ApplyStatus:
@@ -128,6 +132,8 @@ class ApplyStatus:
             updated_at=_iso(apply.updated_at),
             completed_at=_iso(apply.completed_at),
             tasks=[TaskStatus.of(t) for t in tasks],
+            attention=apply.attention,
+            resume_outcome=apply.resume_outcome,
         )
 
     @property
@@ -314,7 +320,7 @@ class Client:
         status = self.get_apply(apply_id)
         controls.check_request(name, State(status.state))
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised)
-        if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
+        if name in ("start", "cancel") and State(status.state) in controls.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
 

@@ -28,7 +28,14 @@ _STOPPABLE = {
     State.RECOVERING,
     State.WAITING_FOR_CUTOVER,
 }
-_CANCELLABLE = _STOPPABLE | {State.STOPPED, State.FAILED_RETRYABLE}
+_CANCELLABLE = _STOPPABLE | {
+    State.STOPPED,
+    State.FAILED_RETRYABLE,
+    State.WAITING_FOR_PROVIDER,
+    State.NEEDS_ATTENTION,
+}
+# States without an owner, where a start or cancel request wakes the sweep.
+OWNERLESS_REQUEST_STATES = frozenset({State.STOPPED, State.FAILED_RETRYABLE, State.NEEDS_ATTENTION})
 _VOLUME = _STOPPABLE - {State.PENDING}
 
 RECOVERING_MESSAGE = (

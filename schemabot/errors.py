@@ -44,3 +44,15 @@ class ResumeStateUnavailable(DriverExit):
     Vitess tasks not linked to one operation, the returned state could not be saved, a Vitess engine
     accepted without returning state, a Vitess state missing past branch preparation (fail closed).
     """
+
+
+class NeedsAttention(ResumeStateUnavailable):
+    """Resuming is unsafe and will stay unsafe without a person (the Vitess resume state is lost
+    past branch preparation, or its tasks are not linked to one operation). Nothing is called
+    on the target; the apply is shown as `needs_attention` with this reason."""
+
+
+class InfrastructureUnavailable(DriverExit):
+    """The broker or the state database failed inside an engine step. That is no verdict on the
+    engine's work: nothing is written and the retry budget is not touched; the lease expires and
+    the sweep re-drives (docs/architecture.md §7)."""

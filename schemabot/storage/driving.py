@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engines.base import ProgressResult, ResumeState, TableProgress
 from engines.targets import redact
-from schemabot.states import PARKED, State, derive_apply_state, task_transition_allowed
+from schemabot.states import PARKED, VERDICTS, State, derive_apply_state, task_transition_allowed
 from schemabot.storage import audit
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
@@ -74,6 +74,28 @@ def _rederive(session: Session, apply: Apply, token: int, why: str) -> State:
     return new
 
 
+def tracked(state: ResumeState | None) -> ResumeState | None:
+    """The resume state if it carries anything to track, else None.
+
+    An engine that hands back `{}` has told us nothing about where its work is: storing that over
+    a state that names a branch or deploy request would blind the next owner (docs/architecture.md
+    §7). So an empty state is handled exactly like a missing one, everywhere it is written or read.
+    """
+    return state if state else None
+
+
+def _recovered(apply: Apply) -> None:
+    """The engine answered: a verdict on the last attempt (retrying, blocked) no longer holds."""
+    if apply.attention is not None:
+        apply.attention = None
+    if apply.state in _VERDICT_VALUES:
+        apply.error = None
+        apply.retry_after = None
+
+
+_VERDICT_VALUES = frozenset(s.value for s in VERDICTS)
+
+
 def _merge_metadata(op: ApplyOperation, update: Mapping[str, Any]) -> None:
     merged = dict(op.resume_metadata or {})
     merged.update(update)
@@ -82,6 +104,9 @@ def _merge_metadata(op: ApplyOperation, update: Mapping[str, Any]) -> None:
 
 def save_resume_state(db: Database, apply_id: str, token: int, operation_id: str, state: ResumeState) -> None:
     """Persist the engine's resume state now (persist-before-act), fenced by the lease."""
+
+    if tracked(state) is None:
+        return  # nothing to track: keep what is stored
 
     def work(session: Session) -> None:
         fence(session, apply_id, token)
@@ -113,7 +138,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
         apply = _apply_row(session, apply_id)
         op = _operation_row(session, record.operation_id)
         now = session.scalar(sa.select(db_now()))
-        if record.resume_state is not None:
+        if tracked(record.resume_state) is not None:
             op.resume_context = record.resume_state
         _merge_metadata(
             op,
@@ -145,6 +170,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                 outcome = f"restarted from the beginning: {record.restart_reason}"
             else:
                 outcome = "started again (the engine found no work in flight)"
+            apply.resume_outcome = outcome
             audit.append(
                 session,
                 apply_id,
@@ -161,6 +187,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
             )
         else:
             audit.append(session, apply_id, "dispatch", record.message or "engine accepted", token=token)
+        _recovered(apply)
         return _rederive(session, apply, token, "attached")
 
     return db.run(work)
@@ -180,7 +207,8 @@ def record_progress(
     def work(session: Session) -> State:
         fence(session, apply_id, token)
         apply = _apply_row(session, apply_id)
-        if result.resume_state is not None:
+        _recovered(apply)
+        if tracked(result.resume_state) is not None:
             op = _operation_row(session, operation_id)
             op.resume_context = result.resume_state
             op.updated_at = session.scalar(sa.select(db_now()))
@@ -217,9 +245,12 @@ def record_failure(
     retryable: bool,
     operation_id: str | None,
     backoff_seconds: float,
+    in_flight: str | None = None,
 ) -> State:
     """A verdict on the current attempt: `failed_retryable` (the sweep re-drives it after a
-    backoff) or `failed` (the current operation's tasks fail, the rest are cancelled)."""
+    backoff), `waiting_for_provider` (retryable while work may be in flight on the provider:
+    `in_flight` names it; re-driven for as long as it takes) or `failed` (the current
+    operation's tasks fail, the rest are cancelled)."""
     message = redact(message)
 
     def work(session: Session) -> State:
@@ -227,6 +258,30 @@ def record_failure(
         apply = _apply_row(session, apply_id)
         old = apply.state
         apply.error = message
+        if retryable and in_flight is not None:
+            reason = redact(
+                f"blocked on the provider: {message}. {in_flight} may be in flight there, so this "
+                "apply is retried until the provider answers (it is never ended by the retry "
+                "budget); cancel it to give up"
+            )
+            apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
+            if old != State.WAITING_FOR_PROVIDER.value or apply.attention != reason:
+                # One audit entry per distinct reason, not one per retry.
+                audit.append(
+                    session,
+                    apply_id,
+                    "state",
+                    reason,
+                    old_state=old,
+                    new_state=State.WAITING_FOR_PROVIDER.value,
+                    detail={"attempt": apply.attempt, "retry_in_seconds": backoff_seconds},
+                    token=token,
+                )
+            apply.state = State.WAITING_FOR_PROVIDER.value
+            apply.attention = reason
+            session.flush()
+            release_in(session, apply_id, token)
+            return State.WAITING_FOR_PROVIDER
         if retryable:
             apply.state = State.FAILED_RETRYABLE.value
             apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
@@ -243,12 +298,44 @@ def record_failure(
             session.flush()
             release_in(session, apply_id, token)
             return State.FAILED_RETRYABLE
+        apply.attention = None
         for task in _tasks(session, apply_id):
             if State(task.state).is_terminal:
                 continue
             target = State.FAILED if task.operation_id == operation_id else State.CANCELLED
             _set_task_state(session, task, target, token, message)
         return _rederive(session, apply, token, message)
+
+    return db.run(work)
+
+
+def record_attention(db: Database, apply_id: str, token: int, reason: str) -> State:
+    """Recovery refuses to go on without a person: `needs_attention` with the reason.
+
+    Nothing of the tasks or the operations changes, and the engine was not called. The lease is
+    released, so the sweep leaves the apply alone until an operator asks for something (cancel).
+    A reason already recorded is not logged again (one audit entry per distinct reason).
+    """
+    reason = redact(reason)
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if apply.state != State.NEEDS_ATTENTION.value or apply.attention != reason:
+            audit.append(
+                session,
+                apply_id,
+                "state",
+                f"needs attention: {reason}",
+                old_state=apply.state,
+                new_state=State.NEEDS_ATTENTION.value,
+                token=token,
+            )
+        apply.state = State.NEEDS_ATTENTION.value
+        apply.attention = reason
+        session.flush()
+        release_in(session, apply_id, token)
+        return State.NEEDS_ATTENTION
 
     return db.run(work)
 
@@ -289,15 +376,16 @@ def record_control(
         )
         if options_update:
             apply.options = {**(apply.options or {}), **options_update}
-        if resume_state is not None and operation_id is not None:
+        if tracked(resume_state) is not None and operation_id is not None:
             _operation_row(session, operation_id).resume_context = resume_state
         if task_states:
             for task in _tasks(session, apply_id):
                 new = task_states.get(task.task_id)
                 if new is not None and not State(task.state).is_terminal:
                     _set_task_state(session, task, new, token, f"{control.kind} requested")
-            if apply.state == State.FAILED_RETRYABLE.value:
+            if apply.state in _VERDICT_VALUES:
                 apply.error = None
+                apply.attention = None
                 apply.state = derive_apply_state(State(t.state) for t in _tasks(session, apply_id)).value
         return _rederive(session, apply, token, f"{control.kind} requested")
 
@@ -305,11 +393,17 @@ def record_control(
 
 
 def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
-    """A re-driven `failed_retryable` apply becomes what its tasks say again."""
+    """A re-driven `failed_retryable` apply becomes what its tasks say again.
+
+    A `waiting_for_provider` apply keeps its state (and writes no audit entry) until the engine
+    answers: an outage of an hour must not fill the log with one retry entry per attempt.
+    """
 
     def work(session: Session) -> State:
         fence(session, apply_id, token)
         apply = _apply_row(session, apply_id)
+        if apply.state == State.WAITING_FOR_PROVIDER.value:
+            return State.WAITING_FOR_PROVIDER
         if apply.state != State.FAILED_RETRYABLE.value:
             return State(apply.state)
         audit.append(

@@ -5,7 +5,10 @@ number of candidates, not the size of the history:
   orphaned   active state, lease expired (the driver died, its message was lost, a tick gave up)
   unstarted  pending with no lease, older than the start grace (start_apply was never delivered)
   retryable  failed_retryable under the attempt budget whose backoff has passed
-  requested  stopped or failed_retryable with a pending start/cancel request
+  provider   waiting_for_provider whose backoff has passed, whatever the attempt: its work may
+             be in flight on the provider, so no budget ends it (docs/architecture.md §8
+             invariant 8); a pending cancel is carried out at that retry
+  requested  stopped, failed_retryable or needs_attention with a pending start/cancel request
 On MySQL/MariaDB candidates are locked `FOR UPDATE SKIP LOCKED`, so concurrent sweeps (several
 beats) split the work instead of queueing on each other; on SQLite the write transaction is
 already exclusive. Either way each claim is a compare-and-swap on the token, so an apply is
@@ -28,7 +31,9 @@ from schemabot.storage.models import Apply, ControlRequest, Task
 
 SWEEP_BATCH = 100
 _ACTIVE = sorted(s.value for s in ACTIVE)
-_PARKED = sorted(s.value for s in PARKED)
+# A waiting_for_provider apply is retried on its (capped) backoff only: claiming it on every
+# sweep because a cancel is pending would hammer a provider that does not answer.
+_REQUESTABLE = sorted(s.value for s in PARKED - {State.WAITING_FOR_PROVIDER})
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,12 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
                     Apply.retry_after <= now,
                 ),
                 sa.and_(
-                    Apply.state.in_(_PARKED),
+                    Apply.state == State.WAITING_FOR_PROVIDER.value,
+                    sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < now),
+                    Apply.retry_after <= now,
+                ),
+                sa.and_(
+                    Apply.state.in_(_REQUESTABLE),
                     sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < now),
                     has_request,
                 ),
@@ -85,7 +95,8 @@ def claim_orphans(
             query = query.with_for_update(skip_locked=True)
         claimed: list[Claimed] = []
         for apply_id, token, state, _attempt, lease_expires_at in session.execute(query).all():
-            bump = state == State.FAILED_RETRYABLE.value
+            provider = state == State.WAITING_FOR_PROVIDER.value
+            bump = state == State.FAILED_RETRYABLE.value or provider
             values: dict[str, object] = {
                 "lease_token": token + 1,
                 "lease_owner": owner,
@@ -106,14 +117,15 @@ def claim_orphans(
                 # is an orphan to reattach, not an apply whose start message was lost.
                 unstarted = state == State.PENDING.value and lease_expires_at is None
                 reason = "retry" if bump else ("unstarted" if unstarted else "orphaned")
-                audit.append(
-                    session,
-                    apply_id,
-                    "claimed",
-                    f"recovery sweep: {reason}",
-                    detail={"reason": reason},
-                    token=token + 1,
-                )
+                if not provider:  # a provider retry is no news: its reason is logged once
+                    audit.append(
+                        session,
+                        apply_id,
+                        "claimed",
+                        f"recovery sweep: {reason}",
+                        detail={"reason": reason},
+                        token=token + 1,
+                    )
                 claimed.append(Claimed(apply_id, token + 1, reason))
         return claimed
 
