@@ -163,6 +163,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                         token,
                         "restarted while waiting for cutover; the engine must prove readiness again",
                     )
+        blocked = apply.state == State.WAITING_FOR_PROVIDER.value
         if record.resumed or record.reattached or record.restart_reason:
             if record.reattached:
                 outcome = "reattached" + (f" at {record.resume_point}" if record.resume_point else "")
@@ -170,23 +171,29 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                 outcome = f"restarted from the beginning: {record.restart_reason}"
             else:
                 outcome = "started again (the engine found no work in flight)"
+            repeated = blocked and outcome == apply.resume_outcome
             apply.resume_outcome = outcome
-            audit.append(
-                session,
-                apply_id,
-                "resume",
-                outcome,
-                detail={
-                    "operation_id": record.operation_id,
-                    "reattached": record.reattached,
-                    "resume_point": record.resume_point,
-                    "restart_reason": record.restart_reason,
-                    "attempt": apply.attempt,
-                },
-                token=token,
-            )
+            if not repeated:  # one entry per distinct outcome while the provider is flaky
+                audit.append(
+                    session,
+                    apply_id,
+                    "resume",
+                    outcome,
+                    detail={
+                        "operation_id": record.operation_id,
+                        "reattached": record.reattached,
+                        "resume_point": record.resume_point,
+                        "restart_reason": record.restart_reason,
+                        "attempt": apply.attempt,
+                    },
+                    token=token,
+                )
         else:
             audit.append(session, apply_id, "dispatch", record.message or "engine accepted", token=token)
+        if blocked:
+            # Reattached, but the provider has not yet shown it moves again: the apply stays
+            # waiting_for_provider until a progress report lands (no flip-flop in the log).
+            return State.WAITING_FOR_PROVIDER
         _recovered(apply)
         return _rederive(session, apply, token, "attached")
 
