@@ -33,7 +33,7 @@ from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
 from schemabot.ddl import parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
-from schemabot.grouping import uses_grouped_apply
+from schemabot.grouping import default_atomic, uses_grouped_apply
 from schemabot.messaging import Dispatcher
 from schemabot.runtime import Runtime, producer_runtime
 from schemabot.settings import Settings
@@ -196,12 +196,15 @@ class Client:
         revert_window_seconds: int | None = None,
         idempotency_key: str | None = None,
         engine_options: Mapping[str, Any] | None = None,
+        atomic: bool | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
         `changes` is a list of ChangeSet, or plain DDL strings for the target's default namespace.
         `engine_options` are engine-specific knobs handed to the engine as `ApplyOptions.extra`
         (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
+        `atomic`: all tables as one engine operation that cuts them over together; None takes
+        the default (`grouping.default_atomic`: spirit with every table on one schema).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
         named twice, or options the engine cannot honour.
         """
@@ -228,6 +231,10 @@ class Client:
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
         tasks = _validate_changes(sets, default_namespace, engine_cls.platform)
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
+        tables = [t for t in tasks if t.table]
+        options["atomic"] = (
+            default_atomic(engine, (t.namespace for t in tables)) if atomic is None else bool(atomic)
+        ) and len(tables) > 1
         if volume is not None:
             options["volume"] = volume
         if revert_window_seconds is not None:

@@ -91,6 +91,11 @@ def cli() -> None:
 @click.option("--ddl", "ddls", multiple=True, required=True, help="One statement; repeat for more.")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")
 @click.option("--skip-revert", is_flag=True, help="Finish without a revert window (Vitess).")
+@click.option(
+    "--atomic/--no-atomic",
+    default=None,
+    help="Cut all tables over together (default: on for spirit when all tables share a schema).",
+)
 @click.option("--volume", type=int, default=None, help="1 (gentle) to 11 (fast).")
 @click.option("--idempotency-key", default=None, help="The same key returns the same apply.")
 @click.option("--wait", "wait_", is_flag=True, help="Block until it ends (or waits as asked).")
@@ -103,6 +108,7 @@ def apply(
     ddls: tuple[str, ...],
     defer_cutover: bool,
     skip_revert: bool,
+    atomic: bool | None,
     volume: int | None,
     idempotency_key: str | None,
     wait_: bool,
@@ -118,6 +124,7 @@ def apply(
         skip_revert=skip_revert,
         volume=volume,
         idempotency_key=idempotency_key,
+        atomic=atomic,
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -150,6 +157,10 @@ def status(apply_id: str, as_json: bool) -> None:
     click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
     if st.error:
         click.echo(f"  error: {st.error}")
+    if st.attention:
+        click.echo(f"  attention: {st.attention}")
+    if st.resume_outcome:
+        click.echo(f"  last resume: {st.resume_outcome}")
     for t in st.tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
@@ -182,6 +193,8 @@ def list_(state: str | None, limit: int, as_json: bool) -> None:
         return
     for a in applies:
         click.echo(f"{a.apply_id}  {a.state:<20} {a.engine:<12} {a.target:<12} {a.created_at}")
+        if a.attention:
+            click.echo(f"  attention: {a.attention}")
 
 
 def _control_command(kind: str, doc: str) -> None:

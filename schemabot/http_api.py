@@ -10,7 +10,8 @@
 
 Submit body: {"target", "engine", "changes": [{"namespace", "ddl": [...], "vschema"}],
 "defer_cutover", "skip_revert", "volume", "revert_window_seconds", "idempotency_key",
-"engine_options"}.
+"engine_options", "atomic"}. `atomic` (true/false; absent = the default) cuts all tables over
+together.
 Errors are {"error": "...", "code": "..."} with 400 (bad input), 404, 409 (control refused in this
 state) or 503 (state database unavailable). It is a thin layer over `schemabot.api.Client`.
 
@@ -103,6 +104,7 @@ def build_app(client_factory: Callable[[], Client] = Client) -> Starlette:
             revert_window_seconds=body.get("revert_window_seconds"),
             idempotency_key=body.get("idempotency_key"),
             engine_options=body.get("engine_options"),
+            atomic=None if body.get("atomic") is None else bool(body["atomic"]),
         )
         return JSONResponse({"apply_id": result.apply_id, "created": result.created},
                             status_code=201 if result.created else 200)
