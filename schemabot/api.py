@@ -327,7 +327,7 @@ class Client:
         status = self.get_apply(apply_id)
         controls.check_request(name, State(status.state))
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised)
-        if name in ("start", "cancel") and State(status.state) in controls.OWNERLESS_REQUEST_STATES:
+        if name in controls.WAKING_KINDS and State(status.state) in controls.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
 

@@ -5,7 +5,7 @@
     schemabot status APPLY_ID [--json]
     schemabot watch APPLY_ID
     schemabot list [--state STATE] [--json]
-    schemabot stop|start|cutover|cancel|revert|skip-revert APPLY_ID
+    schemabot stop|start|cutover|cancel|revert|skip-revert|adopt APPLY_ID
     schemabot volume APPLY_ID LEVEL
     schemabot log APPLY_ID [--json]
     schemabot db upgrade
@@ -214,6 +214,7 @@ for _kind, _doc in (
     ("cancel", "Cancel an apply and clean up."),
     ("revert", "Revert a change in its revert window."),
     ("skip_revert", "End the revert window now."),
+    ("adopt", "Let an apply that needs attention find its branch and deploy request by name and tag."),
 ):
     _control_command(_kind, _doc)
 

@@ -348,6 +348,8 @@ class _Tick:
                 message=redact(message),
                 task_states=self._control_task_states(snap, kind, None),
             )
+        if kind == "adopt":
+            return self._adopt(snap, control_id)
         op = self._current_operation(snap)
         attached = op is not None and _attached_token(snap, op) is not None
         message = "done"
@@ -386,6 +388,26 @@ class _Tick:
             options_update={"volume": int(value)} if kind == "volume" and value else None,
             resume_state=resume_state,
             operation_id=op.attachment.operation_id if op else None,
+        )
+
+    def _adopt(self, snap: Snapshot, control_id: int) -> State:
+        """The operator allows one attach without a resume state: the engine finds its branch and
+        deploy request by name and tag (the planetscale engine refuses if it finds more than one)."""
+        linked = {t.operation_id for t in snap.tasks}
+        op = snap.operation(next(iter(linked))) if len(linked) == 1 else None
+        if op is None:
+            return self._close_control(
+                control_id, "rejected", "the tasks are not linked to exactly one operation: nothing to adopt"
+            )
+        return driving.record_control(
+            self.rt.db,
+            self.apply_id,
+            self.token,
+            control_id,
+            status="done",
+            message="adopting: the engine looks for this apply's branch and deploy request by name and tag",
+            operation_id=op.operation_id,
+            metadata_update={"adopt": True},
         )
 
     def _control_task_states(

@@ -89,15 +89,16 @@ def resolve(
             )
         # An empty state tracks nothing: it is handled exactly like a missing one.
         state = tracked(read_resume_state(db, op.operation_id))
-        if platform == "vitess" and state is None and not _may_start_fresh(snapshot):
+        adopting = bool((op.resume_metadata or {}).get("adopt"))  # an operator's go-ahead
+        if platform == "vitess" and state is None and not adopting and not _may_start_fresh(snapshot):
             # Fail closed: past branch preparation a branch or deploy request may exist that
             # only the lost state names. Starting fresh could open a second one (invariant 3).
             raise NeedsAttention(
                 f"the apply is past branch preparation ({_furthest(snapshot).value}) but its Vitess "
                 "resume state is missing; the engine is not called, since a fresh start could open "
                 f"a second branch or deploy request for {apply.apply_id}. Look for the deploy "
-                f"request tagged 'schemabot-apply: {apply.apply_id}' on the provider, then cancel "
-                "this apply"
+                f"request tagged 'schemabot-apply: {apply.apply_id}' on the provider; if it is the "
+                "only one, `adopt` lets the engine find it again by that tag, else `cancel`"
             )
         return Attachment(
             op.operation_id,

@@ -58,10 +58,16 @@ def _set_task_state(session: Session, task: Task, new: State, token: int, why: s
     )
 
 
-def _rederive(session: Session, apply: Apply, token: int, why: str) -> State:
-    """Set the apply's state from its tasks; release the lease when nobody should drive it."""
+def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verdict: bool = False) -> State:
+    """Set the apply's state from its tasks; release the lease when nobody should drive it.
+
+    With `keep_verdict`, an apply-only verdict (failed_retryable, waiting_for_provider,
+    needs_attention) stays unless the tasks ended: a control that changed nothing (refused,
+    a volume) does not make a blocked apply look as if it were moving again."""
     tasks = _tasks(session, apply.apply_id)
     new = derive_apply_state(State(t.state) for t in tasks)
+    if keep_verdict and apply.state in _VERDICT_VALUES and not new.is_terminal:
+        new = State(apply.state)
     old = apply.state
     if new.value != old:
         apply.state = new.value
@@ -148,6 +154,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                 "reattached": record.reattached,
                 "resume_point": record.resume_point,
                 "restart_reason": record.restart_reason,
+                "adopt": None,  # an operator's adopt is spent by the attach it allowed
             },
         )
         op.updated_at = now
@@ -359,9 +366,11 @@ def record_control(
     options_update: Mapping[str, Any] | None = None,
     resume_state: ResumeState | None = None,
     operation_id: str | None = None,
+    metadata_update: Mapping[str, Any] | None = None,
 ) -> State:
     """Close a control request and apply its effect: move tasks to `task_states` (stop, start,
-    cancel; terminal tasks never move), update options (volume), store a new resume state."""
+    cancel; terminal tasks never move), update options (volume), store a new resume state, or
+    mark the operation (adopt)."""
 
     def work(session: Session) -> State:
         fence(session, apply_id, token)
@@ -385,6 +394,11 @@ def record_control(
             apply.options = {**(apply.options or {}), **options_update}
         if tracked(resume_state) is not None and operation_id is not None:
             _operation_row(session, operation_id).resume_context = resume_state
+        if metadata_update and operation_id is not None:
+            _merge_metadata(_operation_row(session, operation_id), metadata_update)
+        adopted = control.kind == "adopt" and status == "done"
+        if adopted:
+            apply.attention = None
         if task_states:
             for task in _tasks(session, apply_id):
                 new = task_states.get(task.task_id)
@@ -394,7 +408,8 @@ def record_control(
                 apply.error = None
                 apply.attention = None
                 apply.state = derive_apply_state(State(t.state) for t in _tasks(session, apply_id)).value
-        return _rederive(session, apply, token, f"{control.kind} requested")
+        moved = bool(task_states) or adopted
+        return _rederive(session, apply, token, f"{control.kind} requested", keep_verdict=not moved)
 
     return db.run(work)
 

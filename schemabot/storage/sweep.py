@@ -49,7 +49,7 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
     has_request = sa.exists().where(
         ControlRequest.apply_id == Apply.apply_id,
         ControlRequest.status == "pending",
-        ControlRequest.kind.in_(["start", "cancel"]),
+        ControlRequest.kind.in_(["start", "cancel", "adopt"]),
     )
     return (
         sa.select(Apply.apply_id, Apply.lease_token, Apply.state, Apply.attempt, Apply.lease_expires_at)

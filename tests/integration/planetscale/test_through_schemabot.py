@@ -604,3 +604,28 @@ def _expire_backoff(rt: Runtime, apply_id: str) -> None:
     rt.db.run(
         lambda s: s.execute(sa.update(Apply).where(Apply.apply_id == apply_id).values(retry_after=db_now(-1)))
     )
+
+
+def test_an_apply_that_needs_attention_is_adopted_and_completes_on_its_one_deploy_request(
+    rt: Runtime, dispatcher: RecordingDispatcher, emulator: EmulatorProcess
+) -> None:
+    apply_id = submit(rt, "ps_recording", ONE_ALTER, target="ps", skip_revert=True)
+    drive(rt, dispatcher, emulator, apply_id, "running")
+    number = persisted(rt, apply_id)["dr_number"]
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)
+    token = sweep_and_claim(rt, dispatcher, apply_id)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.FINISHED
+    assert "`adopt`" in (status(rt, apply_id).attention or "")
+
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "cutover")
+    client(rt).request_control(apply_id, "adopt")  # the operator checked: one tagged request
+    final = drive(rt, dispatcher, emulator, apply_id, "completed", "failed", "cancelled")
+    assert final.state == "completed", (final.state, final.error, final.attention)
+    assert final.attention is None
+    assert "sku" in emulator.columns("commerce", "product")
+    one_of_everything(emulator, apply_id)  # the same branch and deploy request, none created again
+    assert persisted(rt, apply_id)["dr_number"] == number
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "adopt")
