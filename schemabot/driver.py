@@ -173,7 +173,7 @@ class _Tick:
         except DriverExit:
             raise
         except _ConfigurationError as exc:
-            return self._fail(exc, retryable=True, operation_id=None)
+            return self._fail(exc, retryable=True, operation_id=None, from_engine=False)
         except _EngineFailure as failure:
             return self._fail(failure.error, retryable=failure.retryable, operation_id=failure.operation_id)
         finally:
@@ -472,7 +472,9 @@ class _Tick:
             wrapped = EngineError(f"unexpected {type(exc).__name__}: {exc}")
             raise _EngineFailure(wrapped, True, operation_id) from exc
 
-    def _fail(self, error: BaseException, *, retryable: bool, operation_id: str | None) -> TickOutcome:
+    def _fail(
+        self, error: BaseException, *, retryable: bool, operation_id: str | None, from_engine: bool = True
+    ) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
         in_flight = self._work_in_flight(snap) if retryable else None
         backoff = retry_backoff(
@@ -487,6 +489,7 @@ class _Tick:
             operation_id=operation_id,
             backoff_seconds=backoff,
             in_flight=in_flight,
+            blocked_on="the provider" if from_engine else "this worker's configuration",
         )
         log.warning("%s: %s (%s)", self.apply_id, redact(str(error)), state.value)
         return self.finish()

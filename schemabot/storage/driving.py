@@ -260,6 +260,7 @@ def record_failure(
     operation_id: str | None,
     backoff_seconds: float,
     in_flight: str | None = None,
+    blocked_on: str = "the provider",
 ) -> State:
     """A verdict on the current attempt: `failed_retryable` (the sweep re-drives it after a
     backoff), `waiting_for_provider` (retryable while work may be in flight on the provider:
@@ -274,9 +275,9 @@ def record_failure(
         apply.error = message
         if retryable and in_flight is not None:
             reason = redact(
-                f"blocked on the provider: {message}. {in_flight} may be in flight there, so this "
-                "apply is retried until the provider answers (it is never ended by the retry "
-                "budget); cancel it to give up"
+                f"blocked on {blocked_on}: {message}. {in_flight} may be in flight on the "
+                "provider, so this apply is retried until it can go on (it is never ended by the "
+                "retry budget); cancel it to give up"
             )
             apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
             if old != State.WAITING_FOR_PROVIDER.value or apply.attention != reason:

@@ -423,12 +423,13 @@ def _expire_backoff(rt: Runtime, apply_id: str) -> None:
     )
 
 
-def test_broker_errors_during_engine_steps_use_no_attempt_of_the_retry_budget(
-    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+@pytest.mark.parametrize("infrastructure", ["broker", "statedb"])
+def test_broker_and_state_db_errors_during_engine_steps_use_no_attempt_of_the_retry_budget(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget, infrastructure: str
 ) -> None:
     apply_id = submit(rt, "fake")
     blips = rt.settings.retry_budget + 2  # more blips than the budget has attempts
-    fake_target.inject("progress", "broker", times=blips, message="redis restarting")
+    fake_target.inject("progress", infrastructure, times=blips, message="restarting")
 
     seen = drive_with_recovery(rt, dispatcher, apply_id, "completed", "failed")
     st = status(rt, apply_id)

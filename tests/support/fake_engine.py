@@ -105,7 +105,8 @@ class FakeTarget:
 
     def inject(self, method: str, kind: str, times: int = 1, message: str = "injected") -> None:
         """kind: retryable | permanent | not_found | no_state | empty_state | busy | hang |
-        broker (a Redis/kombu connection error escapes the step, as when a broker blips)"""
+        broker (a Redis/kombu connection error escapes the step, as when a broker blips) |
+        statedb (a SQLAlchemy OperationalError of the state database escapes the step)"""
         self.execute("INSERT INTO faults VALUES (?, ?, ?, ?)", method, kind, times, message)
 
     def clear_faults(self) -> None:
@@ -210,6 +211,11 @@ class FakeEngine(Engine):
             from kombu.exceptions import OperationalError
 
             raise OperationalError(f"Error 111 connecting to 127.0.0.1:6379. Connection refused ({message})")
+        if kind == "statedb":
+            import sqlalchemy.exc
+
+            lost = Exception(f"(2013) Lost connection to server during query ({message})")
+            raise sqlalchemy.exc.OperationalError("UPDATE apply ...", {}, lost)
         return str(kind)  # no_state, empty_state, busy: handled by the caller
 
     def _state(self, context: str) -> dict[str, Any]:
