@@ -11,9 +11,13 @@ A tick is one short, self-contained step by the current lease holder:
 6. enqueue the next tick, unless the apply is terminal or parked.
 
 Whatever happens, the tick either records an outcome under its fencing token or writes nothing.
-State-database trouble, a lost lease and unsafe resume states end the tick quietly (`DriverExit`);
-the lease then expires and the sweep re-drives. Only the engine's own errors become verdicts
-(`failed_retryable` or `failed`), per DESIGN.md section 7.
+State-database and broker trouble (also inside an engine step), a lost lease and unsafe resume
+states end the tick quietly (`DriverExit`); the lease then expires and the sweep re-drives. Only
+the engine's own errors become verdicts (`failed_retryable` or `failed`), per
+docs/architecture.md §7, with two exceptions that keep work in flight alive (§8 invariant 8):
+a retryable error of a Vitess apply whose deploy request may be running makes it
+`waiting_for_provider` (retried for as long as it takes), and a resume that is unsafe for good
+(Vitess state lost past branch preparation) makes it `needs_attention` with the reason.
 """
 
 from __future__ import annotations
