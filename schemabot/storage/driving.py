@@ -58,6 +58,19 @@ def _set_task_state(session: Session, task: Task, new: State, token: int, why: s
     )
 
 
+def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, token: int | None) -> None:
+    """Write an apply's derived or final state, with its audit entry. Every terminal apply state
+    is written here (by the driver, and by the sweep when a retry budget runs out), so whatever
+    must happen when an apply ends happens in one place."""
+    old = apply.state
+    if new.value == old:
+        return
+    apply.state = new.value
+    if new.is_terminal:
+        apply.completed_at = session.scalar(sa.select(db_now()))
+    audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+
+
 def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verdict: bool = False) -> State:
     """Set the apply's state from its tasks; release the lease when nobody should drive it.
 
@@ -68,12 +81,7 @@ def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verd
     new = derive_apply_state(State(t.state) for t in tasks)
     if keep_verdict and apply.state in _VERDICT_VALUES and not new.is_terminal:
         new = State(apply.state)
-    old = apply.state
-    if new.value != old:
-        apply.state = new.value
-        if new.is_terminal:
-            apply.completed_at = session.scalar(sa.select(db_now()))
-        audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+    set_apply_state(session, apply, new, why, token=token)
     if new.is_terminal or new in PARKED:
         session.flush()
         release_in(session, apply.apply_id, token)

@@ -27,6 +27,7 @@ from schemabot.states import ACTIVE, PARKED, State
 from schemabot.storage import audit
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
+from schemabot.storage.driving import set_apply_state
 from schemabot.storage.models import Apply, ControlRequest, Task
 
 SWEEP_BATCH = 100
@@ -168,12 +169,8 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
                         new_state=State.CANCELLED.value,
                     )
                     task.state = State.CANCELLED.value
-            audit.append(
-                session, apply.apply_id, "state", message, old_state=apply.state, new_state=State.FAILED.value
-            )
-            apply.state = State.FAILED.value
             apply.error = message
-            apply.completed_at = session.scalar(sa.select(db_now()))
+            set_apply_state(session, apply, State.FAILED, message, token=None)
             expired.append(apply.apply_id)
         return expired
 
