@@ -241,6 +241,7 @@ class _Tick:
                 self.token,
                 "busy",
                 result.message or "the engine asked to try again later",
+                once=True,
             )
             return self.schedule()
         vitess = self.rt.platform_of(snap.apply.engine) == "vitess"

@@ -459,12 +459,23 @@ def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
 
 
 def note(
-    db: Database, apply_id: str, token: int, event: str, message: str, detail: dict[str, Any] | None = None
+    db: Database,
+    apply_id: str,
+    token: int,
+    event: str,
+    message: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    once: bool = False,
 ) -> None:
-    """A fenced audit entry with no state change (a busy engine, a held control)."""
+    """A fenced audit entry with no state change (a busy engine, a held control). With `once`,
+    nothing is added when the apply's last entry already says the same (a busy engine asked
+    again every poll is one entry, not one per poll)."""
 
     def work(session: Session) -> None:
         fence(session, apply_id, token)
+        if once and audit.last(session, apply_id) == (event, redact(message)):
+            return
         audit.append(session, apply_id, event, message, detail=detail, token=token)
 
     db.run(work)

@@ -471,3 +471,14 @@ def test_a_provider_outage_of_in_flight_vitess_work_outlasts_the_retry_budget_an
 
 def test_the_backoff_doubles_up_to_its_cap() -> None:
     assert [driver.retry_backoff(a, 2.0, 60.0) for a in (1, 2, 3, 5, 6, 40)] == [2, 4, 8, 32, 60, 60]
+
+
+def test_an_engine_busy_for_many_polls_is_one_audit_entry(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    fake_target.inject("apply", "busy", times=6)
+    apply_id = submit(rt, "fake")
+    final = run_until(rt, dispatcher, apply_id, "completed")
+    assert final.attempt == 1
+    busy = [e for e in client(rt).log(apply_id) if e.event == "busy"]
+    assert len(busy) == 1, busy
