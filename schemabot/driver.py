@@ -174,6 +174,10 @@ class _Tick:
             log.warning("%s needs attention: %s", self.apply_id, redact(str(exc)))
             driving.record_attention(self.rt.db, self.apply_id, self.token, str(exc))
             return self.finish()
+        except ResumeStateUnavailable as exc:
+            if not isinstance(exc.__cause__, StorageUnavailable):
+                self._say_why(str(exc))
+            raise
         except DriverExit:
             raise
         except _ConfigurationError as exc:
@@ -437,6 +441,13 @@ class _Tick:
         )
 
     # -- errors -------------------------------------------------------------------------------
+
+    def _say_why(self, reason: str) -> None:
+        """Show why this owner gives up without writing (best effort: the exit stands anyway)."""
+        try:
+            driving.record_stuck(self.rt.db, self.apply_id, self.token, reason)
+        except DriverExit as exc:
+            log.info("%s: could not record why it waits: %s", self.apply_id, exc)
 
     def _work_in_flight(self, snap: Snapshot) -> str | None:
         """What of this apply may be running on the provider without us, or None.

@@ -332,6 +332,22 @@ def record_failure(
     return db.run(work)
 
 
+def record_stuck(db: Database, apply_id: str, token: int, reason: str) -> None:
+    """An owner exits without writing anything of the apply's progress (docs/architecture.md §7),
+    but says why in `attention`, so a stuck apply is never silent. The state is kept; the next
+    owner that gets on clears it. One audit entry per distinct reason."""
+    reason = redact(reason)
+
+    def work(session: Session) -> None:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if apply.attention != reason:
+            audit.append(session, apply_id, "stuck", reason, token=token)
+            apply.attention = reason
+
+    db.run(work)
+
+
 def record_attention(db: Database, apply_id: str, token: int, reason: str) -> State:
     """Recovery refuses to go on without a person: `needs_attention` with the reason.
 

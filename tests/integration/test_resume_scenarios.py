@@ -329,3 +329,23 @@ def test_s12_sequential_mysql_apply_runs_one_engine_operation_per_task(
     final = run_until(rt, dispatcher, apply_id, "completed")
     contexts = [c["context"] for c in fake_target.calls("apply")]
     assert contexts == [t.task_id for t in final.tasks]
+
+
+def test_an_owner_that_exits_without_writing_still_says_why_in_status(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = orphan(rt, dispatcher, "fakevitess", TWO_KEYSPACES)
+    before = durable_view(rt.db, apply_id)
+    fake_target.inject("apply", "no_state", times=3)
+
+    for _ in range(3):
+        assert resume_tick(rt, dispatcher) is TickOutcome.EXITED
+        assert durable_view(rt.db, apply_id) == before  # nothing of its progress is written
+        kill_owner(rt, dispatcher, apply_id)
+    st = status(rt, apply_id)
+    assert st.state == "running" and "returned no resume state" in (st.attention or "")
+    assert [e.event for e in client(rt).log(apply_id)].count("stuck") == 1  # once per reason
+
+    resume_tick(rt, dispatcher)
+    final = run_until(rt, dispatcher, apply_id, "completed", "revert_window", "failed")
+    assert final.state in ("completed", "revert_window") and final.attention is None
