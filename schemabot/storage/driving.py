@@ -288,8 +288,10 @@ def record_failure(
                 "retry budget); cancel it to give up"
             )
             apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
-            if old != State.WAITING_FOR_PROVIDER.value or apply.attention != reason:
-                # One audit entry per distinct reason, not one per retry.
+            if old != State.WAITING_FOR_PROVIDER.value:
+                # One audit entry per outage, not one per retry: while it lasts, `attention`
+                # shows the latest failure (which call failed, and how, varies from retry to
+                # retry: a 500 here, a timeout there).
                 audit.append(
                     session,
                     apply_id,
