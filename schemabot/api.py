@@ -34,7 +34,7 @@ from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
 from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
-from schemabot.grouping import uses_grouped_apply
+from schemabot.grouping import default_atomic, uses_grouped_apply
 from schemabot.messaging import Dispatcher
 from schemabot.runtime import Runtime, producer_runtime
 from schemabot.settings import Settings
@@ -119,6 +119,10 @@ class ApplyStatus:
     # applies it waits for. None / empty when it is not queued.
     queue_position: int | None = None
     waiting_for: list[str] = field(default_factory=list)
+    # Why the apply is not moving on by itself (waiting_for_provider, needs_attention), else None.
+    attention: str | None = None
+    # The outcome of its last resume: "reattached at X" or "restarted because Y".
+    resume_outcome: str | None = None
 
     @classmethod
     def of(cls, apply: Apply, tasks: Sequence[Task], place: QueuePlace | None = None) -> ApplyStatus:
@@ -138,6 +142,8 @@ class ApplyStatus:
             tasks=[TaskStatus.of(t) for t in tasks],
             queue_position=place.position if place else None,
             waiting_for=list(place.waiting_for) if place else [],
+            attention=apply.attention,
+            resume_outcome=apply.resume_outcome,
         )
 
     @property
@@ -207,12 +213,15 @@ class Client:
         requested_by: str | None = None,
         queue: bool = False,
         after: str | None = None,
+        atomic: bool | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
         `changes` is a list of ChangeSet, or plain DDL strings for the target's default namespace.
         `engine_options` are engine-specific knobs handed to the engine as `ApplyOptions.extra`
         (spirit: `chunk_rows`, `lock_wait_seconds`, `cutover_lock_wait_seconds`).
+        `atomic`: all tables as one engine operation that cuts them over together; None takes
+        the default (`grouping.default_atomic`: spirit with every table on one schema).
         Raises ValidationError (nothing stored) for an unknown engine or target, bad DDL, a table
         named twice, or options the engine cannot honour. `requested_by` (the HTTP API's token
         name, or the CLI's user) is recorded on the apply and in its audit log.
@@ -256,6 +265,10 @@ class Client:
                 + "; pass --allow-unsafe (API: allow_unsafe: true) to apply it"
             )
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
+        tables = [t for t in tasks if t.table]
+        options["atomic"] = (
+            default_atomic(engine, (t.namespace for t in tables)) if atomic is None else bool(atomic)
+        ) and len(tables) > 1
         if volume is not None:
             options["volume"] = volume
         if revert_window_seconds is not None:
@@ -383,7 +396,7 @@ class Client:
             if cancelled is not None:
                 return ControlReceipt(apply_id, name, cancelled, True)
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
-        if name in ("start", "cancel") and State(status.state) in (State.STOPPED, State.FAILED_RETRYABLE):
+        if name in controls.WAKING_KINDS and State(status.state) in controls.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
 

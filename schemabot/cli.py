@@ -6,7 +6,7 @@
     schemabot status APPLY_ID [--json]
     schemabot watch APPLY_ID
     schemabot list [--state STATE] [--limit 1-1000] [--json]
-    schemabot stop|start|cutover|cancel|revert|skip-revert APPLY_ID
+    schemabot stop|start|cutover|cancel|revert|skip-revert|adopt APPLY_ID
     schemabot volume APPLY_ID LEVEL
     schemabot log APPLY_ID [--json]
     schemabot db upgrade
@@ -98,6 +98,11 @@ def cli() -> None:
 @click.option("--requested-by", default=None, help="Who asks (audit log; default: the login name).")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")
 @click.option("--skip-revert", is_flag=True, help="Finish without a revert window (Vitess).")
+@click.option(
+    "--atomic/--no-atomic",
+    default=None,
+    help="Cut all tables over together (default: on for spirit when all tables share a schema).",
+)
 @click.option("--volume", type=int, default=None, help="1 (gentle) to 11 (fast).")
 @click.option("--idempotency-key", default=None, help="The same key returns the same apply.")
 @click.option("--wait", "wait_", is_flag=True, help="Block until it ends (or waits as asked).")
@@ -112,6 +117,7 @@ def apply(
     ddls: tuple[str, ...],
     defer_cutover: bool,
     skip_revert: bool,
+    atomic: bool | None,
     volume: int | None,
     idempotency_key: str | None,
     wait_: bool,
@@ -149,6 +155,7 @@ def apply(
         requested_by=requested_by or _login_name(),
         queue=queue,
         after=after,
+        atomic=atomic,
     )
     if as_json:
         _print_json({"apply_id": result.apply_id})
@@ -184,6 +191,10 @@ def status(apply_id: str, as_json: bool) -> None:
     if st.queue_position is not None:
         ahead = ", ".join(st.waiting_for) or "nothing"
         click.echo(f"  queued: position {st.queue_position}, waiting for {ahead}")
+    if st.attention:
+        click.echo(f"  attention: {st.attention}")
+    if st.resume_outcome:
+        click.echo(f"  last resume: {st.resume_outcome}")
     for t in st.tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
@@ -220,6 +231,8 @@ def list_(state: str | None, limit: int, as_json: bool) -> None:
         return
     for a in applies:
         click.echo(f"{a.apply_id}  {a.state:<20} {a.engine:<12} {a.target:<12} {a.created_at}")
+        if a.attention:
+            click.echo(f"  attention: {a.attention}")
 
 
 def _control_command(kind: str, doc: str) -> None:
@@ -239,6 +252,7 @@ for _kind, _doc in (
     ("cancel", "Cancel an apply and clean up."),
     ("revert", "Revert a change in its revert window."),
     ("skip_revert", "End the revert window now."),
+    ("adopt", "Let an apply that needs attention find its branch and deploy request by name and tag."),
 ):
     _control_command(_kind, _doc)
 

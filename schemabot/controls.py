@@ -28,8 +28,23 @@ _STOPPABLE = {
     State.RECOVERING,
     State.WAITING_FOR_CUTOVER,
 }
-_CANCELLABLE = _STOPPABLE | {State.STOPPED, State.FAILED_RETRYABLE}
+_CANCELLABLE = _STOPPABLE | {
+    State.STOPPED,
+    State.FAILED_RETRYABLE,
+    State.WAITING_FOR_PROVIDER,
+    State.NEEDS_ATTENTION,
+}
+# Requests that give an ownerless apply a driver again (the sweep claims it for them).
+WAKING_KINDS: tuple[str, ...] = ("start", "cancel", "adopt")
+# States without an owner, where a start, cancel or adopt request wakes the sweep.
+OWNERLESS_REQUEST_STATES = frozenset({State.STOPPED, State.FAILED_RETRYABLE, State.NEEDS_ATTENTION})
 _VOLUME = _STOPPABLE - {State.PENDING}
+
+# Controls carried out by schemabot alone, never handed to an engine. `adopt`: an apply that
+# needs attention because its Vitess resume state is lost may let the engine find its branch and
+# deploy request again by name and tag (the operator has checked there is exactly one).
+ORCHESTRATION_KINDS: tuple[str, ...] = ("adopt",)
+ALL_KINDS: tuple[str, ...] = (*CONTROL_KINDS, *ORCHESTRATION_KINDS)
 
 RECOVERING_MESSAGE = (
     "the apply is recovering after a restart: the engine is proving the copy is ready again. "
@@ -51,8 +66,8 @@ class Verdict:
 
 def normalise_kind(kind: str) -> str:
     name = kind.strip().lower().replace("-", "_")
-    if name not in CONTROL_KINDS:
-        known = ", ".join(k.replace("_", "-") for k in CONTROL_KINDS)
+    if name not in ALL_KINDS:
+        known = ", ".join(k.replace("_", "-") for k in ALL_KINDS)
         raise ValidationError(f"unknown control {kind!r}; expected one of {known}")
     return name
 
@@ -75,6 +90,10 @@ def _rule(kind: str, state: State) -> str | None:
     """None if `kind` may run in `state`, else the reason it may not."""
     if state.is_terminal:
         return f"the apply is {state.value}; nothing to {kind.replace('_', '-')}"
+    if kind == "adopt":
+        if state is State.NEEDS_ATTENTION:
+            return None
+        return f"adopt is for an apply that needs attention (this one is {state.value})"
     if state is State.REVERT_WINDOW and kind in ("stop", "cancel", "start", "cutover", "volume"):
         return "the change is live and in its revert window: use revert or skip-revert"
     if state is State.CUTTING_OVER and kind in ("stop", "cancel", "start", "volume"):

@@ -11,9 +11,13 @@ A tick is one short, self-contained step by the current lease holder:
 6. enqueue the next tick, unless the apply is terminal or parked.
 
 Whatever happens, the tick either records an outcome under its fencing token or writes nothing.
-State-database trouble, a lost lease and unsafe resume states end the tick quietly (`DriverExit`);
-the lease then expires and the sweep re-drives. Only the engine's own errors become verdicts
-(`failed_retryable` or `failed`), per DESIGN.md section 7.
+State-database and broker trouble (also inside an engine step), a lost lease and unsafe resume
+states end the tick quietly (`DriverExit`); the lease then expires and the sweep re-drives. Only
+the engine's own errors become verdicts (`failed_retryable` or `failed`), per
+docs/architecture.md §7, with two exceptions that keep work in flight alive (§8 invariant 8):
+a retryable error of a Vitess apply whose deploy request may be running makes it
+`waiting_for_provider` (retried for as long as it takes), and a resume that is unsafe for good
+(Vitess state lost past branch preparation) makes it `needs_attention` with the reason.
 """
 
 from __future__ import annotations
@@ -38,7 +42,14 @@ from engines.base import (
 from engines.targets import redact
 from schemabot import controls, resume
 from schemabot.changes import rebuild_changes
-from schemabot.errors import DriverExit, LeaseLost, ResumeStateUnavailable, StorageUnavailable
+from schemabot.errors import (
+    DriverExit,
+    InfrastructureUnavailable,
+    LeaseLost,
+    NeedsAttention,
+    ResumeStateUnavailable,
+    StorageUnavailable,
+)
 from schemabot.lease_keeper import LeaseKeeper
 from schemabot.runtime import Runtime
 from schemabot.states import PARKED, State
@@ -159,10 +170,18 @@ class _Tick:
     def run(self) -> TickOutcome:
         try:
             return self._run()
+        except NeedsAttention as exc:
+            log.warning("%s needs attention: %s", self.apply_id, redact(str(exc)))
+            driving.record_attention(self.rt.db, self.apply_id, self.token, str(exc))
+            return self.finish()
+        except ResumeStateUnavailable as exc:
+            if not isinstance(exc.__cause__, StorageUnavailable):
+                self._say_why(str(exc))
+            raise
         except DriverExit:
             raise
         except _ConfigurationError as exc:
-            return self._fail(exc, retryable=True, operation_id=None)
+            return self._fail(exc, retryable=True, operation_id=None, from_engine=False)
         except _EngineFailure as failure:
             return self._fail(failure.error, retryable=failure.retryable, operation_id=failure.operation_id)
         finally:
@@ -180,10 +199,11 @@ class _Tick:
         state = State(snap.apply.state)
         if state.is_terminal:
             return self.finish()
-        if state is State.FAILED_RETRYABLE:  # claimed by the sweep for another attempt
+        if state in (State.FAILED_RETRYABLE, State.WAITING_FOR_PROVIDER):  # another attempt
             driving.resume_after_retry(self.rt.db, self.apply_id, self.token)
             snap = reads.snapshot(self.rt.db, self.apply_id)
-        elif state is State.STOPPED:  # nothing asked it to start: give the lease back
+        elif state in (State.STOPPED, State.NEEDS_ATTENTION):
+            # Nothing asked it to start (or an operator request was refused): give the lease back.
             leases.release(self.rt.db, self.apply_id, self.token)
             return self.finish()
 
@@ -225,11 +245,14 @@ class _Tick:
                 self.token,
                 "busy",
                 result.message or "the engine asked to try again later",
+                once=True,
             )
             return self.schedule()
-        if self.rt.platform_of(snap.apply.engine) == "vitess" and result.resume_state is None:
+        vitess = self.rt.platform_of(snap.apply.engine) == "vitess"
+        if vitess and driving.tracked(result.resume_state) is None:
             # A Vitess engine that accepted without telling us where its branch and deploy
-            # request are would leave the next owner blind (scenario 6).
+            # request are would leave the next owner blind (scenario 6). An empty state is no
+            # better than none: it must not overwrite the stored one (docs/architecture.md §7).
             raise ResumeStateUnavailable(f"{self.apply_id}: the engine accepted but returned no resume state")
         recovering = any(t.state == State.WAITING_FOR_CUTOVER.value for t in att.tasks)
         record = driving.AttachRecord(
@@ -321,6 +344,21 @@ class _Tick:
         return state
 
     def _run_control(self, snap: Snapshot, control_id: int, kind: str, value: str | None) -> State:
+        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel":
+            # Recovery cannot attach (that is why it needs attention), so the engine is not
+            # called: the apply ends cancelled and says what may be left on the target.
+            message = f"cancelled by the operator while it needed attention ({snap.apply.attention})"
+            return driving.record_control(
+                self.rt.db,
+                self.apply_id,
+                self.token,
+                control_id,
+                status="done",
+                message=redact(message),
+                task_states=self._control_task_states(snap, kind, None),
+            )
+        if kind == "adopt":
+            return self._adopt(snap, control_id)
         op = self._current_operation(snap)
         attached = op is not None and _attached_token(snap, op) is not None
         message = "done"
@@ -361,6 +399,26 @@ class _Tick:
             operation_id=op.attachment.operation_id if op else None,
         )
 
+    def _adopt(self, snap: Snapshot, control_id: int) -> State:
+        """The operator allows one attach without a resume state: the engine finds its branch and
+        deploy request by name and tag (the planetscale engine refuses if it finds more than one)."""
+        linked = {t.operation_id for t in snap.tasks}
+        op = snap.operation(next(iter(linked))) if len(linked) == 1 else None
+        if op is None:
+            return self._close_control(
+                control_id, "rejected", "the tasks are not linked to exactly one operation: nothing to adopt"
+            )
+        return driving.record_control(
+            self.rt.db,
+            self.apply_id,
+            self.token,
+            control_id,
+            status="done",
+            message="adopting: the engine looks for this apply's branch and deploy request by name and tag",
+            operation_id=op.operation_id,
+            metadata_update={"adopt": True},
+        )
+
     def _control_task_states(
         self, snap: Snapshot, kind: str, op: _Operation | None, after: State | None = None
     ) -> dict[str, State] | None:
@@ -384,6 +442,33 @@ class _Tick:
 
     # -- errors -------------------------------------------------------------------------------
 
+    def _say_why(self, reason: str) -> None:
+        """Show why this owner gives up without writing (best effort: the exit stands anyway)."""
+        try:
+            driving.record_stuck(self.rt.db, self.apply_id, self.token, reason)
+        except DriverExit as exc:
+            log.info("%s: could not record why it waits: %s", self.apply_id, exc)
+
+    def _work_in_flight(self, snap: Snapshot) -> str | None:
+        """What of this apply may be running on the provider without us, or None.
+
+        A remote (Vitess) engine's work goes on while nobody drives it: once its operation has a
+        resume state, a branch or deploy request may exist, and a change may go live on main
+        whatever we write. Ending such an apply on a retry budget would be a verdict on work we
+        cannot see (docs/architecture.md §8 invariant 8), so it waits for the provider instead.
+        """
+        if self.rt.platform_of(snap.apply.engine) != "vitess":
+            return None
+        for op in snap.operations:
+            state = driving.tracked(op.resume_context)
+            if state is None:
+                continue
+            number = state.get("dr_number") or state.get("deploy_request")
+            if number:
+                return f"deploy request #{number}"
+            return f"branch {state.get('branch') or op.context}"
+        return None
+
     def _engine_call(self, call: Any, operation_id: str) -> Any:
         """Run an engine call; classify what escapes it (DESIGN.md section 7)."""
         try:
@@ -393,13 +478,24 @@ class _Tick:
         except EngineError as exc:
             raise _EngineFailure(exc, exc.retryable, operation_id) from exc
         except Exception as exc:  # an engine bug or an unclassified library error
+            if is_infrastructure_error(exc):
+                # The broker or the state database, not the engine: no verdict, no attempt used.
+                raise InfrastructureUnavailable(
+                    f"{self.apply_id}: infrastructure error during an engine step: "
+                    f"{type(exc).__name__}: {redact(str(exc))}"
+                ) from exc
             log.exception("unexpected error from the engine for %s", self.apply_id)
             wrapped = EngineError(f"unexpected {type(exc).__name__}: {exc}")
             raise _EngineFailure(wrapped, True, operation_id) from exc
 
-    def _fail(self, error: BaseException, *, retryable: bool, operation_id: str | None) -> TickOutcome:
+    def _fail(
+        self, error: BaseException, *, retryable: bool, operation_id: str | None, from_engine: bool = True
+    ) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
-        backoff = self.settings.retry_backoff * (2 ** max(0, snap.apply.attempt - 1))
+        in_flight = self._work_in_flight(snap) if retryable else None
+        backoff = retry_backoff(
+            snap.apply.attempt, self.settings.retry_backoff, self.settings.retry_backoff_max
+        )
         state = driving.record_failure(
             self.rt.db,
             self.apply_id,
@@ -408,9 +504,41 @@ class _Tick:
             retryable=retryable,
             operation_id=operation_id,
             backoff_seconds=backoff,
+            in_flight=in_flight,
+            blocked_on="the provider" if from_engine else "this worker's configuration",
         )
         log.warning("%s: %s (%s)", self.apply_id, redact(str(error)), state.value)
         return self.finish()
+
+
+def retry_backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before the next attempt: doubling from `base`, never more than `cap`."""
+    return min(base * (2 ** min(max(0, attempt - 1), 30)), max(cap, base))
+
+
+# Modules whose exceptions mean the broker or the state database failed, not the engine. Matched
+# by name: schemabot imports neither Celery's transport nor a broker client (tasks -> schemabot).
+_INFRASTRUCTURE_MODULES = ("kombu", "redis", "amqp", "celery", "sqlalchemy")
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Is `exc` (or an error it was raised from) a broker or state-database failure?
+
+    Engines talk to their target with their own clients (pymysql, httpx); an error of the broker
+    client or of SQLAlchemy inside an engine step comes from schemabot's infrastructure
+    (a save_state that hit the state database, a message sent from within a step).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageUnavailable):
+            return True
+        module = type(current).__module__.split(".")[0]
+        if module in _INFRASTRUCTURE_MODULES:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def busy_step(worked: float, budget: float) -> bool:

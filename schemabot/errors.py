@@ -49,3 +49,15 @@ class ResumeStateUnavailable(DriverExit):
 class TableConflict(ValidationError):
     """A table of the apply is being changed by another unfinished apply on the same target
     (docs/architecture.md §8 invariant 9); nothing was stored. HTTP 409, CLI exit 2."""
+
+
+class NeedsAttention(ResumeStateUnavailable):
+    """Resuming is unsafe and will stay unsafe without a person (the Vitess resume state is lost
+    past branch preparation, or its tasks are not linked to one operation). Nothing is called
+    on the target; the apply is shown as `needs_attention` with this reason."""
+
+
+class InfrastructureUnavailable(DriverExit):
+    """The broker or the state database failed inside an engine step. That is no verdict on the
+    engine's work: nothing is written and the retry budget is not touched; the lease expires and
+    the sweep re-drives (docs/architecture.md §7)."""

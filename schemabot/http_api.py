@@ -111,6 +111,10 @@ class SubmitRequest(BaseModel):
     after: str | None = Field(
         default=None, min_length=1, max_length=64, description="wait for this apply to end, then start"
     )
+    atomic: bool | None = Field(
+        default=None,
+        description="cut all tables over together; absent: on for spirit when all tables share a schema",
+    )
     allow_unsafe: bool = Field(
         default=False,
         description="let DROP TABLE / DROP COLUMN / DROP PRIMARY KEY through; recorded in the audit log",
@@ -419,6 +423,7 @@ def build_app(
             requested_by=who.name,
             queue=body.queue,
             after=body.after,
+            atomic=body.atomic,
         )
         return JSONResponse(
             {"apply_id": result.apply_id, "created": result.created},

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engines.base import Platform, ResumeState
-from schemabot.errors import ResumeStateUnavailable, StorageUnavailable
-from schemabot.states import State
+from schemabot.errors import NeedsAttention, ResumeStateUnavailable, StorageUnavailable
+from schemabot.states import VERDICTS, State, rank
 from schemabot.storage.database import Database
+from schemabot.storage.driving import tracked
 from schemabot.storage.models import ApplyOperation, Task
 from schemabot.storage.reads import Snapshot
 
@@ -68,8 +69,8 @@ def resolve(
         op = snapshot.operation(next(iter(linked))) if len(linked) == 1 else None
         if op is None:
             if platform == "vitess":
-                raise ResumeStateUnavailable(
-                    f"{apply.apply_id}: tasks are not linked to exactly one operation "
+                raise NeedsAttention(
+                    f"tasks are not linked to exactly one operation "
                     f"({sorted(str(x) for x in linked)}); refusing to resume a Vitess apply blind"
                 )
             # MySQL: the engine can find its work on the target from the context alone.
@@ -86,13 +87,18 @@ def resolve(
                 None,
                 _was_attached_by_other(fallback, token),
             )
-        state = read_resume_state(db, op.operation_id)
-        if platform == "vitess" and state is None and State(apply.state) not in VITESS_FRESH_STATES:
+        # An empty state tracks nothing: it is handled exactly like a missing one.
+        state = tracked(read_resume_state(db, op.operation_id))
+        adopting = bool((op.resume_metadata or {}).get("adopt"))  # an operator's go-ahead
+        if platform == "vitess" and state is None and not adopting and not _may_start_fresh(snapshot):
             # Fail closed: past branch preparation a branch or deploy request may exist that
             # only the lost state names. Starting fresh could open a second one (invariant 3).
-            raise ResumeStateUnavailable(
-                f"{apply.apply_id} is {apply.state} but its Vitess resume state is missing; "
-                "not calling the engine (a fresh start could duplicate the branch or deploy request)"
+            raise NeedsAttention(
+                f"the apply is past branch preparation ({_furthest(snapshot).value}) but its Vitess "
+                "resume state is missing; the engine is not called, since a fresh start could open "
+                f"a second branch or deploy request for {apply.apply_id}. Look for the deploy "
+                f"request tagged 'schemabot-apply: {apply.apply_id}' on the provider; if it is the "
+                "only one, `adopt` lets the engine find it again by that tag, else `cancel`"
             )
         return Attachment(
             op.operation_id,
@@ -108,5 +114,24 @@ def resolve(
     op = snapshot.operation(task.operation_id)
     if op is None:
         raise ResumeStateUnavailable(f"task {task.task_id} is not linked to an operation")
-    state = read_resume_state(db, op.operation_id)
+    state = tracked(read_resume_state(db, op.operation_id))
     return Attachment(op.operation_id, op.context, [task], state, _was_attached_by_other(op, token))
+
+
+def _furthest(snapshot: Snapshot) -> State:
+    """How far the apply got, from its tasks (the apply's own state may be a verdict such as
+    waiting_for_provider, which says nothing about the branch)."""
+    states = [State(t.state) for t in snapshot.tasks]
+    unfinished = [s for s in states if not s.is_terminal]
+    if not unfinished:
+        return State(snapshot.apply.state)
+    return max(unfinished, key=rank)
+
+
+def _may_start_fresh(snapshot: Snapshot) -> bool:
+    state = State(snapshot.apply.state)
+    if state in VITESS_FRESH_STATES:
+        return True
+    if state in VERDICTS:
+        return _furthest(snapshot) in VITESS_FRESH_STATES
+    return False

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     retry_budget: int = Field(default=5, ge=1, description="Attempts before failed_retryable fails.")
     retry_backoff: float = Field(default=2.0, ge=0, description="Base seconds before a re-drive.")
+    retry_backoff_max: float = Field(
+        default=60.0, ge=0, description="Longest wait between two re-drives (the backoff's cap)."
+    )
     retry_max_age: float = Field(
         default=24 * 3600, gt=0, description="failed_retryable applies older than this fail."
     )

@@ -30,6 +30,13 @@ class State(StrEnum):
     REVERT_WINDOW = "revert_window"
     # Apply only: the last attempt failed transiently; the sweep re-drives it.
     FAILED_RETRYABLE = "failed_retryable"
+    # Apply only: the provider does not answer while work of this apply may be in flight there
+    # (a deploy request may be running). Re-driven with capped backoff for as long as it takes;
+    # the retry budget never ends it (docs/architecture.md §8 invariant 8).
+    WAITING_FOR_PROVIDER = "waiting_for_provider"
+    # Apply only: recovery refuses to go on without a person (its resume state is lost past
+    # branch preparation). The reason is in `attention`; the way out is `cancel`.
+    NEEDS_ATTENTION = "needs_attention"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -58,7 +65,15 @@ VITESS_SETUP: tuple[State, ...] = (
 WAITING_STATES: frozenset[State] = frozenset({State.WAITING_FOR_CUTOVER, State.REVERT_WINDOW})
 
 # Non-terminal states in which no driver is expected to hold a lease.
-PARKED: frozenset[State] = frozenset({State.STOPPED, State.FAILED_RETRYABLE})
+PARKED: frozenset[State] = frozenset(
+    {State.STOPPED, State.FAILED_RETRYABLE, State.WAITING_FOR_PROVIDER, State.NEEDS_ATTENTION}
+)
+
+# Apply-only verdicts on the last attempt, not derived from the tasks; a successful engine step
+# replaces them with the derived state.
+VERDICTS: frozenset[State] = frozenset(
+    {State.FAILED_RETRYABLE, State.WAITING_FOR_PROVIDER, State.NEEDS_ATTENTION}
+)
 
 ACTIVE: frozenset[State] = frozenset(set(State) - TERMINAL - PARKED)
 

@@ -16,6 +16,8 @@ _STYLE = {
     "completed": "green",
     "failed": "red",
     "failed_retryable": "yellow",
+    "waiting_for_provider": "yellow",
+    "needs_attention": "red",
     "cancelled": "red",
     "stopped": "yellow",
     "recovering": "yellow",

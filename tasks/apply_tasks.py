@@ -4,6 +4,7 @@ the logic lives in `schemabot.driver` and `schemabot.recovery`."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import signals
@@ -58,9 +59,22 @@ def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
     return driver.tick(runtime(), apply_id, token, seq).value
 
 
+# When this process last finished a sweep (its own monotonic clock: no other host's clock is
+# read). Sweep messages carry no expiry (a worker whose clock ran ahead of beat's would discard
+# every one), so when workers fall behind, sweeps queue up; one that arrives moments after this
+# process swept is skipped at once, and the backlog drains instead of delaying resume messages.
+_last_sweep_end: float | None = None
+
+
 @app.task(name=RECOVERY_SWEEP)
 def recovery_sweep() -> dict[str, Any]:
-    report = recovery.recovery_sweep(runtime())
+    global _last_sweep_end
+    if _last_sweep_end is not None and time.monotonic() - _last_sweep_end < settings.sweep_interval / 2:
+        return {"skipped": "this process swept moments ago"}
+    try:
+        report = recovery.recovery_sweep(runtime())
+    finally:
+        _last_sweep_end = time.monotonic()
     return {
         "claimed": [f"{c.apply_id}:{c.reason}" for c in report.claimed],
         "expired": report.expired,

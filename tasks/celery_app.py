@@ -49,8 +49,10 @@ app.conf.update(
         "recovery-sweep": {
             "task": RECOVERY_SWEEP,
             "schedule": settings.sweep_interval,
-            # A sweep that waited longer than two intervals is pointless: a newer one is queued.
-            "options": {"expires": max(settings.sweep_interval * 2, 1.0)},
+            # No `expires`: Celery turns it into an absolute time on beat's clock, and a worker
+            # whose clock runs ahead would discard every sweep as revoked, turning recovery off.
+            # A stale sweep is harmless by design (every claim is a compare-and-swap in database
+            # time), so a late one just finds less to do (docs/architecture.md §4).
         }
     },
 )

@@ -26,6 +26,7 @@ from engines.base import (
     ProgressRequest,
     ProgressResult,
     ResumeStateNotFound,
+    RetryableEngineError,
     TableProgress,
 )
 from engines.options import PlanetScaleOptions
@@ -158,7 +159,21 @@ class PlanetScaleEngine(Engine):
         )
 
     def _reattach(self, request: ApplyRequest, state: PSResumeState) -> ApplyResult:
-        """Check that what the state names is still there; a typed 404 alone means gone."""
+        """Check that what the state names is still there; a typed 404 alone means gone.
+
+        Running out of step budget while checking is no verdict on the deploy request: the
+        reattach is declined for now (not accepted, no error), and the next tick checks again.
+        """
+        try:
+            return self._check_reattach(request, state)
+        except OutOfBudget as exc:
+            return ApplyResult(
+                accepted=False,
+                resume_state=None,
+                message=f"reattach not checked yet: {exc}; trying again",
+            )
+
+    def _check_reattach(self, request: ApplyRequest, state: PSResumeState) -> ApplyResult:
         s = self._session(request, state)
         if state.dr_number is not None:
             dr = setup.get_dr(s)
@@ -229,7 +244,12 @@ class PlanetScaleEngine(Engine):
             result = run(s)
         except NotFound as exc:
             raise ResumeStateNotFound(redact(f"something this apply uses is gone: {exc}")) from None
-        return ControlResult(result.accepted, result.resume_state, redact(result.message))
+        except OutOfBudget as exc:
+            raise RetryableEngineError(f"the control did not finish within the step budget: {exc}") from None
+        # The engine's word on what the apply becomes (a stop that cancels) must reach schemabot.
+        return ControlResult(
+            result.accepted, result.resume_state, redact(result.message), state=result.state
+        )
 
     def cutover(self, request: ControlRequest) -> ControlResult:
         return self._control(request, controls.cutover)

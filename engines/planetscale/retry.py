@@ -30,16 +30,31 @@ def retrying(budget: Budget, call: Callable[[], T], what: str) -> T:
     def out_of_time(_: RetryCallState) -> bool:
         return budget.remaining() < 0.3
 
+    backoff = wait_exponential(multiplier=0.05, max=0.5)
+
+    def wait(state: RetryCallState) -> float:
+        # Never sleep into the margin the next call needs: a wait that overshoots leaves the
+        # next attempt no time, and its OutOfBudget would hide the failure that made us retry.
+        return max(0.0, min(backoff(state), budget.remaining() - 0.3))
+
+    failures: list[ApiFailure] = []
     try:
         for attempt in Retrying(
             retry=retry_if_exception(is_transient),
             stop=out_of_time,
-            wait=wait_exponential(multiplier=0.05, max=0.5),
+            wait=wait,
             reraise=True,
         ):
             with attempt:
-                return call()
+                try:
+                    return call()
+                except ApiFailure as exc:
+                    failures.append(exc)
+                    raise
     except OutOfBudget:
+        if failures and is_transient(failures[-1]):
+            # The call had failed before the budget ran out: that failure is the news.
+            raise RetryableEngineError(redact(f"{what} kept failing: {failures[-1]}")) from None
         raise
     except NotFound:
         raise  # the caller decides what a typed 404 means there

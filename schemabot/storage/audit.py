@@ -41,6 +41,17 @@ def append(
     )
 
 
+def last(session: Session, apply_id: str) -> tuple[str, str | None] | None:
+    """(event, message) of the apply's latest entry, in the caller's transaction."""
+    row = session.execute(
+        sa.select(ApplyLog.event, ApplyLog.message)
+        .where(ApplyLog.apply_id == apply_id)
+        .order_by(ApplyLog.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def entries(db: Database, apply_id: str, limit: int = 1000) -> list[ApplyLog]:
     def work(session: Session) -> list[ApplyLog]:
         rows = session.scalars(

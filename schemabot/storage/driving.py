@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from engines.base import ProgressResult, ResumeState, TableProgress
 from engines.targets import redact
-from schemabot.states import PARKED, State, derive_apply_state, task_transition_allowed
+from schemabot.states import PARKED, VERDICTS, State, derive_apply_state, task_transition_allowed
 from schemabot.storage import audit
 from schemabot.storage.claims import release_claims
 from schemabot.storage.clock import db_now
@@ -59,22 +59,57 @@ def _set_task_state(session: Session, task: Task, new: State, token: int, why: s
     )
 
 
-def _rederive(session: Session, apply: Apply, token: int, why: str) -> State:
-    """Set the apply's state from its tasks; release the lease when nobody should drive it."""
+def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, token: int | None) -> None:
+    """Write an apply's derived or final state, with its audit entry. Every terminal apply state
+    is written here (by the driver, and by the sweep when a retry budget runs out), so whatever
+    must happen when an apply ends happens in one place."""
+    old = apply.state
+    if new.value == old:
+        return
+    apply.state = new.value
+    if new.is_terminal:
+        apply.completed_at = session.scalar(sa.select(db_now()))
+        release_claims(session, apply.apply_id)  # its tables are free, in the same transaction
+    audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+
+
+def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verdict: bool = False) -> State:
+    """Set the apply's state from its tasks; release the lease when nobody should drive it.
+
+    With `keep_verdict`, an apply-only verdict (failed_retryable, waiting_for_provider,
+    needs_attention) stays unless the tasks ended: a control that changed nothing (refused,
+    a volume) does not make a blocked apply look as if it were moving again."""
     tasks = _tasks(session, apply.apply_id)
     new = derive_apply_state(State(t.state) for t in tasks)
-    old = apply.state
-    if new.value != old:
-        apply.state = new.value
-        if new.is_terminal:
-            apply.completed_at = session.scalar(sa.select(db_now()))
-        audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+    if keep_verdict and apply.state in _VERDICT_VALUES and not new.is_terminal:
+        new = State(apply.state)
+    set_apply_state(session, apply, new, why, token=token)
     if new.is_terminal or new in PARKED:
         session.flush()
         release_in(session, apply.apply_id, token)
-    if new.is_terminal:
-        release_claims(session, apply.apply_id)  # the apply's tables, in the same transaction
     return new
+
+
+def tracked(state: ResumeState | None) -> ResumeState | None:
+    """The resume state if it carries anything to track, else None.
+
+    An engine that hands back `{}` has told us nothing about where its work is: storing that over
+    a state that names a branch or deploy request would blind the next owner (docs/architecture.md
+    §7). So an empty state is handled exactly like a missing one, everywhere it is written or read.
+    """
+    return state if state else None
+
+
+def _recovered(apply: Apply) -> None:
+    """The engine answered: a verdict on the last attempt (retrying, blocked) no longer holds."""
+    if apply.attention is not None:
+        apply.attention = None
+    if apply.state in _VERDICT_VALUES:
+        apply.error = None
+        apply.retry_after = None
+
+
+_VERDICT_VALUES = frozenset(s.value for s in VERDICTS)
 
 
 def _merge_metadata(op: ApplyOperation, update: Mapping[str, Any]) -> None:
@@ -85,6 +120,9 @@ def _merge_metadata(op: ApplyOperation, update: Mapping[str, Any]) -> None:
 
 def save_resume_state(db: Database, apply_id: str, token: int, operation_id: str, state: ResumeState) -> None:
     """Persist the engine's resume state now (persist-before-act), fenced by the lease."""
+
+    if tracked(state) is None:
+        return  # nothing to track: keep what is stored
 
     def work(session: Session) -> None:
         fence(session, apply_id, token)
@@ -116,7 +154,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
         apply = _apply_row(session, apply_id)
         op = _operation_row(session, record.operation_id)
         now = session.scalar(sa.select(db_now()))
-        if record.resume_state is not None:
+        if tracked(record.resume_state) is not None:
             op.resume_context = record.resume_state
         _merge_metadata(
             op,
@@ -126,6 +164,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                 "reattached": record.reattached,
                 "resume_point": record.resume_point,
                 "restart_reason": record.restart_reason,
+                "adopt": None,  # an operator's adopt is spent by the attach it allowed
             },
         )
         op.updated_at = now
@@ -141,6 +180,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                         token,
                         "restarted while waiting for cutover; the engine must prove readiness again",
                     )
+        blocked = apply.state == State.WAITING_FOR_PROVIDER.value
         if record.resumed or record.reattached or record.restart_reason:
             if record.reattached:
                 outcome = "reattached" + (f" at {record.resume_point}" if record.resume_point else "")
@@ -148,22 +188,30 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
                 outcome = f"restarted from the beginning: {record.restart_reason}"
             else:
                 outcome = "started again (the engine found no work in flight)"
-            audit.append(
-                session,
-                apply_id,
-                "resume",
-                outcome,
-                detail={
-                    "operation_id": record.operation_id,
-                    "reattached": record.reattached,
-                    "resume_point": record.resume_point,
-                    "restart_reason": record.restart_reason,
-                    "attempt": apply.attempt,
-                },
-                token=token,
-            )
+            repeated = blocked and outcome == apply.resume_outcome
+            apply.resume_outcome = outcome
+            if not repeated:  # one entry per distinct outcome while the provider is flaky
+                audit.append(
+                    session,
+                    apply_id,
+                    "resume",
+                    outcome,
+                    detail={
+                        "operation_id": record.operation_id,
+                        "reattached": record.reattached,
+                        "resume_point": record.resume_point,
+                        "restart_reason": record.restart_reason,
+                        "attempt": apply.attempt,
+                    },
+                    token=token,
+                )
         else:
             audit.append(session, apply_id, "dispatch", record.message or "engine accepted", token=token)
+        if blocked:
+            # Reattached, but the provider has not yet shown it moves again: the apply stays
+            # waiting_for_provider until a progress report lands (no flip-flop in the log).
+            return State.WAITING_FOR_PROVIDER
+        _recovered(apply)
         return _rederive(session, apply, token, "attached")
 
     return db.run(work)
@@ -183,7 +231,8 @@ def record_progress(
     def work(session: Session) -> State:
         fence(session, apply_id, token)
         apply = _apply_row(session, apply_id)
-        if result.resume_state is not None:
+        _recovered(apply)
+        if tracked(result.resume_state) is not None:
             op = _operation_row(session, operation_id)
             op.resume_context = result.resume_state
             op.updated_at = session.scalar(sa.select(db_now()))
@@ -220,9 +269,13 @@ def record_failure(
     retryable: bool,
     operation_id: str | None,
     backoff_seconds: float,
+    in_flight: str | None = None,
+    blocked_on: str = "the provider",
 ) -> State:
     """A verdict on the current attempt: `failed_retryable` (the sweep re-drives it after a
-    backoff) or `failed` (the current operation's tasks fail, the rest are cancelled)."""
+    backoff), `waiting_for_provider` (retryable while work may be in flight on the provider:
+    `in_flight` names it; re-driven for as long as it takes) or `failed` (the current
+    operation's tasks fail, the rest are cancelled)."""
     message = redact(message)
 
     def work(session: Session) -> State:
@@ -230,6 +283,32 @@ def record_failure(
         apply = _apply_row(session, apply_id)
         old = apply.state
         apply.error = message
+        if retryable and in_flight is not None:
+            reason = redact(
+                f"blocked on {blocked_on}: {message}. {in_flight} may be in flight on the "
+                "provider, so this apply is retried until it can go on (it is never ended by the "
+                "retry budget); cancel it to give up"
+            )
+            apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
+            if old != State.WAITING_FOR_PROVIDER.value:
+                # One audit entry per outage, not one per retry: while it lasts, `attention`
+                # shows the latest failure (which call failed, and how, varies from retry to
+                # retry: a 500 here, a timeout there).
+                audit.append(
+                    session,
+                    apply_id,
+                    "state",
+                    reason,
+                    old_state=old,
+                    new_state=State.WAITING_FOR_PROVIDER.value,
+                    detail={"attempt": apply.attempt, "retry_in_seconds": backoff_seconds},
+                    token=token,
+                )
+            apply.state = State.WAITING_FOR_PROVIDER.value
+            apply.attention = reason
+            session.flush()
+            release_in(session, apply_id, token)
+            return State.WAITING_FOR_PROVIDER
         if retryable:
             apply.state = State.FAILED_RETRYABLE.value
             apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
@@ -246,12 +325,60 @@ def record_failure(
             session.flush()
             release_in(session, apply_id, token)
             return State.FAILED_RETRYABLE
+        apply.attention = None
         for task in _tasks(session, apply_id):
             if State(task.state).is_terminal:
                 continue
             target = State.FAILED if task.operation_id == operation_id else State.CANCELLED
             _set_task_state(session, task, target, token, message)
         return _rederive(session, apply, token, message)
+
+    return db.run(work)
+
+
+def record_stuck(db: Database, apply_id: str, token: int, reason: str) -> None:
+    """An owner exits without writing anything of the apply's progress (docs/architecture.md §7),
+    but says why in `attention`, so a stuck apply is never silent. The state is kept; the next
+    owner that gets on clears it. One audit entry per distinct reason."""
+    reason = redact(reason)
+
+    def work(session: Session) -> None:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if apply.attention != reason:
+            audit.append(session, apply_id, "stuck", reason, token=token)
+            apply.attention = reason
+
+    db.run(work)
+
+
+def record_attention(db: Database, apply_id: str, token: int, reason: str) -> State:
+    """Recovery refuses to go on without a person: `needs_attention` with the reason.
+
+    Nothing of the tasks or the operations changes, and the engine was not called. The lease is
+    released, so the sweep leaves the apply alone until an operator asks for something (cancel).
+    A reason already recorded is not logged again (one audit entry per distinct reason).
+    """
+    reason = redact(reason)
+
+    def work(session: Session) -> State:
+        fence(session, apply_id, token)
+        apply = _apply_row(session, apply_id)
+        if apply.state != State.NEEDS_ATTENTION.value or apply.attention != reason:
+            audit.append(
+                session,
+                apply_id,
+                "state",
+                f"needs attention: {reason}",
+                old_state=apply.state,
+                new_state=State.NEEDS_ATTENTION.value,
+                token=token,
+            )
+        apply.state = State.NEEDS_ATTENTION.value
+        apply.attention = reason
+        session.flush()
+        release_in(session, apply_id, token)
+        return State.NEEDS_ATTENTION
 
     return db.run(work)
 
@@ -268,9 +395,11 @@ def record_control(
     options_update: Mapping[str, Any] | None = None,
     resume_state: ResumeState | None = None,
     operation_id: str | None = None,
+    metadata_update: Mapping[str, Any] | None = None,
 ) -> State:
     """Close a control request and apply its effect: move tasks to `task_states` (stop, start,
-    cancel; terminal tasks never move), update options (volume), store a new resume state."""
+    cancel; terminal tasks never move), update options (volume), store a new resume state, or
+    mark the operation (adopt)."""
 
     def work(session: Session) -> State:
         fence(session, apply_id, token)
@@ -292,27 +421,41 @@ def record_control(
         )
         if options_update:
             apply.options = {**(apply.options or {}), **options_update}
-        if resume_state is not None and operation_id is not None:
+        if tracked(resume_state) is not None and operation_id is not None:
             _operation_row(session, operation_id).resume_context = resume_state
+        if metadata_update and operation_id is not None:
+            _merge_metadata(_operation_row(session, operation_id), metadata_update)
+        adopted = control.kind == "adopt" and status == "done"
+        if adopted:
+            apply.attention = None
         if task_states:
             for task in _tasks(session, apply_id):
                 new = task_states.get(task.task_id)
                 if new is not None and not State(task.state).is_terminal:
                     _set_task_state(session, task, new, token, f"{control.kind} requested")
-            if apply.state == State.FAILED_RETRYABLE.value:
+            if apply.state in _VERDICT_VALUES:
+                # The verdict gives way to what the tasks now say; _rederive writes that state
+                # through set_apply_state, so an apply that ends here frees its tables too.
                 apply.error = None
-                apply.state = derive_apply_state(State(t.state) for t in _tasks(session, apply_id)).value
-        return _rederive(session, apply, token, f"{control.kind} requested")
+                apply.attention = None
+        moved = bool(task_states) or adopted
+        return _rederive(session, apply, token, f"{control.kind} requested", keep_verdict=not moved)
 
     return db.run(work)
 
 
 def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
-    """A re-driven `failed_retryable` apply becomes what its tasks say again."""
+    """A re-driven `failed_retryable` apply becomes what its tasks say again.
+
+    A `waiting_for_provider` apply keeps its state (and writes no audit entry) until the engine
+    answers: an outage of an hour must not fill the log with one retry entry per attempt.
+    """
 
     def work(session: Session) -> State:
         fence(session, apply_id, token)
         apply = _apply_row(session, apply_id)
+        if apply.state == State.WAITING_FOR_PROVIDER.value:
+            return State.WAITING_FOR_PROVIDER
         if apply.state != State.FAILED_RETRYABLE.value:
             return State(apply.state)
         audit.append(
@@ -337,12 +480,23 @@ def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
 
 
 def note(
-    db: Database, apply_id: str, token: int, event: str, message: str, detail: dict[str, Any] | None = None
+    db: Database,
+    apply_id: str,
+    token: int,
+    event: str,
+    message: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    once: bool = False,
 ) -> None:
-    """A fenced audit entry with no state change (a busy engine, a held control)."""
+    """A fenced audit entry with no state change (a busy engine, a held control). With `once`,
+    nothing is added when the apply's last entry already says the same (a busy engine asked
+    again every poll is one entry, not one per poll)."""
 
     def work(session: Session) -> None:
         fence(session, apply_id, token)
+        if once and audit.last(session, apply_id) == (event, redact(message)):
+            return
         audit.append(session, apply_id, event, message, detail=detail, token=token)
 
     db.run(work)

@@ -62,6 +62,11 @@ class Apply(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     retry_after: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Why the apply is not moving on by itself (blocked on the provider, needs attention); None
+    # while it progresses. Shown by status, list and the HTTP API (docs/architecture.md §7).
+    attention: Mapped[str | None] = mapped_column(LongText)
+    # The outcome of the last attach by a later owner: "reattached at X" or "restarted because Y".
+    resume_outcome: Mapped[str | None] = mapped_column(LongText)
 
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -5,7 +5,10 @@ number of candidates, not the size of the history:
   orphaned   active state, lease expired (the driver died, its message was lost, a tick gave up)
   unstarted  pending with no lease, older than the start grace (start_apply was never delivered)
   retryable  failed_retryable under the attempt budget whose backoff has passed
-  requested  stopped or failed_retryable with a pending start/cancel request
+  provider   waiting_for_provider whose backoff has passed, whatever the attempt: its work may
+             be in flight on the provider, so no budget ends it (docs/architecture.md §8
+             invariant 8); a pending cancel is carried out at that retry
+  requested  stopped, failed_retryable or needs_attention with a pending start/cancel request
 On MySQL/MariaDB candidates are locked `FOR UPDATE SKIP LOCKED`, so concurrent sweeps (several
 beats) split the work instead of queueing on each other; on SQLite the write transaction is
 already exclusive. Either way each claim is a compare-and-swap on the token, so an apply is
@@ -22,14 +25,17 @@ from sqlalchemy.orm import Session
 
 from schemabot.states import ACTIVE, PARKED, State
 from schemabot.storage import audit
-from schemabot.storage.claims import not_queued, release_claims
+from schemabot.storage.claims import not_queued
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
+from schemabot.storage.driving import set_apply_state
 from schemabot.storage.models import Apply, ControlRequest, Task
 
 SWEEP_BATCH = 100
 _ACTIVE = sorted(s.value for s in ACTIVE)
-_PARKED = sorted(s.value for s in PARKED)
+# A waiting_for_provider apply is retried on its (capped) backoff only: claiming it on every
+# sweep because a cancel is pending would hammer a provider that does not answer.
+_REQUESTABLE = sorted(s.value for s in PARKED - {State.WAITING_FOR_PROVIDER})
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
     has_request = sa.exists().where(
         ControlRequest.apply_id == Apply.apply_id,
         ControlRequest.status == "pending",
-        ControlRequest.kind.in_(["start", "cancel"]),
+        ControlRequest.kind.in_(["start", "cancel", "adopt"]),
     )
     return (
         sa.select(Apply.apply_id, Apply.lease_token, Apply.state, Apply.attempt, Apply.lease_expires_at)
@@ -65,7 +71,12 @@ def candidates_query(start_grace: float, retry_budget: int) -> sa.Select[str, in
                     Apply.retry_after <= now,
                 ),
                 sa.and_(
-                    Apply.state.in_(_PARKED),
+                    Apply.state == State.WAITING_FOR_PROVIDER.value,
+                    sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < now),
+                    Apply.retry_after <= now,
+                ),
+                sa.and_(
+                    Apply.state.in_(_REQUESTABLE),
                     sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < now),
                     has_request,
                 ),
@@ -87,7 +98,8 @@ def claim_orphans(
             query = query.with_for_update(skip_locked=True)
         claimed: list[Claimed] = []
         for apply_id, token, state, _attempt, lease_expires_at in session.execute(query).all():
-            bump = state == State.FAILED_RETRYABLE.value
+            provider = state == State.WAITING_FOR_PROVIDER.value
+            bump = state == State.FAILED_RETRYABLE.value or provider
             values: dict[str, object] = {
                 "lease_token": token + 1,
                 "lease_owner": owner,
@@ -108,14 +120,15 @@ def claim_orphans(
                 # is an orphan to reattach, not an apply whose start message was lost.
                 unstarted = state == State.PENDING.value and lease_expires_at is None
                 reason = "retry" if bump else ("unstarted" if unstarted else "orphaned")
-                audit.append(
-                    session,
-                    apply_id,
-                    "claimed",
-                    f"recovery sweep: {reason}",
-                    detail={"reason": reason},
-                    token=token + 1,
-                )
+                if not provider:  # a provider retry is no news: its reason is logged once
+                    audit.append(
+                        session,
+                        apply_id,
+                        "claimed",
+                        f"recovery sweep: {reason}",
+                        detail={"reason": reason},
+                        token=token + 1,
+                    )
                 claimed.append(Claimed(apply_id, token + 1, reason))
         return claimed
 
@@ -158,13 +171,8 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
                         new_state=State.CANCELLED.value,
                     )
                     task.state = State.CANCELLED.value
-            audit.append(
-                session, apply.apply_id, "state", message, old_state=apply.state, new_state=State.FAILED.value
-            )
-            apply.state = State.FAILED.value
             apply.error = message
-            apply.completed_at = session.scalar(sa.select(db_now()))
-            release_claims(session, apply.apply_id)
+            set_apply_state(session, apply, State.FAILED, message, token=None)
             expired.append(apply.apply_id)
         return expired
 

@@ -79,7 +79,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorProcess) -> 
     )
     # A step budget of 2 s (lease 3 s) leaves a delayed call time to be caught in flight: the
     # engine's HTTP timeout is what is left of the step budget.
-    extra = {"SCHEMABOT_TARGET_PS": dsn, "SCHEMABOT_STEP_BUDGET": "2"}
+    # Retries of an apply blocked on the provider are at most a second apart (the cap), so an
+    # outage outlasts the whole retry budget in seconds.
+    extra = {"SCHEMABOT_TARGET_PS": dsn, "SCHEMABOT_STEP_BUDGET": "2", "SCHEMABOT_RETRY_BACKOFF_MAX": "1"}
     with proc_env(workdir, str(workdir / "unused-fake.db"), extra=extra) as environment:
         yield environment
 
@@ -284,8 +286,9 @@ def test_emulator_killed_and_restarted_mid_deploy_loses_nothing_and_the_apply_co
 
     boots = emulator.status()["boots"]
     emulator.kill()  # SIGKILL: no chance to tidy up; workers now get connection refused
-    # The outage is seen: a poll ran out of its step budget retrying the dead API.
-    wait_state(client, apply_id, "failed_retryable", timeout=30)
+    # The outage is seen: a poll ran out of its step budget retrying the dead API. The deploy
+    # request may be running on, so the apply waits for the provider instead of failing.
+    wait_state(client, apply_id, "waiting_for_provider", timeout=30)
     emulator.start()  # same port, same MariaDB prefix: everything comes back from MariaDB
     assert emulator.status()["boots"] == boots + 1
     emulator.clear_faults()
@@ -296,9 +299,52 @@ def test_emulator_killed_and_restarted_mid_deploy_loses_nothing_and_the_apply_co
     assert dr["number"] == number  # the same deploy request, carried on
     assert_one_of_everything(emulator, apply_id, None)
     log = audit_of(client, apply_id)
-    assert any(event == "retry" for event, _ in log), log  # the outage cost an attempt, no more
+    blocked = [m for event, m in log if event == "state" and m.startswith("blocked on the provider")]
+    assert blocked, log  # the outage was said once per distinct reason, not once per retry
+    assert len(blocked) <= 2, blocked  # (connection refused, then maybe a 5xx while booting)
     reattached = f"reattached at deploy request #{number} ("
     assert any(event == "resume" and message.startswith(reattached) for event, message in log), log
+
+
+def test_provider_api_failing_longer_than_the_retry_budget_mid_deploy_still_completes_once(
+    env: ProcEnv, emulator: EmulatorProcess, workers: Cluster, state_db: Database
+) -> None:
+    """Issue 11, defect 2: every API call answers HTTP 500 for longer than the whole retry budget
+    while the deploy runs on (and finishes on PlanetScale's side). The apply never fails: it
+    waits for the provider, says why, and completes with the one deploy request it opened."""
+    client = env.client()
+    emulator.fault(kind="stall", deploy_state="in_progress", times=-1)  # hold it mid-copy
+    apply_id = submit(client)
+    wait_state(client, apply_id, "running")
+    (op,) = reads.snapshot(state_db, apply_id).operations
+    number = (op.resume_context or {}).get("dr_number")
+    assert number is not None
+
+    emulator.clear_faults()  # the deploy goes on ...
+    emulator.fault(kind="error", path="/(branches|deploy-requests)", status=500, times=-1)  # ... unseen
+    budget = env.settings().retry_budget
+    states: set[str] = set()
+
+    def past_the_budget() -> bool:
+        st = client.get_apply(apply_id)
+        states.add(st.state)
+        return st.attempt > budget + 1 or st.is_terminal  # (a terminal apply fails below)
+
+    wait_for(past_the_budget, 90, f"{apply_id} retried past its budget of {budget}")
+    st = client.get_apply(apply_id)
+    assert st.state == "waiting_for_provider" and "failed" not in states, (states, st.error)
+    assert f"deploy request #{number}" in (st.attention or "") and "HTTP 500" in (st.attention or "")
+    shown = json.loads(env.cli("status", apply_id, "--json").stdout)
+    assert shown["state"] == "waiting_for_provider" and shown["attention"] == st.attention
+
+    emulator.clear_faults()
+    final = client.wait(apply_id, timeout=60, stop_at_waiting=False)
+    assert final.state == "completed", (final.error, workers.logs()[-4000:])
+    assert final.attention is None
+    assert_one_of_everything(emulator, apply_id, None)
+    log = audit_of(client, apply_id)
+    blocked = [m for event, m in log if event == "state" and m.startswith("blocked on the provider")]
+    assert len(blocked) == 1, "\n".join(f"{e} {m[:160]}" for e, m in log)  # one entry for the outage
 
 
 # -- the CLI ----------------------------------------------------------------------------------

@@ -389,3 +389,100 @@ def test_a_step_that_used_its_whole_budget_is_followed_at_once_an_early_one_wait
     fake_target.set_knob("step_sleep", 0.0)
     deliver(rt, dispatcher.take())  # type: ignore[arg-type]
     assert dispatcher.messages[-1].countdown == 0.5
+
+
+# -- issue 11: infrastructure is no verdict; in-flight provider work is never given up ---------
+
+
+def drive_with_recovery(
+    rt: Runtime, dispatcher: RecordingDispatcher, apply_id: str, *states: str, rounds: int = 200
+) -> list[str]:
+    """Deliver messages; whenever none is left (a tick exited), let the lease expire and sweep,
+    as the beat would. Returns the apply states seen, until one of `states`."""
+    seen: list[str] = []
+    for _ in range(rounds):
+        st = status(rt, apply_id)
+        if not seen or seen[-1] != st.state:
+            seen.append(st.state)
+        if st.state in states:
+            return seen
+        message = dispatcher.take()
+        if message is None:
+            kill_owner(rt, dispatcher, apply_id)
+            _expire_backoff(rt, apply_id)
+            recovery_sweep(rt)
+            continue
+        deliver(rt, message)
+    raise AssertionError(f"{apply_id} never reached {states}; saw {seen}")
+
+
+def _expire_backoff(rt: Runtime, apply_id: str) -> None:
+    import sqlalchemy as sa
+
+    from schemabot.storage.clock import db_now
+    from schemabot.storage.models import Apply
+
+    rt.db.run(
+        lambda s: s.execute(sa.update(Apply).where(Apply.apply_id == apply_id).values(retry_after=db_now(-1)))
+    )
+
+
+@pytest.mark.parametrize("infrastructure", ["broker", "statedb"])
+def test_broker_and_state_db_errors_during_engine_steps_use_no_attempt_of_the_retry_budget(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget, infrastructure: str
+) -> None:
+    apply_id = submit(rt, "fake")
+    blips = rt.settings.retry_budget + 2  # more blips than the budget has attempts
+    fake_target.inject("progress", infrastructure, times=blips, message="restarting")
+
+    seen = drive_with_recovery(rt, dispatcher, apply_id, "completed", "failed")
+    st = status(rt, apply_id)
+    assert st.state == "completed", (seen, st.error)
+    assert "failed_retryable" not in seen
+    assert st.attempt == 1
+    assert not fake_target.query("SELECT * FROM faults WHERE remaining > 0")  # every blip happened
+
+
+def test_a_provider_outage_of_in_flight_vitess_work_outlasts_the_retry_budget_and_completes(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    apply_id = submit(rt, "fakevitess", skip_revert=True)
+    run_until(rt, dispatcher, apply_id, "running")  # deploy request #1 is open and running
+    outage = rt.settings.retry_budget * 2
+    fake_target.inject("progress", "retryable", times=outage, message="HTTP 500 from the provider")
+    fake_target.inject("apply", "retryable", times=outage, message="HTTP 500 from the provider")
+
+    run_until(rt, dispatcher, apply_id, "waiting_for_provider")
+    st = status(rt, apply_id)
+    assert "blocked on the provider" in (st.attention or "") and "deploy request #1" in (st.attention or "")
+    for _ in range(outage + 2):  # far past the budget: the sweep never expires it
+        report = recovery_sweep(rt)
+        assert report.expired == []
+        if report.claimed:
+            pump(rt, dispatcher)
+        _expire_backoff(rt, apply_id)
+    assert status(rt, apply_id).attempt > rt.settings.retry_budget
+
+    seen = drive_with_recovery(rt, dispatcher, apply_id, "completed", "failed", "cancelled")
+    final = status(rt, apply_id)
+    assert final.state == "completed", (seen, final.error)
+    assert final.attention is None and final.error is None
+    assert fake_target.created_total() == 1
+    log = client(rt).log(apply_id)
+    assert [e.new_state for e in log].count("waiting_for_provider") == 1  # one entry per reason
+    assert not any(e.event == "claimed" and e.detail == {"reason": "retry"} for e in log)
+
+
+def test_the_backoff_doubles_up_to_its_cap() -> None:
+    assert [driver.retry_backoff(a, 2.0, 60.0) for a in (1, 2, 3, 5, 6, 40)] == [2, 4, 8, 32, 60, 60]
+
+
+def test_an_engine_busy_for_many_polls_is_one_audit_entry(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    fake_target.inject("apply", "busy", times=6)
+    apply_id = submit(rt, "fake")
+    final = run_until(rt, dispatcher, apply_id, "completed")
+    assert final.attempt == 1
+    busy = [e for e in client(rt).log(apply_id) if e.event == "busy"]
+    assert len(busy) == 1, busy

@@ -104,11 +104,18 @@ class FakeTarget:
         return json.loads(rows[0]["value"]) if rows else DEFAULT_KNOBS[key]
 
     def inject(self, method: str, kind: str, times: int = 1, message: str = "injected") -> None:
-        """kind: retryable | permanent | not_found | no_state | busy | hang"""
+        """kind: retryable | permanent | not_found | no_state | empty_state | busy | hang |
+        broker (a Redis/kombu connection error escapes the step, as when a broker blips) |
+        statedb (a SQLAlchemy OperationalError of the state database escapes the step)"""
         self.execute("INSERT INTO faults VALUES (?, ?, ?, ?)", method, kind, times, message)
 
     def clear_faults(self) -> None:
         self.execute("DELETE FROM faults")
+
+    def created_total(self) -> int:
+        """Works created over all contexts, counting each second deploy request a Vitess apply
+        opened without its state: anything above one per operation is a duplicate."""
+        return int(self.query("SELECT COALESCE(SUM(created), 0) AS n FROM works")[0]["n"])
 
     def work(self, context: str) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM works WHERE context = ?", context)
@@ -200,7 +207,16 @@ class FakeEngine(Engine):
         if kind == "hang":
             time.sleep(float(message))
             return None
-        return str(kind)  # no_state, busy: handled by the caller
+        if kind == "broker":
+            from kombu.exceptions import OperationalError
+
+            raise OperationalError(f"Error 111 connecting to 127.0.0.1:6379. Connection refused ({message})")
+        if kind == "statedb":
+            import sqlalchemy.exc
+
+            lost = Exception(f"(2013) Lost connection to server during query ({message})")
+            raise sqlalchemy.exc.OperationalError("UPDATE apply ...", {}, lost)
+        return str(kind)  # no_state, empty_state, busy: handled by the caller
 
     def _state(self, context: str) -> dict[str, Any]:
         work = self.store.work(context)
@@ -239,6 +255,14 @@ class FakeEngine(Engine):
         if fault == "busy":
             return ApplyResult(accepted=False, message="busy: lock held elsewhere")
         work = self.store.work(request.context)
+        if work is not None and self.platform == "vitess" and not request.resume_state and work["rows_done"]:
+            # Like a real Vitess engine handed no state past branch preparation: it cannot find
+            # the deploy request it opened and opens a second one (what fail-closed prevents).
+            self.store.execute(
+                "UPDATE works SET created = created + 1, rows_done = 0, phase = 'copy' WHERE context = ?",
+                request.context,
+            )
+            return ApplyResult(accepted=True, resume_state=self._state(request.context), message="created")
         if work is not None:
             if request.options.defer_cutover and work["phase"] == "waiting_for_cutover":
                 self.store.execute(
@@ -247,6 +271,8 @@ class FakeEngine(Engine):
                     request.context,
                 )
             state = None if fault == "no_state" else self._state(request.context)
+            if fault == "empty_state":
+                state = {}
             return ApplyResult(
                 accepted=True,
                 resume_state=state,
@@ -273,6 +299,9 @@ class FakeEngine(Engine):
         self._fault("progress")
         if request.resume_state is None and self.platform == "vitess":
             raise ResumeStateNotFound("no resume state handed to progress")
+        if request.resume_state is not None and "format" not in request.resume_state:
+            # What the planetscale engine answers to a state that names nothing.
+            raise PermanentEngineError(f"unsupported resume state {request.resume_state!r}")
         work = self.store.work(request.context)
         if work is None:
             raise ResumeStateNotFound(f"no work for {request.context}")

@@ -94,11 +94,13 @@ class StateDroppingPlanetScaleEngine(RecordingPlanetScaleEngine):
     while `drop_reattach_state` is set: the engine bug that scenario 6's guard is there for."""
 
     drop_reattach_state: ClassVar[bool] = False
+    # What it returns instead of the state: None, or an empty `{}` (issue 11, defect 1).
+    dropped_as: ClassVar[ResumeState | None] = None
 
     def apply(self, request: ApplyRequest) -> ApplyResult:
         result = super().apply(request)
         if type(self).drop_reattach_state and request.resume_state is not None:
-            return replace(result, resume_state=None)
+            return replace(result, resume_state=type(self).dropped_as)
         return result
 
 

@@ -9,11 +9,13 @@ import httpx
 import pytest
 
 from engines.base import (
+    ControlRequest,
     EngineState,
     NamespaceChange,
     OperationRequest,
     PermanentEngineError,
     RetryableEngineError,
+    TableChange,
 )
 from engines.planetscale import PlanetScaleEngine, naming
 from engines.planetscale import deploy_states as ds
@@ -225,3 +227,57 @@ def test_invalid_requests_are_refused_before_touching_planetscale(
     engine = PlanetScaleEngine(Target("shop", DSN))  # port 9: nothing listens there
     with pytest.raises(PermanentEngineError, match=match):
         engine.apply(OperationRequest(context="apply-1", changes=changes))
+
+
+# -- the step budget never turns a provider failure into a different error (issue 11, defect 7) --
+
+
+def test_a_failing_read_ends_retryable_even_when_a_backoff_would_outlast_the_budget() -> None:
+    """0.75 s: the fourth failure leaves 0.4 s, over the 0.3 s stop line, and the next backoff
+    is 0.4 s. Sleeping it whole left the fifth call no time, and its OutOfBudget escaped in
+    place of the failure (the flaky test_get_error_is_never_read_as_gone)."""
+    api = api_with(answer(500, {"code": "internal", "message": "down"}))
+    budget = Budget(0.75)
+    with pytest.raises(RetryableEngineError, match="kept failing"):
+        retrying(budget, lambda: api.get_branch("x", budget), "reading")
+
+
+def _engine_with(handler: httpx.MockTransport) -> PlanetScaleEngine:
+    return PlanetScaleEngine(Target("shop", DSN), http_client=httpx.Client(transport=handler))
+
+
+def _in_flight(step_budget: float) -> dict[str, object]:
+    state = PSResumeState(context="apply-1", branch=naming.branch_name("apply-1"), phase="deploying")
+    state.branch_created, state.dr_number = True, 7
+    return {
+        "context": "apply-1",
+        "changes": (NamespaceChange("ks", (TableChange("t", "ALTER TABLE t ADD c INT", "alter"),)),),
+        "resume_state": state.to_dict(),
+        "step_budget": step_budget,
+    }
+
+
+def test_a_reattach_that_runs_out_of_budget_is_declined_for_now_not_an_error() -> None:
+    engine = _engine_with(answer(200, {"number": 7, "deployment_state": "in_progress"}))
+    result = engine.apply(OperationRequest(**_in_flight(0.1)))  # type: ignore[arg-type]
+    assert result.accepted is False and "trying again" in result.message
+
+
+def test_a_control_that_runs_out_of_budget_is_retryable() -> None:
+    engine = _engine_with(answer(200, {"number": 7, "deployment_state": "in_progress"}))
+    with pytest.raises(RetryableEngineError):
+        engine.cancel(ControlRequest(**_in_flight(0.1)))  # type: ignore[arg-type]
+
+
+def test_a_stop_that_cancels_says_so_to_the_orchestrator() -> None:
+    """PlanetScale cannot pause: the engine's ControlResult.state (cancelled) must come out of
+    the engine, or the apply sits in `stopped` forever (issue 11, defect 5)."""
+    states = iter(["in_progress", "cancelled"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"number": 7, "deployment_state": next(states, "cancelled")})
+        return httpx.Response(200, json={"number": 7, "deployment_state": "in_progress_cancel"})
+
+    result = _engine_with(httpx.MockTransport(handler)).stop(ControlRequest(**_in_flight(2.0)))  # type: ignore[arg-type]
+    assert result.accepted and result.state is EngineState.CANCELLED

@@ -22,6 +22,7 @@ from engines.planetscale.naming import branch_name
 from schemabot import driver
 from schemabot.api import ApplyStatus, ChangeSet
 from schemabot.driver import TickOutcome
+from schemabot.errors import ControlRejected
 from schemabot.recovery import recovery_sweep
 from schemabot.runtime import Runtime
 from schemabot.settings import Settings
@@ -62,9 +63,11 @@ def settings(state_url: str, emulator: EmulatorProcess) -> Settings:
 def _fresh_recordings() -> Iterator[None]:
     RecordingPlanetScaleEngine.reset()
     StateDroppingPlanetScaleEngine.drop_reattach_state = False
+    StateDroppingPlanetScaleEngine.dropped_as = None
     yield
     RecordingPlanetScaleEngine.reset()
     StateDroppingPlanetScaleEngine.drop_reattach_state = False
+    StateDroppingPlanetScaleEngine.dropped_as = None
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -376,15 +379,30 @@ def test_s8_state_lost_past_branch_preparation_fails_closed_without_calling_the_
     before, calls_before = durable_view(rt.db, apply_id), len(RecordingPlanetScaleEngine.calls)
     events_before = emulator.events()
 
-    for _ in range(2):  # each later owner fails closed the same way
-        token = sweep_and_claim(rt, dispatcher, apply_id)
-        assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
-        assert len(RecordingPlanetScaleEngine.calls) == calls_before  # the engine was not called
-        assert durable_view(rt.db, apply_id) == before
-        kill_owner(rt, dispatcher, apply_id)
-    assert status(rt, apply_id).state == "running"
+    token = sweep_and_claim(rt, dispatcher, apply_id)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.FINISHED
+    assert len(RecordingPlanetScaleEngine.calls) == calls_before  # the engine was not called
+    after = durable_view(rt.db, apply_id)
+    assert (after["tasks"], after["operations"]) == (before["tasks"], before["operations"])
+    # Visible, with the reason and what to look for on the provider (issue 11, defect 6).
+    st = status(rt, apply_id)
+    assert st.state == "needs_attention", st
+    assert "resume state is missing" in (st.attention or "")
+    assert f"schemabot-apply: {apply_id}" in (st.attention or "")
+    for _ in range(3):  # no later sweep claims it again: no `claimed` entry per sweep
+        assert recovery_sweep(rt).claimed == []
+    log = client(rt).log(apply_id)
+    assert [e.new_state for e in log].count("needs_attention") == 1
     assert emulator.events() == events_before  # nothing at all happened on PlanetScale
     one_of_everything(emulator, apply_id)
+
+    client(rt).request_control(apply_id, "cancel")  # the documented way out
+    for _ in range(5):
+        if status(rt, apply_id).state == "cancelled":
+            break
+        deliver_next(rt, dispatcher)
+    assert status(rt, apply_id).state == "cancelled"
+    assert len(RecordingPlanetScaleEngine.calls) == calls_before  # still nothing called blind
 
 
 @pytest.mark.parametrize("lost_in", ["pending", "preparing_branch"])
@@ -425,7 +443,8 @@ def test_s8_fresh_path_is_refused_once_the_apply_says_it_is_past_the_branch(
     calls_before = len(RecordingPlanetScaleEngine.calls)
 
     token = sweep_and_claim(rt, dispatcher, apply_id)
-    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.FINISHED
+    assert status(rt, apply_id).state == "needs_attention"
     assert len(RecordingPlanetScaleEngine.calls) == calls_before
     assert len(emulator.events("branch.create")) == 1
     assert emulator.events("deploy_request.create") == []
@@ -488,3 +507,127 @@ def test_s12_all_keyspaces_go_through_one_grouped_engine_operation_also_on_resum
         ("customers", "vschema"),
     }
     one_of_everything(emulator, apply_id)
+
+
+# -- issue 11: what the real engine and a real provider do to recovery --------------------------
+
+
+def test_an_empty_state_returned_by_an_accepted_reattach_keeps_the_deploy_request_and_completes(
+    rt: Runtime, dispatcher: RecordingDispatcher, emulator: EmulatorProcess
+) -> None:
+    apply_id = submit(rt, "ps_dropping", ONE_ALTER, target="ps", skip_revert=True)
+    drive(rt, dispatcher, emulator, apply_id, "running")
+    stored = persisted(rt, apply_id)
+    assert stored["dr_number"] is not None
+    kill_owner(rt, dispatcher, apply_id)
+    before = durable_view(rt.db, apply_id)
+    StateDroppingPlanetScaleEngine.drop_reattach_state = True
+    StateDroppingPlanetScaleEngine.dropped_as = {}
+
+    token = sweep_and_claim(rt, dispatcher, apply_id)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.EXITED  # like no state at all
+    assert durable_view(rt.db, apply_id) == before
+    assert persisted(rt, apply_id) == stored  # still names the deploy request
+
+    StateDroppingPlanetScaleEngine.drop_reattach_state = False
+    kill_owner(rt, dispatcher, apply_id)
+    token = sweep_and_claim(rt, dispatcher, apply_id)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.CONTINUES
+    final = drive(rt, dispatcher, emulator, apply_id, "completed", "failed", "failed_retryable")
+    assert final.state == "completed", final.error
+    one_of_everything(emulator, apply_id)
+
+
+def test_stop_of_a_running_deploy_through_the_real_engine_ends_cancelled_not_stuck_stopped(
+    rt: Runtime, dispatcher: RecordingDispatcher, emulator: EmulatorProcess
+) -> None:
+    emulator.fault(kind="stall", deploy_state="in_progress", times=-1)  # hold the deploy mid-copy
+    apply_id = submit(rt, "ps_recording", ONE_ALTER, target="ps", skip_revert=True)
+    drive(rt, dispatcher, emulator, apply_id, "running")
+    number = persisted(rt, apply_id)["dr_number"]
+
+    client(rt).request_control(apply_id, "stop")
+    final = drive(rt, dispatcher, emulator, apply_id, "cancelled", "stopped", "failed", "completed")
+    assert final.state == "cancelled", final  # PlanetScale cannot pause: stop cancels, for good
+    assert [t.state for t in final.tasks] == ["cancelled"]
+    dr = emulator.api("GET", f"/deploy-requests/{number}").json()
+    assert dr["deployment_state"] in ("in_progress_cancel", "complete_cancel", "cancelled"), dr
+    controls = [e for e in client(rt).log(apply_id) if e.event == "control"]
+    assert controls and "stop: done" in (controls[-1].message or "")
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "start")  # nothing is left half-stopped
+    emulator.clear_faults()
+
+
+def test_a_provider_outage_longer_than_the_retry_budget_during_a_deploy_never_fails_the_apply(
+    rt: Runtime, dispatcher: RecordingDispatcher, emulator: EmulatorProcess
+) -> None:
+    apply_id = submit(rt, "ps_recording", ONE_ALTER, target="ps", skip_revert=True)
+    drive(rt, dispatcher, emulator, apply_id, "running")  # deploy request #N is deploying
+    number = persisted(rt, apply_id)["dr_number"]
+    kill_owner(rt, dispatcher, apply_id)
+    # Every API call answers HTTP 500 while the deploy goes on on PlanetScale's side.
+    emulator.fault(kind="error", path="/(branches|deploy-requests)", status=500, times=-1)
+
+    budget = rt.settings.retry_budget
+    for _ in range(budget + 2):  # each claim is one more attempt: past the whole budget
+        report = recovery_sweep(rt)
+        assert report.expired == [], "the retry budget ended an apply whose deploy is running"
+        for claimed in report.claimed:
+            driver.tick(rt, claimed.apply_id, claimed.token, 0)
+        dispatcher.drop_all()
+        emulator.advance(1)  # the deploy carries on, and finishes, while the API is down
+    st = status(rt, apply_id)
+    assert st.state == "waiting_for_provider", st
+    assert st.attempt > budget
+    attention = st.attention or ""
+    # The last failure is the injected 500, or on a loaded machine the client's read timeout.
+    assert f"deploy request #{number}" in attention and ("HTTP 500" in attention or "no answer" in attention)
+
+    emulator.clear_faults()
+    _expire_backoff(rt, apply_id)
+    report = recovery_sweep(rt)
+    assert [c.apply_id for c in report.claimed] == [apply_id]
+    final = drive(rt, dispatcher, emulator, apply_id, "completed", "failed", "cancelled")
+    assert final.state == "completed", final.error
+    assert final.attention is None
+    assert "sku" in emulator.columns("commerce", "product")
+    one_of_everything(emulator, apply_id)
+    log = client(rt).log(apply_id)
+    assert [e.new_state for e in log].count("waiting_for_provider") == 1  # one entry per reason
+
+
+def _expire_backoff(rt: Runtime, apply_id: str) -> None:
+    import sqlalchemy as sa
+
+    from schemabot.storage.clock import db_now
+    from schemabot.storage.models import Apply
+
+    rt.db.run(
+        lambda s: s.execute(sa.update(Apply).where(Apply.apply_id == apply_id).values(retry_after=db_now(-1)))
+    )
+
+
+def test_an_apply_that_needs_attention_is_adopted_and_completes_on_its_one_deploy_request(
+    rt: Runtime, dispatcher: RecordingDispatcher, emulator: EmulatorProcess
+) -> None:
+    apply_id = submit(rt, "ps_recording", ONE_ALTER, target="ps", skip_revert=True)
+    drive(rt, dispatcher, emulator, apply_id, "running")
+    number = persisted(rt, apply_id)["dr_number"]
+    kill_owner(rt, dispatcher, apply_id)
+    clear_resume_state(rt, apply_id)
+    token = sweep_and_claim(rt, dispatcher, apply_id)
+    assert driver.tick(rt, apply_id, token, 0) is TickOutcome.FINISHED
+    assert "`adopt`" in (status(rt, apply_id).attention or "")
+
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "cutover")
+    client(rt).request_control(apply_id, "adopt")  # the operator checked: one tagged request
+    final = drive(rt, dispatcher, emulator, apply_id, "completed", "failed", "cancelled")
+    assert final.state == "completed", (final.state, final.error, final.attention)
+    assert final.attention is None
+    assert "sku" in emulator.columns("commerce", "product")
+    one_of_everything(emulator, apply_id)  # the same branch and deploy request, none created again
+    assert persisted(rt, apply_id)["dr_number"] == number
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "adopt")

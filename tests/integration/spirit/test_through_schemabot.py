@@ -53,6 +53,23 @@ def spirit_rt(state_url: str, schema: str, dispatcher: RecordingDispatcher) -> I
     db.dispose()
 
 
+@pytest.fixture
+def renames(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every RENAME TABLE statement sent to the target server, as sent."""
+    import pymysql.cursors
+
+    sent: list[str] = []
+    original = pymysql.cursors.Cursor.execute
+
+    def execute(self: pymysql.cursors.Cursor, query: str, args: object = None) -> int:
+        if query.lstrip().upper().startswith("RENAME TABLE"):
+            sent.append(query)
+        return original(self, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", execute)
+    return sent
+
+
 def test_s2_grouped_spirit_resume_without_state_reattaches_through_the_checkpoint(
     spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str
 ) -> None:
@@ -97,7 +114,7 @@ def test_s2_grouped_spirit_resume_without_state_reattaches_through_the_checkpoin
 
 
 def test_grouped_spirit_apply_cuts_two_tables_over_together(
-    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str
+    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str, renames: list[str]
 ) -> None:
     rt = spirit_rt
     make_table(schema, "t1", 5_000)
@@ -119,3 +136,48 @@ def test_grouped_spirit_apply_cuts_two_tables_over_together(
     assert final.state == "completed", final.error
     assert [t.state for t in final.tasks] == ["completed", "completed"]
     assert [t.percent for t in final.tasks] == [100.0, 100.0]
+    renamed = [r for r in renames if "`t1`" in r or "`t2`" in r]
+    assert len(renamed) == 1 and "`t1`" in renamed[0] and "`t2`" in renamed[0], renames  # one RENAME
+
+
+# -- issue 11, defect 8: atomic multi-table cutover without deferring it ----------------------
+
+TWO_ALTERS = ["ALTER TABLE t1 MODIFY b VARCHAR(80)", "ALTER TABLE t2 MODIFY b VARCHAR(90)"]
+
+
+def test_two_table_spirit_apply_is_atomic_by_default_and_cuts_over_in_one_rename(
+    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str, renames: list[str]
+) -> None:
+    rt = spirit_rt
+    make_table(schema, "t1", 3_000)
+    make_table(schema, "t2", 3_000)
+    changes = [ChangeSet(TWO_ALTERS, schema)]
+    apply_id = client(rt).submit_apply("db", "spirit", changes).apply_id  # no --defer-cutover
+
+    seen: list[list[str]] = []
+    for _ in range(2000):
+        st = status(rt, apply_id)
+        seen.append([t.state for t in st.tasks])
+        if st.is_terminal:
+            break
+        deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    assert st.state == "completed", st.error
+    assert ["completed", "pending"] not in seen and ["completed", "running"] not in seen, seen
+    renamed = [r for r in renames if "`t1`" in r or "`t2`" in r]
+    assert len(renamed) == 1, renames  # both tables moved by one statement
+    assert "`t1`" in renamed[0] and "`t2`" in renamed[0]
+    assert st.options["atomic"] is True
+
+
+def test_no_atomic_runs_a_spirit_apply_table_by_table(
+    spirit_rt: Runtime, dispatcher: RecordingDispatcher, schema: str, renames: list[str]
+) -> None:
+    rt = spirit_rt
+    make_table(schema, "t1", 500)
+    make_table(schema, "t2", 500)
+    changes = [ChangeSet(TWO_ALTERS, schema)]
+    apply_id = client(rt).submit_apply("db", "spirit", changes, atomic=False).apply_id
+    final = run_until(rt, dispatcher, apply_id, "completed", "failed", max_messages=2000)
+    assert final.state == "completed", final.error
+    renamed = [r for r in renames if "`t1`" in r or "`t2`" in r]
+    assert len(renamed) == 2 and all(("`t1`" in r) != ("`t2`" in r) for r in renamed), renames
