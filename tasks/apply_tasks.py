@@ -4,6 +4,7 @@ the logic lives in `schemabot.driver` and `schemabot.recovery`."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import signals
@@ -43,26 +44,38 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
     log_redaction.install(logger)
 
 
+# Results name the apply, so Flower's result column says which apply a tick drove and how it ended.
 @app.task(name=START_APPLY)
 def start_apply(apply_id: str) -> str:
-    return driver.start_apply(runtime(), apply_id).value
+    return f"{apply_id}: {driver.start_apply(runtime(), apply_id).value}"
 
 
 @app.task(name=POLL_PROGRESS)
 def poll_progress(apply_id: str, token: int, seq: int) -> str:
-    return driver.tick(runtime(), apply_id, token, seq).value
+    return f"{apply_id}: {driver.tick(runtime(), apply_id, token, seq).value}"
 
 
 @app.task(name=RESUME_APPLY)
 def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
-    return driver.tick(runtime(), apply_id, token, seq).value
+    return f"{apply_id}: {driver.tick(runtime(), apply_id, token, seq).value}"
 
 
-@app.task(name=RECOVERY_SWEEP)
+# The sweep runs every few seconds and almost always finds nothing: it sends no task events, so
+# Flower lists the applies' tasks, not hundreds of idle sweeps (what it claims shows up there as
+# resume_apply tasks). Its duration and last run are metrics (schemabot/metrics.py).
+@app.task(name=RECOVERY_SWEEP, send_events=False)
 def recovery_sweep() -> dict[str, Any]:
+    started = time.monotonic()
     report = recovery.recovery_sweep(runtime())
+    _sweep_finished(time.monotonic() - started)
     return {
         "claimed": [f"{c.apply_id}:{c.reason}" for c in report.claimed],
         "expired": report.expired,
         "storage_error": report.storage_error,
     }
+
+
+def _sweep_finished(seconds: float) -> None:
+    from schemabot import metrics
+
+    metrics.sweep_finished(seconds)

@@ -14,7 +14,11 @@ duplicates harmless, and the recovery sweep covers whatever is still lost:
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+import tempfile
+from typing import Any
+
+from celery import Celery, signals
 
 from schemabot.messaging import RECOVERY_SWEEP, broker_conf
 from schemabot.settings import get_settings
@@ -54,3 +58,37 @@ app.conf.update(
         }
     },
 )
+
+
+# -- metrics (schemabot/metrics.py) ---------------------------------------------------------------
+# With SCHEMABOT_METRICS_PORT the worker's main process serves /metrics for all its pool
+# processes. Prefork children write their values to PROMETHEUS_MULTIPROC_DIR, which must be set
+# before prometheus_client is first imported: a private directory is made here when none is given.
+METRICS_PORT = os.environ.get("SCHEMABOT_METRICS_PORT")
+if METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="schemabot-metrics-")
+
+
+@signals.worker_init.connect
+def _export_metrics(**_: Any) -> None:
+    if not METRICS_PORT:
+        return
+    from prometheus_client import start_http_server
+
+    from schemabot import metrics
+
+    start_http_server(int(METRICS_PORT), registry=metrics.registry())
+
+
+@signals.worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@signals.beat_init.connect
+def _beat_sends_no_sent_events(sender: Any = None, **_: Any) -> None:
+    """Beat only sends sweeps: no task-sent event for them (Flower stays quiet when idle)."""
+    app.conf.task_send_sent_event = False
