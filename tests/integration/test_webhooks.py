@@ -64,7 +64,10 @@ def test_signed_json_events_are_retried_and_recorded_in_the_audit_log(
             assert doc["schema"] == "schemabot.apply_event/v1"
             assert doc["apply_id"] == apply_id and doc["target"] == "fake" and doc["engine"] == "fake"
         completed = hook.bodies("completed")[0]
-        assert completed["state"] == "completed" and completed["previous_state"] in ("cutting_over", "running")
+        assert completed["state"] == "completed" and completed["previous_state"] in (
+            "cutting_over",
+            "running",
+        )
 
         # The first delivery met a 503 and was retried; both are in the audit log.
         recorded = {d["event"]: d for d in webhook_log(rt, apply_id)}
