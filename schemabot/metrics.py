@@ -130,6 +130,20 @@ def provider_call(provider: str, ok: bool) -> None:
     PROVIDER_CALLS.labels(provider, "ok" if ok else "error").inc()
 
 
+def _watch_providers() -> None:
+    from engines.planetscale import api
+
+    if not any(getattr(o, "__name__", "") == "_planetscale_call" for o in api.CALL_OBSERVERS):
+
+        def _planetscale_call(_method: str, ok: bool) -> None:
+            provider_call("planetscale", ok)
+
+        api.CALL_OBSERVERS.append(_planetscale_call)
+
+
+_watch_providers()
+
+
 # -- scrape-time gauges from the state database --------------------------------------------------
 
 
