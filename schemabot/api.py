@@ -31,7 +31,6 @@ from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.ddl import parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
 from schemabot.grouping import uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -354,6 +353,9 @@ def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:
 def _validate_changes(
     sets: Sequence[ChangeSet], default_namespace: str | None, platform: str
 ) -> list[NewTask]:
+    # Imported here: sqlglot is needed to submit, not to read (`schemabot status` starts faster).
+    from schemabot.ddl import parse_ddl, quote_for_error
+
     tasks: list[NewTask] = []
     seen: dict[tuple[str, str], str] = {}
     if not sets:

@@ -73,7 +73,31 @@ def handles_errors(func: F) -> F:
 
 
 def _client() -> Client:
-    return Client()
+    from schemabot.settings import get_settings
+
+    settings = get_settings()
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Connecting would create an empty file here and then report missing tables.
+        _fail(
+            1,
+            f"no state database at {missing} (SCHEMABOT_DATABASE_URL="
+            f"{settings.database_url!r}); set SCHEMABOT_DATABASE_URL to the one your workers use "
+            "(`make demo` prints its own at the end), or create one with `schemabot db upgrade`",
+        )
+    return Client(settings)
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of an SQLite state database that does not exist (None: exists, or not SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    from pathlib import Path
+
+    path = sa.engine.make_url(url).database
+    if not path or path == ":memory:" or Path(path).exists():
+        return None
+    return path
 
 
 def _print_json(data: Any) -> None:
