@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import CONTROL_KINDS
 from engines.targets import redact
-from schemabot import auth
+from schemabot import auth, web
 from schemabot.api import ApplyStatus, ChangeSet, Client, ControlReceipt, LogEntry
 from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
 from schemabot.settings import Settings
@@ -503,6 +503,7 @@ def build_app(
 
         return HTMLResponse(PAGE)
 
+    web.install(app, client)  # the page of applies under /ui (schemabot/web)
     return RequestGuard(app, cfg.http_allowed_hosts, cfg.http_max_body_bytes)
 
 
