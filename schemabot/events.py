@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 
 # Audit events an observer cares about; the rest (engine chatter, notes) is not queued.
-OBSERVED = frozenset({"state", "submitted", "claimed", "resume", "control"})
+OBSERVED = frozenset({"state", "submitted", "claimed", "resume", "control", "attention"})
 QUEUE_SIZE = 10_000
 DRAIN_SECONDS = 10.0
 _KEY = "schemabot_events"
@@ -155,11 +155,26 @@ def drain(timeout: float = DRAIN_SECONDS) -> bool:
 atexit.register(drain)
 
 
+class ApplyRow:
+    """The apply of an entry as committed, read at most once and only if an observer asks."""
+
+    def __init__(self, entry: Recorded) -> None:
+        self.entry = entry
+        self._row: dict[str, Any] | None = None
+        self._read = False
+
+    def get(self) -> dict[str, Any] | None:
+        if not self._read:
+            self._read = True
+            self._row = _apply_row(self.entry)
+        return self._row
+
+
 def observe(entry: Recorded) -> None:
     """Hand one committed entry to every observer (imported here, on the events thread)."""
     from schemabot import metrics, notifications
 
-    apply_row = _apply_row(entry) if entry.new_state is not None else None
+    apply_row = ApplyRow(entry)
     metrics.observe(entry, apply_row)
     notifications.observe(entry, apply_row)
 

@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
-from schemabot.events import Recorded
+from schemabot.events import ApplyRow, Recorded
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,18 @@ def _seconds(start: Any, end: Any) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def observe(entry: Recorded, apply: dict[str, Any] | None) -> None:
-    """Count one committed audit entry (on the events thread)."""
+def observe(entry: Recorded, row: ApplyRow) -> None:
+    """Count one committed audit entry (on the events thread). The apply row (engine, times) is
+    read only for verdicts and terminal states."""
     detail = entry.detail or {}
-    engine = (apply or {}).get("engine") or "unknown"
     if entry.event in ("state", "submitted") and entry.new_state:
         TRANSITIONS.labels(entry.new_state).inc()
         if entry.new_state == "failed_retryable":
-            ENGINE_ERRORS.labels(engine, "retryable").inc()
+            apply = row.get()
+            ENGINE_ERRORS.labels((apply or {}).get("engine") or "unknown", "retryable").inc()
         if entry.event == "state" and entry.new_state in ("completed", "failed", "cancelled", "reverted"):
+            apply = row.get()
+            engine = (apply or {}).get("engine") or "unknown"
             if entry.new_state == "failed":
                 ENGINE_ERRORS.labels(engine, "permanent").inc()
             duration = _seconds((apply or {}).get("created_at"), (apply or {}).get("completed_at"))

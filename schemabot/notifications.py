@@ -43,7 +43,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from engines.targets import redact
-from schemabot.events import Recorded
+from schemabot.events import ApplyRow, Recorded
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ def event_name(entry: Recorded) -> str | None:
     """The webhook event of an audit entry, or None when it is none of ours."""
     if entry.event == "submitted":
         return "submitted"
+    if entry.event == "attention":  # a reason recorded without a state of its own
+        return "needs_attention"
     if entry.event == "state" and entry.new_state in EVENTS:
         return entry.new_state
     return None
@@ -217,13 +219,17 @@ def deliver(hook: Webhook, event: str, doc: dict[str, Any], cfg: WebhookSettings
     }
 
 
-def observe(entry: Recorded, apply: dict[str, Any] | None) -> None:
+def observe(entry: Recorded, row: ApplyRow) -> None:
     """Deliver `entry` to every webhook that wants it (on the events thread)."""
     event = event_name(entry)
     if event is None:
         return
     cfg = webhook_settings()
-    hooks = [h for h in cfg.all() if h.wants(event, (apply or {}).get("target"))]
+    configured = cfg.all()
+    if not configured:
+        return
+    apply = row.get()
+    hooks = [h for h in configured if h.wants(event, (apply or {}).get("target"))]
     if not hooks:
         return
     doc = body(event, entry, apply)
