@@ -15,7 +15,6 @@ duplicates harmless, and the recovery sweep covers whatever is still lost:
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 from celery import Celery, signals
@@ -62,11 +61,9 @@ app.conf.update(
 
 # -- metrics (schemabot/metrics.py) ---------------------------------------------------------------
 # With SCHEMABOT_METRICS_PORT the worker's main process serves /metrics for all its pool
-# processes. Prefork children write their values to PROMETHEUS_MULTIPROC_DIR, which must be set
-# before prometheus_client is first imported: a private directory is made here when none is given.
+# processes, which write their values to PROMETHEUS_MULTIPROC_DIR (tasks/__init__.py makes a
+# private one when none is given, before anything imports prometheus_client).
 METRICS_PORT = os.environ.get("SCHEMABOT_METRICS_PORT")
-if METRICS_PORT and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="schemabot-metrics-")
 
 
 @signals.worker_init.connect

@@ -48,3 +48,25 @@ def test_the_sweep_sends_no_task_events_and_beat_no_sent_events() -> None:
         assert celery_app.app.conf.task_send_sent_event is False
     finally:
         celery_app.app.conf.task_send_sent_event = before
+
+
+def test_a_metrics_exporting_worker_uses_multiprocess_mode_from_its_first_import() -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR, SCHEMABOT_METRICS_PORT alone must still give the pool
+    processes a shared directory before prometheus_client is imported (by schemabot.driver)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["SCHEMABOT_METRICS_PORT"] = "9999"
+    code = (
+        "import os, tasks\n"
+        "from prometheus_client import values\n"
+        "print(os.environ['PROMETHEUS_MULTIPROC_DIR'])\n"
+        "print(values.ValueClass.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    directory, value_class = done.stdout.split()
+    assert os.path.isdir(directory) and "schemabot-metrics-" in directory
+    assert value_class == "MmapedValue"
