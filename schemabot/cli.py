@@ -172,13 +172,9 @@ def status(apply_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(st.to_dict())
         return
-    click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
-    if st.error:
-        click.echo(f"  error: {st.error}")
-    for t in st.tasks:
-        rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
-        pct = f" {t.percent:.1f}%" if t.percent is not None else ""
-        click.echo(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+    from schemabot.status_text import render
+
+    click.echo(render(st, st.tasks), nl=False)
 
 
 @cli.command()
