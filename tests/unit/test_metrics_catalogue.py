@@ -77,3 +77,57 @@ def test_planetscale_api_calls_are_counted_by_outcome() -> None:
     with pytest.raises(ApiError):
         api.request("GET", "/missing", Budget(30.0))
     assert (ok._value.get(), error._value.get()) == (before[0] + 1, before[1] + 1)
+
+
+def _entry(event: str, message: str | None = None, **kw: Any) -> Any:
+    from schemabot.events import Recorded
+
+    return Recorded("apply-1", event, message, None, kw.get("old"), kw.get("new"), kw.get("detail") or {})
+
+
+class _Row:
+    def __init__(self, row: dict[str, Any] | None) -> None:
+        self.row, self.reads = row, 0
+
+    def get(self) -> dict[str, Any] | None:
+        self.reads += 1
+        return self.row
+
+
+def _value(metric: Any, *labels: str) -> float:
+    return float(metric.labels(*labels)._value.get())
+
+
+def test_audit_entries_become_the_right_counters() -> None:
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 1, 1, 12, 0, 0)
+    row = _Row({"engine": "spirit", "created_at": start, "completed_at": start + timedelta(seconds=42)})
+    before = {
+        "claim": _value(metrics.RECOVERIES, "orphaned"),
+        "reattached": _value(metrics.RECOVERIES, "reattached"),
+        "restarted": _value(metrics.RECOVERIES, "restarted"),
+        "asked": _value(metrics.CONTROLS, "cutover", "requested"),
+        "done": _value(metrics.CONTROLS, "cutover", "done"),
+        "retryable": _value(metrics.ENGINE_ERRORS, "spirit", "retryable"),
+        "permanent": _value(metrics.ENGINE_ERRORS, "spirit", "permanent"),
+    }
+    duration_before = metrics.APPLY_DURATION.labels("spirit", "failed")._sum.get()
+
+    metrics.observe(_entry("claimed", "recovery sweep: orphaned", detail={"reason": "orphaned"}), row)
+    metrics.observe(_entry("resume", "reattached at x", detail={"reattached": True}), row)
+    metrics.observe(_entry("resume", "restarted", detail={"reattached": False}), row)
+    metrics.observe(_entry("control", "cutover requested by ci", detail={"kind": "cutover"}), row)
+    metrics.observe(_entry("control", "cutover: done: released", detail={"kind": "cutover"}), row)
+    assert row.reads == 0  # counting these needs no read of the apply
+    metrics.observe(_entry("state", "boom", old="running", new="failed_retryable"), row)
+    metrics.observe(_entry("state", "bad DDL", old="running", new="failed"), row)
+
+    assert _value(metrics.RECOVERIES, "orphaned") == before["claim"] + 1
+    assert _value(metrics.RECOVERIES, "reattached") == before["reattached"] + 1
+    assert _value(metrics.RECOVERIES, "restarted") == before["restarted"] + 1
+    assert _value(metrics.CONTROLS, "cutover", "requested") == before["asked"] + 1
+    assert _value(metrics.CONTROLS, "cutover", "done") == before["done"] + 1
+    assert _value(metrics.ENGINE_ERRORS, "spirit", "retryable") == before["retryable"] + 1
+    assert _value(metrics.ENGINE_ERRORS, "spirit", "permanent") == before["permanent"] + 1
+    assert metrics.APPLY_DURATION.labels("spirit", "failed")._sum.get() == duration_before + 42
