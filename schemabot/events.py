@@ -196,6 +196,7 @@ def _apply_row(entry: Recorded) -> dict[str, Any] | None:
                     Apply.database,
                     Apply.engine,
                     Apply.state,
+                    Apply.options,
                     Apply.error,
                     Apply.attempt,
                     Apply.submitted_by,

@@ -229,16 +229,18 @@ def observe(entry: Recorded, row: ApplyRow) -> None:
     if not configured:
         return
     apply = row.get()
+    if event == "waiting_for_cutover" and not ((apply or {}).get("options") or {}).get("defer_cutover"):
+        return  # passing through on the way to an automatic cutover: nobody needs to act
     hooks = [h for h in configured if h.wants(event, (apply or {}).get("target"))]
     if not hooks:
         return
     doc = body(event, entry, apply)
     for hook in hooks:
         result = deliver(hook, event, doc, cfg)
+        _record(entry, result)
         from schemabot import metrics
 
         metrics.webhook_delivered(result["outcome"])
-        _record(entry, result)
 
 
 def _record(entry: Recorded, result: dict[str, Any]) -> None:

@@ -127,9 +127,11 @@ def test_metrics_move_during_a_real_apply_and_the_worker_delivers_webhooks(tmp_p
                 # and recorded in the audit log.
                 assert [b["event"] for b in hook.bodies()] == ["submitted", "completed"]
                 assert all(r.headers["x-schemabot-signature"].startswith("sha256=") for r in hook.received)
-                entries = scraper.get(f"/v1/applies/{apply_id}/log").json()
-                delivered = [e for e in entries if e["event"] == "webhook"]
-                assert len(delivered) == 2, entries
+                def recorded() -> bool:
+                    entries = scraper.get(f"/v1/applies/{apply_id}/log").json()
+                    return len([e for e in entries if e["event"] == "webhook"]) == 2
+
+                wait_for(recorded, 30, "both deliveries in the audit log", interval=0.2)
             except BaseException:
                 print(cluster.logs(), server.log()[-3000:])
                 raise

@@ -126,3 +126,24 @@ def test_a_slow_receiver_never_holds_up_the_ticks(
         release.set()
         assert events.drain(30)
         assert [r.headers["x-schemabot-event"] for r in hook.received] == ["submitted", "completed"]
+
+
+def test_waiting_for_cutover_is_sent_only_when_a_person_must_act(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An apply without defer_cutover passes through waiting_for_cutover on its way to the
+    automatic cutover: no webhook for that."""
+    from schemabot.events import Recorded
+
+    class Row:
+        def __init__(self, options: dict[str, object]) -> None:
+            self.options = options
+
+        def get(self) -> dict[str, object]:
+            return {"target": "fake", "engine": "spirit", "options": self.options}
+
+    with receiver() as hook:
+        _configure(monkeypatch, SCHEMABOT_WEBHOOK_URL=hook.url)
+        entry = Recorded("apply-9", "state", "ready", None, "running", "waiting_for_cutover", {})
+        notifications.observe(entry, Row({}))  # type: ignore[arg-type]
+        assert hook.received == []
+        notifications.observe(entry, Row({"defer_cutover": True}))  # type: ignore[arg-type]
+        assert [b["event"] for b in hook.bodies()] == ["waiting_for_cutover"]
