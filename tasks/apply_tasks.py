@@ -46,9 +46,9 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
     log_redaction.install(logger)
 
 
-# A tick's result says what Flower's rows should: which apply, its state, the table in flight
-# with its phase and progress, and how the tick ended. The messages' argsrepr name the apply too
-# (schemabot/messaging.py).
+# Flower: the messages' argsrepr name the apply (schemabot/messaging.py); the tick that finishes
+# an apply says where it ended: `apply-…: completed · app.orders completed (26,000/26,000 rows)`.
+# Other ticks return their bare outcome (continues, stale, exited), which keeps worker logs short.
 @app.task(name=START_APPLY)
 def start_apply(apply_id: str) -> str:
     return summary(apply_id, driver.start_apply(runtime(), apply_id))
@@ -65,18 +65,15 @@ def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
 
 
 def summary(apply_id: str, outcome: driver.TickOutcome) -> str:
-    """`apply-…: running · app.orders copy 45% (12,000/26,000 rows) → continues`.
-
-    Read only after a tick that wrote (the state database just answered); a tick that exited or
-    found its message stale is told by its outcome alone.
-    """
-    if outcome not in (driver.TickOutcome.CONTINUES, driver.TickOutcome.FINISHED):
-        return f"{apply_id}: {outcome.value}"
+    """The outcome; for a tick that finished or parked the apply, also its state and tables (read
+    after a tick that just wrote, so the state database answers)."""
+    if outcome is not driver.TickOutcome.FINISHED:
+        return outcome.value
     try:
         snap = reads.snapshot(runtime().db, apply_id)
     except Exception:
-        return f"{apply_id}: {outcome.value}"
-    return f"{apply_id}: {describe(snap.apply.state, snap.tasks)} → {outcome.value}"
+        return outcome.value
+    return f"{apply_id}: {describe(snap.apply.state, snap.tasks)}"
 
 
 def describe(state: str, tasks: list[Any]) -> str:

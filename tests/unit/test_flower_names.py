@@ -1,6 +1,6 @@
-"""Issue 15 §4: what Flower shows. Messages name their apply (argsrepr), a tick's result says
-the apply's state, the table in flight, its phase and progress, and the idle sweep sends no task
-events (it filled Flower: 199 of 305 rows)."""
+"""Issue 15 §4: what Flower shows. Messages name their apply (argsrepr), the tick that finishes
+an apply says its state and tables (phase, progress), and the idle sweep sends no task events (it
+filled Flower: 199 of 305 rows)."""
 
 from __future__ import annotations
 
