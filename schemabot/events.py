@@ -11,7 +11,8 @@ the observers (`schemabot.metrics`, `schemabot.notifications`). So:
   `put_nowait`; slow receivers and their retries happen on the thread;
 - a forked worker process starts its own thread on its first event.
 
-A process that exits (the CLI after a submit) drains its queue for at most `DRAIN_SECONDS`.
+A process that exits (the CLI after a submit) waits for its webhook deliveries for at most
+`DRAIN_SECONDS`.
 """
 
 from __future__ import annotations
@@ -152,7 +153,23 @@ def drain(timeout: float = DRAIN_SECONDS) -> bool:
     return current.drain(timeout)
 
 
-atexit.register(drain)
+def _drain_at_exit() -> None:
+    """Give queued webhook deliveries a bounded chance before the process exits (the CLI after a
+    submit); with no webhook configured only metrics are pending, and they die with the process."""
+    current = _current
+    if current is None or current.pid != os.getpid() or current.queue.unfinished_tasks == 0:
+        return
+    try:
+        from schemabot.notifications import webhook_settings
+
+        if not webhook_settings().all():
+            return
+    except Exception:
+        return
+    drain(DRAIN_SECONDS)
+
+
+atexit.register(_drain_at_exit)
 
 
 class ApplyRow:
