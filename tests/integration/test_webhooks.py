@@ -12,6 +12,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,45 @@ def test_waiting_for_cutover_is_sent_only_when_a_person_must_act(monkeypatch: py
         assert hook.received == []
         notifications.observe(entry, Row({"defer_cutover": True}))  # type: ignore[arg-type]
         assert [b["event"] for b in hook.bodies()] == ["waiting_for_cutover"]
+
+
+def test_the_cli_delivers_its_submitted_webhook_before_it_exits(tmp_path: Path) -> None:
+    """`schemabot apply` is a short-lived producer: its `submitted` delivery is not lost when the
+    process ends right after storing the apply."""
+    import subprocess
+
+    import redis
+
+    from schemabot.migrate import upgrade
+    from tests.support.serve import SCHEMABOT, TEST_REDIS_DB, serve_env
+
+    env, state_url = serve_env(tmp_path)
+    upgrade(database_url=state_url)
+    with receiver() as hook:
+        env.update({"SCHEMABOT_WEBHOOK_URL": hook.url, "SCHEMABOT_WEBHOOK_SECRET": "k"})
+        try:
+            done = subprocess.run(
+                [
+                    SCHEMABOT,
+                    "apply",
+                    "--target",
+                    "fake",
+                    "--engine",
+                    "fake",
+                    "--namespace",
+                    "app",
+                    "--ddl",
+                    "ALTER TABLE t ADD c INT",
+                ],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            redis.Redis(db=TEST_REDIS_DB).delete(env["SCHEMABOT_QUEUE"])
+        assert done.returncode == 0, done.stderr
+        apply_id = done.stdout.strip()
+        (only,) = hook.bodies()
+        assert only["event"] == "submitted" and only["apply_id"] == apply_id
