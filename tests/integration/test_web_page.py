@@ -1,6 +1,7 @@
 """Issue 15 §2: the web page of applies in a real browser (Debian's headless Chromium driven by
 Selenium through chromium-driver), against a real `schemabot serve`, a real prefork worker and
-Redis. The fake engine copies (slowly enough to watch); the subject is the page.
+Redis, and a real copy: the spirit engine altering a MariaDB table of 100,000 rows (gently, so
+the copy lasts long enough to watch).
 
 The test signs in with an apply-scope token, opens the list, then the apply's page during the
 copy, takes a screenshot, and checks that the progress shown moves; at waiting_for_cutover it
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from schemabot.auth import hash_secret, new_secret
-from tests.support.fake_engine import FakeTarget
+from tests.support.mariadb import connect, fresh_schema, mysql_dsn
 from tests.support.proc_env import PROC_TIMINGS
 from tests.support.processes import Cluster
 from tests.support.serve import served
@@ -62,22 +63,31 @@ def browser() -> Any:
 
 
 def test_the_apply_page_shows_a_real_copy_moving_and_its_cutover_button_works(tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
 
-    fake = FakeTarget(tmp_path / "fake.db")
-    fake.set_knob("rows_total", 80)
-    fake.set_knob("rows_per_step", 2)
-    fake.set_knob("step_sleep", 0.1)
     operator, reader = new_secret(), new_secret()
     tokens = [
         {"name": "operator", "sha256": hash_secret(operator), "scope": "apply"},
         {"name": "viewer", "sha256": hash_secret(reader), "scope": "read"},
     ]
-    extra = {
-        **PROC_TIMINGS,
-        "SCHEMABOT_API_TOKENS": json.dumps(tokens),
-        "SCHEMABOT_TARGET_FAKE": f"fake://{fake.path}",
-    }
+    with fresh_schema("sbt_web") as schema:
+        conn = connect(schema)
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE orders (id INT PRIMARY KEY, a INT NOT NULL, b VARCHAR(40))")
+            cur.execute("INSERT INTO orders SELECT seq, seq * 7, CONCAT('row-', seq) FROM seq_1_to_100000")
+        conn.close()
+        extra = {
+            **PROC_TIMINGS,
+            "SCHEMABOT_API_TOKENS": json.dumps(tokens),
+            "SCHEMABOT_TARGET_SHOP": mysql_dsn(schema),
+        }
+        _watch_in_a_browser(tmp_path, extra, operator, reader, schema)
+
+
+def _watch_in_a_browser(
+    tmp_path: Path, extra: dict[str, str], operator: str, reader: str, schema: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
     with served(tmp_path, extra) as server:
         cluster = Cluster(server.env, tmp_path)
         driver = None
@@ -90,10 +100,14 @@ def test_the_apply_page_shows_a_real_copy_moving_and_its_cutover_button_works(tm
             submitted = server.client(operator).post(
                 "/v1/applies",
                 json={
-                    "target": "fake",
-                    "engine": "fake",
+                    "target": "shop",
+                    "engine": "spirit",
                     "defer_cutover": True,
-                    "changes": [{"namespace": "app", "ddl": ["ALTER TABLE orders ADD note INT"]}],
+                    "volume": 1,
+                    "engine_options": {"chunk_rows": 200},
+                    "changes": [
+                        {"namespace": schema, "ddl": ["ALTER TABLE orders ADD COLUMN note INT NULL"]}
+                    ],
                 },
             )
             assert submitted.status_code == 201, submitted.text
