@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test unit lint typecheck demo bench clean
+.PHONY: venv test unit lint typecheck demo bench browser clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ unit: venv
 
 demo: venv
 	$(BIN)/schemabot demo
+
+# The browser for tests/integration/test_web_page.py (skipped without it): the distribution's
+# headless Chromium and its driver, never a downloaded browser. Not a prerequisite of `test`:
+# it needs root and takes a minute or two.
+browser:
+	apt-get update && apt-get install -y chromium chromium-driver
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

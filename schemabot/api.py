@@ -32,7 +32,6 @@ from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
 from schemabot.errors import ValidationError
 from schemabot.grouping import default_atomic, uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -261,7 +260,7 @@ class Client:
         if unsafe and not allow_unsafe:
             raise UnsafeChange(
                 "destructive change refused: "
-                + "; ".join(f"{quote_for_error(ddl)} {why}" for ddl, why in unsafe)
+                + "; ".join(f"{_quote_for_error(ddl)} {why}" for ddl, why in unsafe)
                 + "; pass --allow-unsafe (API: allow_unsafe: true) to apply it"
             )
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
@@ -436,6 +435,9 @@ def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:
 def _validate_changes(
     sets: Sequence[ChangeSet], default_namespace: str | None, platform: str, max_ddl_bytes: int
 ) -> list[NewTask]:
+    # Imported here: sqlglot is needed to submit, not to read (`schemabot status` starts faster).
+    from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
+
     tasks: list[NewTask] = []
     seen: dict[tuple[str, str], str] = {}
     if not sets:
@@ -479,3 +481,9 @@ def _validate_changes(
                 raise ValidationError("a VSchema must be a JSON object")
             tasks.append(NewTask(_new_id("task"), namespace, "", None, VSCHEMA_ACTION, dict(change.vschema)))
     return tasks
+
+
+def _quote_for_error(ddl: str) -> str:
+    from schemabot.ddl import quote_for_error  # sqlglot loads only when a submit needs it
+
+    return quote_for_error(ddl)

@@ -76,7 +76,31 @@ def handles_errors(func: F) -> F:
 
 
 def _client() -> Client:
-    return Client()
+    from schemabot.settings import get_settings
+
+    settings = get_settings()
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # Connecting would create an empty file here and then report missing tables.
+        _fail(
+            1,
+            f"no state database at {missing} (SCHEMABOT_DATABASE_URL="
+            f"{settings.database_url!r}); set SCHEMABOT_DATABASE_URL to the one your workers use "
+            "(`make demo` prints its own at the end), or create one with `schemabot db upgrade`",
+        )
+    return Client(settings)
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of an SQLite state database that does not exist (None: exists, or not SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    from pathlib import Path
+
+    path = sa.engine.make_url(url).database
+    if not path or path == ":memory:" or Path(path).exists():
+        return None
+    return path
 
 
 def _print_json(data: Any) -> None:
@@ -185,22 +209,10 @@ def status(apply_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(st.to_dict())
         return
-    click.echo(f"{st.apply_id}  {st.state}  engine={st.engine} target={st.target} attempt={st.attempt}")
-    if st.error:
-        click.echo(f"  error: {st.error}")
-    if st.queue_position is not None:
-        ahead = ", ".join(st.waiting_for) or "nothing"
-        click.echo(f"  queued: position {st.queue_position}, waiting for {ahead}")
-    if st.attention:
-        click.echo(f"  attention: {st.attention}")
-    if st.resume_outcome:
-        click.echo(f"  last resume: {st.resume_outcome}")
-    for t in st.tasks:
-        rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
-        pct = f" {t.percent:.1f}%" if t.percent is not None else ""
-        click.echo(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
     from schemabot.plan_cli import status_lines  # the engine a plan chose per table, and why
+    from schemabot.status_text import render
 
+    click.echo(render(st, st.tasks), nl=False)
     for line in status_lines(_client(), apply_id):
         click.echo(line)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ class Services:
     broker_url: str
     mysql_host: str
     mysql_port: int
+    private: bool = False  # started by the demo, stopped when it ends
 
 
 @contextmanager
@@ -63,12 +65,14 @@ def local_services(console: Console, workdir: Path) -> Iterator[Services]:
     """The running Redis and MariaDB if they answer, else private ones (stopped on exit)."""
     with ExitStack() as stack:
         broker_url = "redis://127.0.0.1:6379/0"
+        private = False
         if redis_answers(broker_url):
             console.print("• Redis answers on 127.0.0.1:6379: using it")
         elif shutil.which("redis-server"):
             redis_server = RedisServer(workdir / "redis").start()
             stack.callback(redis_server.kill)
             broker_url = redis_server.url
+            private = True
             console.print(f"• started a private redis-server on port {redis_server.port}")
         else:
             raise SystemExit(INSTALL_HINT)
@@ -80,10 +84,49 @@ def local_services(console: Console, workdir: Path) -> Iterator[Services]:
             server = MariaDBServer(workdir / "mariadb").start()
             stack.callback(server.kill)
             port = server.port
+            private = True
             console.print(f"• started a private mariadbd on port {port}")
         else:
             raise SystemExit(INSTALL_HINT)
-        yield Services(broker_url, host, port)
+        yield Services(broker_url, host, port, private=private)
+
+
+BIN = Path(sys.executable).parent  # .venv/bin: schemabot and celery live here
+
+
+def drop_warning(services: Services, existing: list[str]) -> str:
+    where = f"{services.mysql_host}:{services.mysql_port}"
+    names = ", ".join(existing)
+    return (
+        f"[yellow]• warning: dropping and re-creating {names} on {where} "
+        f"(left by an earlier demo; anything else in {'it' if len(existing) == 1 else 'them'} is lost)"
+        "[/yellow]"
+    )
+
+
+def inspection_hint(env: dict[str, str], apply_id: str, private: bool) -> str:
+    """What to paste into a shell to look at the demo's apply after it ends."""
+    keys = ("SCHEMABOT_DATABASE_URL", "SCHEMABOT_BROKER_URL", "SCHEMABOT_QUEUE", "SCHEMABOT_TARGET_DEMO")
+    exports = "\n".join(f"    export {k}='{env[k]}'" for k in keys)
+    text = (
+        "• to inspect this apply (schemabot and celery are in "
+        f"{BIN}):\n{exports}\n"
+        f"    {BIN / 'schemabot'} status {apply_id}\n"
+        f"    {BIN / 'schemabot'} log {apply_id}\n"
+        f"    {BIN / 'celery'} -A tasks flower   # the worker and beat have stopped; start your own"
+    )
+    if private:
+        text += "\n  (the demo started private servers and stopped them: the state above is gone)"
+    return text
+
+
+def existing_databases(services: Services) -> list[str]:
+    conn = pymysql.connect(host=services.mysql_host, port=services.mysql_port, user="root")
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        names = {row[0] for row in cur.fetchall()}
+    conn.close()
+    return [name for name in (STATE_DB, TARGET_DB) if name in names]
 
 
 def prepare_databases(services: Services, rows: int) -> None:
@@ -145,6 +188,9 @@ def run_demo(rows: int = 600_000, engine: str | None = None) -> int:
         state_url = f"mysql+pymysql://root@{services.mysql_host}:{services.mysql_port}/{STATE_DB}"
         target_dsn = f"mysql://root@{services.mysql_host}:{services.mysql_port}/{TARGET_DB}"
         started = time.monotonic()
+        existing = existing_databases(services)
+        if existing:
+            console.print(drop_warning(services, existing))
         prepare_databases(services, rows)
         upgrade(database_url=state_url)
         console.print(
@@ -171,7 +217,8 @@ def run_demo(rows: int = 600_000, engine: str | None = None) -> int:
             f"the worker to start (log: {workdir / 'worker.log'})",
         )
         console.print(
-            f"• worker and beat running (logs in {workdir}); watch them live with `celery -A tasks flower`"
+            f"• worker and beat running (logs in {workdir}); watch them live with "
+            f"`{BIN / 'celery'} -A tasks flower` (with the environment printed at the end)"
         )
 
         settings = Settings(
@@ -195,5 +242,6 @@ def run_demo(rows: int = 600_000, engine: str | None = None) -> int:
         console.print(f"• completed; {after[0]:,} rows, the same sum of amounts ({after[1]}) as before")
         for entry in client.log(submitted.apply_id)[-6:]:
             console.print(f"    {entry.event:<10} {entry.message or ''}")
+        console.print(inspection_hint(env, submitted.apply_id, services.private), highlight=False)
         console.rule(f"done in {elapsed:.1f}s")
     return 0

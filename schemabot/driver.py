@@ -40,7 +40,7 @@ from engines.base import (
     call_control,
 )
 from engines.targets import redact
-from schemabot import controls, resume
+from schemabot import controls, metrics, resume
 from schemabot.changes import rebuild_changes
 from schemabot.errors import (
     DriverExit,
@@ -108,6 +108,7 @@ def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
         return _Tick(rt, apply_id, token, seq + 1).run()
     except DriverExit as exc:
         log.info("tick of %s (token %s) exits without writing: %s", apply_id, token, exc)
+        metrics.infrastructure_error()
         return TickOutcome.EXITED
 
 

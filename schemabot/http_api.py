@@ -43,14 +43,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engines.base import CONTROL_KINDS
 from engines.targets import redact
-from schemabot import auth
+from schemabot import auth, web
 from schemabot.api import ApplyStatus, ChangeSet, Client, ControlReceipt, LogEntry
 from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, TableConflict, ValidationError
 from schemabot.planning.http_routes import install_plan_routes
@@ -507,12 +507,33 @@ def build_app(
         body = Readiness(ready=ready, state_database=db_state, broker=broker_state)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
+    metrics_registry: list[Any] = []
+
+    @app.get(
+        "/metrics",
+        include_in_schema=False,
+        summary="Prometheus metrics (scope read, a token for every target; open in development mode)",
+    )
+    def metrics(who: Caller) -> Response:
+        # A scraper's token: scope read and no target list, since the document covers every
+        # target's applies (README "Metrics").
+        auth.require(who, auth.Scope.READ)
+        if who.targets is not None and who.scope is not auth.Scope.ADMIN:
+            raise auth.Forbidden(f"token {who.name!r} is limited to some targets; /metrics covers all")
+        from schemabot import metrics as prom
+
+        if not metrics_registry:
+            metrics_registry.append(prom.registry(client.runtime.db))
+        payload, content_type = prom.exposition(metrics_registry[0])
+        return Response(payload, media_type=content_type)
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         from schemabot.api_docs_page import PAGE
 
         return HTMLResponse(PAGE)
 
+    web.install(app, client)  # the page of applies under /ui (schemabot/web)
     return RequestGuard(app, cfg.http_allowed_hosts, cfg.http_max_body_bytes)
 
 

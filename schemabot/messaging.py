@@ -48,7 +48,7 @@ class BrokerDispatcher:
         # countdown that rounds to 0: round up there (a 0.5 s poll pause becomes 1 s).
         self._whole_seconds = bool(broker_url and broker_url.startswith(AMQP_SCHEMES))
 
-    def _send(self, name: str, args: list[Any], countdown: float = 0) -> bool:
+    def _send(self, name: str, args: list[Any], countdown: float = 0, argsrepr: str | None = None) -> bool:
         if countdown and self._whole_seconds:
             countdown = float(math.ceil(countdown))
         try:
@@ -57,6 +57,8 @@ class BrokerDispatcher:
                 args=args,
                 queue=self._queue,
                 countdown=countdown or None,
+                # What Flower shows as the arguments: which apply, which owner and step.
+                argsrepr=argsrepr or repr(args),
                 retry=True,
                 # Bounded: a producer must not hang while the broker is down; the sweep covers.
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3},
@@ -67,16 +69,20 @@ class BrokerDispatcher:
             return False
 
     def start_apply(self, apply_id: str) -> bool:
-        return self._send(START_APPLY, [apply_id])
+        return self._send(START_APPLY, [apply_id], argsrepr=f"{apply_id} (first claim)")
 
     def poll_progress(self, apply_id: str, token: int, seq: int, countdown: float) -> bool:
-        return self._send(POLL_PROGRESS, [apply_id, token, seq], countdown)
+        return self._send(
+            POLL_PROGRESS, [apply_id, token, seq], countdown, argsrepr=f"{apply_id} token={token} tick={seq}"
+        )
 
     def resume_apply(self, apply_id: str, token: int, seq: int = 0, countdown: float = 0) -> bool:
-        return self._send(RESUME_APPLY, [apply_id, token, seq], countdown)
+        return self._send(
+            RESUME_APPLY, [apply_id, token, seq], countdown, argsrepr=f"{apply_id} resumed, token={token}"
+        )
 
     def recovery_sweep(self) -> bool:
-        return self._send(RECOVERY_SWEEP, [])
+        return self._send(RECOVERY_SWEEP, [], argsrepr="")
 
 
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")

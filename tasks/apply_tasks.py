@@ -9,9 +9,11 @@ from typing import Any
 
 from celery import signals
 
-from schemabot import driver, log_redaction, recovery
+from schemabot import driver, log_redaction, progress, recovery
 from schemabot.messaging import POLL_PROGRESS, RECOVERY_SWEEP, RESUME_APPLY, START_APPLY, BrokerDispatcher
 from schemabot.runtime import Runtime
+from schemabot.states import State
+from schemabot.storage import reads
 from schemabot.storage.database import get_database, reset_after_fork
 from tasks.celery_app import app, settings
 
@@ -44,19 +46,46 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
     log_redaction.install(logger)
 
 
+# Flower: the messages' argsrepr name the apply (schemabot/messaging.py); the tick that finishes
+# an apply says where it ended: `apply-…: completed · app.orders completed (26,000/26,000 rows)`.
+# Other ticks return their bare outcome (continues, stale, exited), which keeps worker logs short.
 @app.task(name=START_APPLY)
 def start_apply(apply_id: str) -> str:
-    return driver.start_apply(runtime(), apply_id).value
+    return summary(apply_id, driver.start_apply(runtime(), apply_id))
 
 
 @app.task(name=POLL_PROGRESS)
 def poll_progress(apply_id: str, token: int, seq: int) -> str:
-    return driver.tick(runtime(), apply_id, token, seq).value
+    return summary(apply_id, driver.tick(runtime(), apply_id, token, seq))
 
 
 @app.task(name=RESUME_APPLY)
 def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
-    return driver.tick(runtime(), apply_id, token, seq).value
+    return summary(apply_id, driver.tick(runtime(), apply_id, token, seq))
+
+
+def summary(apply_id: str, outcome: driver.TickOutcome) -> str:
+    """The outcome; for a tick that finished or parked the apply, also its state and tables (read
+    after a tick that just wrote, so the state database answers)."""
+    if outcome is not driver.TickOutcome.FINISHED:
+        return outcome.value
+    try:
+        snap = reads.snapshot(runtime().db, apply_id)
+    except Exception:
+        return outcome.value
+    return f"{apply_id}: {describe(snap.apply.state, snap.tasks)}"
+
+
+def describe(state: str, tasks: list[Any]) -> str:
+    current = next((t for t in tasks if not State(t.state).is_terminal), tasks[-1] if tasks else None)
+    if current is None:
+        return state
+    where = f"{current.namespace}.{current.table_name or '(vschema)'} {progress.phase_of(current)}"
+    if current.percent is not None and current.state == "running":
+        where += f" {current.percent:.0f}%"
+    if current.rows_total:
+        where += f" ({current.rows_copied or 0:,}/{current.rows_total:,} rows)"
+    return f"{state} · {where}"
 
 
 # When this process last finished a sweep (its own monotonic clock: no other host's clock is
@@ -66,17 +95,28 @@ def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
 _last_sweep_end: float | None = None
 
 
-@app.task(name=RECOVERY_SWEEP)
+# The sweep runs every few seconds and almost always finds nothing: it sends no task events, so
+# Flower lists the applies' tasks, not hundreds of idle sweeps (what it claims shows up there as
+# resume_apply tasks). Its duration and last run are metrics (schemabot/metrics.py).
+@app.task(name=RECOVERY_SWEEP, send_events=False)
 def recovery_sweep() -> dict[str, Any]:
     global _last_sweep_end
     if _last_sweep_end is not None and time.monotonic() - _last_sweep_end < settings.sweep_interval / 2:
         return {"skipped": "this process swept moments ago"}
+    started = time.monotonic()
     try:
         report = recovery.recovery_sweep(runtime())
     finally:
         _last_sweep_end = time.monotonic()
+    _sweep_finished(_last_sweep_end - started)
     return {
         "claimed": [f"{c.apply_id}:{c.reason}" for c in report.claimed],
         "expired": report.expired,
         "storage_error": report.storage_error,
     }
+
+
+def _sweep_finished(seconds: float) -> None:
+    from schemabot import metrics
+
+    metrics.sweep_finished(seconds)

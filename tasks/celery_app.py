@@ -14,7 +14,10 @@ duplicates harmless, and the recovery sweep covers whatever is still lost:
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+from typing import Any
+
+from celery import Celery, signals
 
 from schemabot.messaging import RECOVERY_SWEEP, broker_conf
 from schemabot.settings import get_settings
@@ -56,3 +59,35 @@ app.conf.update(
         }
     },
 )
+
+
+# -- metrics (schemabot/metrics.py) ---------------------------------------------------------------
+# With SCHEMABOT_METRICS_PORT the worker's main process serves /metrics for all its pool
+# processes, which write their values to PROMETHEUS_MULTIPROC_DIR (tasks/__init__.py makes a
+# private one when none is given, before anything imports prometheus_client).
+METRICS_PORT = os.environ.get("SCHEMABOT_METRICS_PORT")
+
+
+@signals.worker_init.connect
+def _export_metrics(**_: Any) -> None:
+    if not METRICS_PORT:
+        return
+    from prometheus_client import start_http_server
+
+    from schemabot import metrics
+
+    start_http_server(int(METRICS_PORT), registry=metrics.registry())
+
+
+@signals.worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@signals.beat_init.connect
+def _beat_sends_no_sent_events(sender: Any = None, **_: Any) -> None:
+    """Beat only sends sweeps: no task-sent event for them (Flower stays quiet when idle)."""
+    app.conf.task_send_sent_event = False

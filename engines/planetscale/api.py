@@ -14,6 +14,7 @@ The token is sent in the Authorization header only and never appears in an error
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,11 @@ class ApiUnreachable(ApiFailure):
         self.maybe_applied = maybe_applied
 
 
+# Called after every API call with (method, answered without error). The engine knows nothing of
+# who listens: schemabot's metrics register here (schemabot/metrics.py).
+CALL_OBSERVERS: list[Callable[[str, bool], None]] = []
+
+
 class PlanetScaleAPI:
     def __init__(self, target: PlanetScaleTarget, http: httpx.Client | None = None) -> None:
         self.target = target
@@ -66,6 +72,24 @@ class PlanetScaleAPI:
         self.http.close()
 
     def request(
+        self,
+        method: str,
+        path: str,
+        budget: Budget,
+        *,
+        json: Json | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Json:
+        ok = False
+        try:
+            body = self._request(method, path, budget, json=json, params=params)
+            ok = True
+            return body
+        finally:
+            for observer in CALL_OBSERVERS:
+                observer(method, ok)
+
+    def _request(
         self,
         method: str,
         path: str,

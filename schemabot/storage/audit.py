@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from engines.targets import redact
+from schemabot import events
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
 from schemabot.storage.models import ApplyLog
@@ -38,6 +39,10 @@ def append(
             lease_token=token,
             created_at=db_now(),
         )
+    )
+    # Metrics and webhooks see the entry once this transaction commits (docs/architecture.md §2).
+    events.recorded(
+        session, apply_id, event, message, old_state=old_state, new_state=new_state, detail=detail
     )
 
 

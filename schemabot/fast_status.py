@@ -1,0 +1,119 @@
+"""The `schemabot` command's entry point, with a quick path for `schemabot status APPLY_ID`.
+
+A read answers in a fraction of the full CLI's start-up (issue 15 §4; bench/cli_latency.py): the
+quick path reads the state database with the standard library's sqlite3 (read-only, never
+creating a file) or pymysql, without importing SQLAlchemy, pydantic or Celery, and prints the
+same text (schemabot/status_text.py). Anything it does not handle, or any doubt at all (another
+URL scheme, TLS options, an unknown apply, missing tables, an error), falls through to the full
+CLI, which answers as always.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DEFAULT_URL = "sqlite:///./schemabot.db"  # schemabot.settings.Settings.database_url
+_APPLY_COLUMNS = ("apply_id", "state", "engine", "target", "attempt", "error", "attention", "resume_outcome")
+_APPLY = f"SELECT {', '.join(_APPLY_COLUMNS)} FROM apply WHERE apply_id = {{p}}"
+# Left to the full CLI: a queued apply (it says where in the line) and one submitted from a plan
+# (it shows the plan's engine choices).
+_NEEDS_FULL_CLI = (
+    "SELECT (SELECT COUNT(*) FROM table_claim_queue WHERE apply_id = {p})"
+    " + (SELECT COUNT(*) FROM apply_plan WHERE apply_id = {p})"
+)
+_TASKS = (
+    "SELECT namespace, table_name, action, state, percent, rows_copied, rows_total "
+    "FROM task WHERE apply_id = {p} ORDER BY seq"
+)
+
+
+def database_url() -> str:
+    """SCHEMABOT_DATABASE_URL as Settings reads it: the environment (any case), then ./.env."""
+    for key, value in os.environ.items():
+        if key.upper() == "SCHEMABOT_DATABASE_URL":
+            return value
+    if os.path.exists(".env"):
+        from dotenv import dotenv_values
+
+        for name, found in dotenv_values(".env").items():
+            if name.upper() == "SCHEMABOT_DATABASE_URL" and found:
+                return found
+    return DEFAULT_URL
+
+
+def _connect(url: str) -> tuple[Any, str] | None:
+    """A DB-API connection and its parameter style, or None for anything not handled here."""
+    if "?" in url:
+        return None
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = url[len("sqlite:///") :]
+        if not path or path == ":memory:" or not os.path.exists(path):
+            return None
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5), "?"
+    if url.startswith("mysql+pymysql://"):
+        import pymysql
+
+        parts = urlsplit(url)
+        conn = pymysql.connect(
+            host=parts.hostname or "localhost",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")) or None,
+            connect_timeout=5,
+            read_timeout=15,
+            charset="utf8mb4",
+        )
+        return conn, "%s"
+    return None
+
+
+def quick_status(apply_id: str) -> str | None:
+    """The text of `schemabot status APPLY_ID`, or None to let the full CLI answer."""
+    try:
+        found = _connect(database_url())
+        if found is None:
+            return None
+        conn, p = found
+        try:
+            cur = conn.cursor()
+            cur.execute(_APPLY.format(p=p), (apply_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            apply = SimpleNamespace(**dict(zip(_APPLY_COLUMNS, row, strict=True)))
+            cur.execute(_NEEDS_FULL_CLI.format(p=p), (apply_id, apply_id))
+            if cur.fetchone()[0]:
+                return None
+            cur.execute(_TASKS.format(p=p), (apply_id,))
+            names = ("namespace", "table", "action", "state", "percent", "rows_copied", "rows_total")
+            tasks = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        finally:
+            conn.close()
+    except Exception:
+        return None
+    from schemabot.status_text import render
+
+    return render(apply, tasks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "status" and not args[1].startswith("-"):
+        text = quick_status(args[1])
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
+    from schemabot.cli import main as full
+
+    return full(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The text of `schemabot status` (shared by the CLI and its quick path, schemabot/fast_status.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def render(apply: Any, tasks: Iterable[Any]) -> str:
+    """`apply` has apply_id, state, engine, target, attempt, error, and may have queue_position
+    and waiting_for (a queued apply), attention (why it is not moving on by itself) and
+    resume_outcome; each task has namespace, table, action, state, percent, rows_copied,
+    rows_total."""
+    head = f"{apply.apply_id}  {apply.state}  engine={apply.engine} target={apply.target}"
+    lines = [f"{head} attempt={apply.attempt}"]
+    if apply.error:
+        lines.append(f"  error: {apply.error}")
+    if getattr(apply, "queue_position", None) is not None:
+        ahead = ", ".join(getattr(apply, "waiting_for", None) or []) or "nothing"
+        lines.append(f"  queued: position {apply.queue_position}, waiting for {ahead}")
+    if getattr(apply, "attention", None):
+        lines.append(f"  attention: {apply.attention}")
+    if getattr(apply, "resume_outcome", None):
+        lines.append(f"  last resume: {apply.resume_outcome}")
+    for t in tasks:
+        rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
+        pct = f" {t.percent:.1f}%" if t.percent is not None else ""
+        lines.append(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Issue 15 §4: `schemabot status APPLY_ID` answers without importing SQLAlchemy, pydantic or
+Celery (bench/cli_latency.py measures it), prints exactly what the full CLI prints, and leaves
+every case it does not handle to the full CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from schemabot import fast_status
+from schemabot.api import ChangeSet, Client
+from schemabot.cli import cli
+from schemabot.migrate import upgrade
+from schemabot.settings import Settings
+from tests.support.harness import RecordingDispatcher
+
+
+@pytest.fixture
+def stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(database_url=url)
+    settings = Settings(database_url=url, targets={"local": "mysql://root@127.0.0.1:3306/app"})
+    client = Client(settings, dispatcher=RecordingDispatcher())
+    changes = [ChangeSet(ddl=["ALTER TABLE t ADD COLUMN c INT", "CREATE TABLE u (id INT PRIMARY KEY)"])]
+    apply_id = client.submit_apply("local", "direct", changes).apply_id
+    monkeypatch.setenv("SCHEMABOT_DATABASE_URL", url)
+    return url, apply_id
+
+
+def test_the_quick_path_prints_what_the_full_cli_prints(stored: tuple[str, str]) -> None:
+    _, apply_id = stored
+    quick = fast_status.quick_status(apply_id)
+    full = CliRunner().invoke(cli, ["status", apply_id])
+    assert full.exit_code == 0, full.output
+    assert quick is not None and quick == full.output
+    assert "app.t  alter  pending" in quick and "app.u  create  pending" in quick
+
+
+def test_a_queued_apply_and_its_attention_are_shown_as_the_full_cli_shows_them(
+    stored: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, first = stored
+    settings = Settings(database_url=url, targets={"local": "mysql://root@127.0.0.1:3306/app"})
+    client = Client(settings, dispatcher=RecordingDispatcher())
+    queued = client.submit_apply("local", "direct", ["ALTER TABLE t ADD COLUMN d INT"], queue=True).apply_id
+    assert fast_status.quick_status(queued) is None  # the full CLI says where it waits
+    full = CliRunner().invoke(cli, ["status", queued])
+    assert f"queued: position 1, waiting for {first}" in full.output, full.output
+
+    import sqlite3
+
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE apply SET attention = 'blocked on the provider' WHERE apply_id = ?", (first,))
+    quick = fast_status.quick_status(first)
+    assert quick is not None and "attention: blocked on the provider" in quick
+    assert quick == CliRunner().invoke(cli, ["status", first]).output
+
+
+def test_it_imports_neither_sqlalchemy_nor_pydantic(stored: tuple[str, str]) -> None:
+    url, apply_id = stored
+    code = (
+        "import sys\n"
+        "from schemabot.fast_status import main\n"
+        f"assert main(['status', {apply_id!r}]) == 0\n"
+        "heavy = sorted(m for m in ('sqlalchemy', 'pydantic', 'celery', 'sqlglot') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"SCHEMABOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(apply_id)
+
+
+def test_what_it_does_not_handle_falls_through(
+    stored: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fast_status.quick_status("apply-unknown") is None  # the full CLI says "no apply" and exits 2
+    monkeypatch.setenv("SCHEMABOT_DATABASE_URL", "postgresql://localhost/x")
+    assert fast_status.quick_status(stored[1]) is None
+    monkeypatch.setenv("SCHEMABOT_DATABASE_URL", "sqlite:////nonexistent/state.db")
+    assert fast_status.quick_status(stored[1]) is None
+    assert not Path("/nonexistent/state.db").exists()
