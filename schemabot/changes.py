@@ -1,7 +1,7 @@
 """Rebuilding the engine's view of an apply (`NamespaceChange`s) from stored tasks.
 
 The first dispatch and every resume build the changes the same way, from the tasks in the state
-database, so a resumed engine sees exactly what the first owner saw (scenarios 9 to 11).
+database, so a resumed engine sees exactly what the first owner saw (docs/architecture.md §10 S9-S11).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def rebuild_changes(tasks: Iterable[Task]) -> list[NamespaceChange]:
             continue
         if not (task.ddl or "").strip():
             # Validation makes this impossible for stored tasks; refuse rather than hand an
-            # engine a table change with nothing to do (scenario 11).
+            # engine a table change with nothing to do (docs/architecture.md §10 S11).
             raise ResumeStateUnavailable(f"task {task.task_id} on {task.table_name} has no DDL")
         tables[task.namespace].append(
             TableChange(table=task.table_name, ddl=cast(str, task.ddl), action=cast(Action, task.action))

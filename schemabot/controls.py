@@ -4,7 +4,8 @@ lease holder carries the request out (the state may have moved in between).
 One table of rules serves both moments, so the CLI's refusal and the driver's decision agree.
 The single difference is `recovering`: a cutover *asked for* during recovery is refused with an
 explanation, but a cutover *recorded earlier* (while its worker was dead and the apply still said
-waiting_for_cutover) is held until the engine proves readiness, then carried out (scenarios 20, 23).
+waiting_for_cutover) is held until the engine proves readiness, then carried out
+(docs/architecture.md §10 S20, S23).
 """
 
 from __future__ import annotations

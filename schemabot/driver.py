@@ -252,7 +252,7 @@ class _Tick:
         vitess = self.rt.platform_of(snap.apply.engine) == "vitess"
         if vitess and driving.tracked(result.resume_state) is None:
             # A Vitess engine that accepted without telling us where its branch and deploy
-            # request are would leave the next owner blind (scenario 6). An empty state is no
+            # request are would leave the next owner blind (docs/architecture.md §10 S6). An empty state is no
             # better than none: it must not overwrite the stored one (docs/architecture.md §7).
             raise ResumeStateUnavailable(f"{self.apply_id}: the engine accepted but returned no resume state")
         recovering = any(t.state == State.WAITING_FOR_CUTOVER.value for t in att.tasks)
@@ -269,7 +269,7 @@ class _Tick:
         try:
             driving.record_attach(self.rt.db, self.apply_id, self.token, record)
         except StorageUnavailable as exc:
-            # The engine holds the work; the next owner reattaches to it (scenario 5).
+            # The engine holds the work; the next owner reattaches to it (docs/architecture.md §10 S5).
             raise ResumeStateUnavailable(f"{self.apply_id}: saving the resume state failed: {exc}") from exc
         return self.schedule(0)
 
@@ -471,7 +471,7 @@ class _Tick:
         return None
 
     def _engine_call(self, call: Any, operation_id: str) -> Any:
-        """Run an engine call; classify what escapes it (DESIGN.md section 7)."""
+        """Run an engine call; classify what escapes it (docs/architecture.md §7)."""
         try:
             return call()
         except DriverExit:

@@ -3,7 +3,7 @@
 The orchestration distinguishes two families on purpose: errors that mean "this process must
 stop touching the apply now, without writing anything" (`DriverExit` and its children), and
 errors that are a verdict on the apply itself (engine errors, classified in `schemabot.outcomes`).
-A `DriverExit` is never turned into a terminal state: invariant 2 of DESIGN.md.
+A `DriverExit` is never turned into a terminal state: docs/architecture.md §8 invariant 2.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class StorageUnavailable(DriverExit):
 class ResumeStateUnavailable(DriverExit):
     """The engine resume state cannot be read, trusted or saved, so resuming is unsafe now.
 
-    Raised for every non-terminal exit of DESIGN.md section 7: reading the persisted state failed,
+    Raised for every non-terminal exit of docs/architecture.md §7: reading the persisted state failed,
     Vitess tasks not linked to one operation, the returned state could not be saved, a Vitess engine
     accepted without returning state, a Vitess state missing past branch preparation (fail closed).
     """

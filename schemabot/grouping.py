@@ -1,4 +1,4 @@
-"""The one predicate that decides grouped vs sequential dispatch (invariant 4).
+"""The one predicate that decides grouped vs sequential dispatch (docs/architecture.md §8 invariant 4).
 
 Used when the apply is submitted (to create one operation or one per task), at the first
 dispatch and at every resume: a Vitess apply, a MySQL apply with deferred cutover, or a MySQL

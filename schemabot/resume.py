@@ -1,6 +1,6 @@
 """Which operation an owner attaches to, with which engine resume state, or why it must not.
 
-This is where the non-terminal exits of DESIGN.md section 7 about resume state are decided. Each
+This is where the non-terminal exits of docs/architecture.md §7 about resume state are decided. Each
 raises `ResumeStateUnavailable` *before* the engine is called, so nothing is written and nothing
 is created on the target; the lease expires and a later sweep tries again.
 """
@@ -92,7 +92,8 @@ def resolve(
         adopting = bool((op.resume_metadata or {}).get("adopt"))  # an operator's go-ahead
         if platform == "vitess" and state is None and not adopting and not _may_start_fresh(snapshot):
             # Fail closed: past branch preparation a branch or deploy request may exist that
-            # only the lost state names. Starting fresh could open a second one (invariant 3).
+            # only the lost state names. Starting fresh could open a second one
+            # (docs/architecture.md §8 invariant 3).
             raise NeedsAttention(
                 f"the apply is past branch preparation ({_furthest(snapshot).value}) but its Vitess "
                 "resume state is missing; the engine is not called, since a fresh start could open "

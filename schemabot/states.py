@@ -79,7 +79,8 @@ ACTIVE: frozenset[State] = frozenset(set(State) - TERMINAL - PARKED)
 
 # Position of each task state on the way to completion. An engine report may move a task to an
 # equal or later position only: a stale report (a slow poll of an old owner, an engine that has
-# not yet caught up after a restart) must never move a stored task backwards (invariant 5).
+# not yet caught up after a restart) must never move a stored task backwards
+# (docs/architecture.md §8 invariant 5).
 _RANK: dict[State, int] = {
     State.PENDING: 0,
     State.PREPARING_BRANCH: 1,

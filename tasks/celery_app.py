@@ -1,4 +1,4 @@
-"""The Celery app and its reliability configuration (DESIGN.md section 4).
+"""The Celery app and its reliability configuration (docs/architecture.md §4).
 
 Messages are hints; the database is the truth. The settings below make message loss rare and
 duplicates harmless, and the recovery sweep covers whatever is still lost:

@@ -4,7 +4,7 @@ Every unit of work against the state database is a function run by `run_in_trans
 retries it for a few seconds when the error is transient (lost connection, server gone, lock wait
 timeout, deadlock, read-only server, a locked SQLite file) and then raises `StorageUnavailable`.
 Callers treat that as "exit without writing": the lease expires and the sweep re-drives. This is
-how a state-database outage never produces a terminal state (DESIGN.md section 7).
+how a state-database outage never produces a terminal state (docs/architecture.md §7).
 """
 
 from __future__ import annotations

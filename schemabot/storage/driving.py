@@ -1,6 +1,7 @@
 """The driver's writes. Each function is one transaction that starts with `leases.fence`, so a
-driver whose lease moved on writes nothing at all (invariant 1), and none of them can overwrite a
-stored terminal apply (the fence refuses terminal rows: invariant 5).
+driver whose lease moved on writes nothing at all (docs/architecture.md §8 invariant 1), and none
+of them can overwrite a stored terminal apply (the fence refuses terminal rows:
+docs/architecture.md §8 invariant 5).
 
 Task states move forward only on engine reports (`states.task_transition_allowed`); controls
 move them explicitly (stop, start, cancel). The apply's state is then re-derived from its tasks
@@ -243,7 +244,8 @@ def record_progress(
             reported = State.from_engine(detail.state) if detail else overall
             current = State(task.state)
             if not task_transition_allowed(current, reported):
-                continue  # stale or backwards report: keep what is stored (invariant 5)
+                # A stale or backwards report: keep what is stored (docs/architecture.md §8 invariant 5).
+                continue
             if detail is not None:
                 task.rows_copied = detail.rows_copied
                 task.rows_total = detail.rows_total

@@ -1,4 +1,4 @@
-"""Ownership of an apply: compare-and-swap claims, fenced ticks, heartbeats (DESIGN.md section 4).
+"""Ownership of an apply: compare-and-swap claims, fenced ticks, heartbeats (docs/architecture.md §4).
 
 Whoever holds the current `lease_token` owns the apply. Tokens only grow. Every write a driver
 makes runs in a transaction that begins with `fence()`: an UPDATE of the apply row guarded by
@@ -7,7 +7,7 @@ apply became terminal) and the whole transaction is abandoned: a stale driver ca
 
 Each message that drives an apply carries (token, seq). `begin_tick` moves `poll_seq` from seq to
 seq+1 in one CAS, so a redelivered or duplicated message, whose seq is already spent, does
-nothing (scenario 19).
+nothing (docs/architecture.md §10 S19).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The state database's tables (DESIGN.md section 2), as SQLAlchemy 2.0 models.
+"""The state database's tables (docs/architecture.md §2), as SQLAlchemy 2.0 models.
 
 The same models run on SQLite (embedded default) and on MySQL/MariaDB through pymysql. Times that
 take part in ownership decisions (heartbeat, lease expiry, retry_after) are always written in

@@ -1,7 +1,7 @@
-"""Ownership scenarios with real worker processes, a real Redis and a real MariaDB (SCENARIOS.md
-13-18): processes are SIGKILLed and frozen, the broker loses every message, the state database
-disappears. The fake engine stands in for engine work; the spirit and planetscale twins of the
-scenarios that are about engines live with those engines' tests."""
+"""Ownership scenarios with real worker processes, a real Redis and a real MariaDB
+(docs/architecture.md §10: S13-S18): processes are SIGKILLed and frozen, the broker loses every
+message, the state database disappears. The fake engine stands in for engine work; the spirit and
+planetscale twins of the scenarios that are about engines live with those engines' tests."""
 
 from __future__ import annotations
 

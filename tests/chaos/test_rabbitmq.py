@@ -1,4 +1,4 @@
-"""Issue 14 §5: Celery on RabbitMQ (quorum queues, publisher confirms): SCENARIOS.md S14 with a
+"""Issue 14 §5: Celery on RabbitMQ (quorum queues, publisher confirms): docs/architecture.md §10 S14 with a
 worker SIGKILLed mid-apply, on the machine's RabbitMQ (127.0.0.1:5672), in a vhost of its own."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The spirit engine under real Celery workers, the machine's Redis and MariaDB: scenarios 14, 20
-and 21 of SCENARIOS.md with the real online copy, a concurrent writer, and killed workers."""
+and 21 of docs/architecture.md §10 with the real online copy, a concurrent writer, and killed workers."""
 
 from __future__ import annotations
 

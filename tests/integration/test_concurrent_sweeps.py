@@ -1,4 +1,4 @@
-"""SCENARIOS.md S18 in process, on MariaDB and PostgreSQL state databases: several sweeps at once
+"""docs/architecture.md §10 S18 in process, on MariaDB and PostgreSQL state databases: several sweeps at once
 claim each orphan exactly once (the lease compare-and-swap; docs/architecture.md §4)."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Controls (SCENARIOS.md 20-23), classification (24-27) and ownership rules that need no worker
-process (13, 18, 19, invariant 2): real storage on SQLite and MariaDB, the fake engine."""
+"""Controls (docs/architecture.md §10: S20-S23), classification (S24-S27) and ownership rules that
+need no worker process (S13, S18, S19, §8 invariant 2): real storage on SQLite and MariaDB, the fake
+engine."""
 
 from __future__ import annotations
 
@@ -291,7 +292,7 @@ def test_s18_two_sweeps_at_once_claim_each_orphan_once(
     settings: Settings, rt: Runtime, dispatcher: RecordingDispatcher
 ) -> None:
     dispatcher.fail_sends = True
-    # One table each: two unfinished applies on one table are refused (invariant 9).
+    # One table each: two unfinished applies on one table are refused (docs/architecture.md §8 invariant 9).
     ids = [
         submit(rt, "fake", [ChangeSet(namespace="app", ddl=[f"ALTER TABLE t{i} ADD c INT"])])
         for i in range(12)

@@ -1,4 +1,4 @@
-"""Recovery scenarios about engine resume state and dispatch (SCENARIOS.md 1-12), orchestration
+"""Recovery scenarios about engine resume state and dispatch (docs/architecture.md §10: S1-S12), orchestration
 level: real storage (SQLite and MariaDB), the recording fake engine, messages played in-process.
 The same scenarios with the real engines live beside those engines' tests."""
 

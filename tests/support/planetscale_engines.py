@@ -2,8 +2,8 @@
 orchestration tests can see exactly what schemabot hands the engine and what it gets back.
 
 They change nothing of the engine's behaviour except where a test asks for it (dropping the
-state of a reattach, scenario 6). Calls are kept on the class because the orchestrator builds a
-fresh engine for every tick; the in-process tests reset them per test with `reset()`.
+state of a reattach, docs/architecture.md §10 S6). Calls are kept on the class because the
+orchestrator builds a fresh engine for every tick; the in-process tests reset them per test with `reset()`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class RecordingPlanetScaleEngine(PlanetScaleEngine):
 
 class StateDroppingPlanetScaleEngine(RecordingPlanetScaleEngine):
     """Accepts a reattach as the real engine does, then "forgets" to return the resume state
-    while `drop_reattach_state` is set: the engine bug that scenario 6's guard is there for."""
+    while `drop_reattach_state` is set: the engine bug that the guard of docs/architecture.md §10 S6
+    is there for."""
 
     drop_reattach_state: ClassVar[bool] = False
     # What it returns instead of the state: None, or an empty `{}` (issue 11, defect 1).

@@ -1,4 +1,5 @@
-"""The grouped-apply predicate (invariant 4) and rebuilding changes from tasks (scenarios 9-11)."""
+"""The grouped-apply predicate (docs/architecture.md §8 invariant 4) and rebuilding changes from
+tasks (docs/architecture.md §10 S9-S11)."""
 
 from __future__ import annotations
 

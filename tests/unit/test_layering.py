@@ -1,4 +1,4 @@
-"""The import direction of DESIGN.md §1: `tasks -> schemabot -> engines`, never back.
+"""The import direction of docs/architecture.md §1: `tasks -> schemabot -> engines`, never back.
 
 Why a test: the orchestration is testable without a broker only while `schemabot/` stays free of
 Celery, and an engine is reusable only while it knows nothing of schemabot's storage or of Celery.

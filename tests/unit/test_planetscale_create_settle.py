@@ -2,7 +2,8 @@
 
 A deploy request has no name we choose; it is found again only by the tag in its notes. If the
 answer to "open it" never comes while PlanetScale is still working on it, listing right away finds
-nothing. Sending the request again then would make a second deploy request (invariant 3).
+nothing. Sending the request again then would make a second deploy request
+(docs/architecture.md §8 invariant 3).
 """
 
 from __future__ import annotations

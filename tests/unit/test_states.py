@@ -1,4 +1,4 @@
-"""State derivation and the forward-only rule (invariant 5)."""
+"""State derivation and the forward-only rule (docs/architecture.md §8 invariant 5)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_apply_state_is_derived_from_task_states(tasks: list[State], expected: S
     [
         (S.PENDING, S.RUNNING, True),
         (S.RUNNING, S.WAITING_FOR_CUTOVER, True),
-        (S.WAITING_FOR_CUTOVER, S.RUNNING, False),  # scenario 27: a stale report
+        (S.WAITING_FOR_CUTOVER, S.RUNNING, False),  # docs/architecture.md §10 S27: a stale report
         (S.RECOVERING, S.RUNNING, False),  # still proving readiness: stay recovering
         (S.RECOVERING, S.WAITING_FOR_CUTOVER, True),
         (S.CUTTING_OVER, S.WAITING_FOR_CUTOVER, False),

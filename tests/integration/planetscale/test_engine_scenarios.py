@@ -1,4 +1,4 @@
-"""Engine-level versions of the recovery scenarios of SCENARIOS.md that concern the engine.
+"""Engine-level versions of the recovery scenarios of docs/architecture.md §10 that concern the engine.
 
 The orchestration-level twins (storage, leases, workers) belong to schemabot's own tests; here
 the engine is called exactly as the orchestrator will call it.

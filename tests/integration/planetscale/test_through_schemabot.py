@@ -232,7 +232,7 @@ def test_skip_revert_inside_the_revert_window_completes_and_keeps_the_change(
     one_of_everything(emulator, apply_id)
 
 
-# -- resume state (SCENARIOS.md 1, 5, 6, 7, 8) ------------------------------------------------
+# -- resume state (docs/architecture.md §10: S1, S5, S6, S7, S8) -----------------------------
 
 
 def test_s1_resume_after_the_owner_died_hands_the_engine_exactly_the_persisted_state(
@@ -450,7 +450,7 @@ def test_s8_fresh_path_is_refused_once_the_apply_says_it_is_past_the_branch(
     assert emulator.events("deploy_request.create") == []
 
 
-# -- rebuilding and dispatch (SCENARIOS.md 10, 12) --------------------------------------------
+# -- rebuilding and dispatch (docs/architecture.md §10: S10, S12) ----------------------------
 
 
 def test_s10_vschema_only_apply_resumes_with_one_flagged_namespace_and_completes(

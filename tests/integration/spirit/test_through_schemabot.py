@@ -1,5 +1,5 @@
 """The spirit engine driven by schemabot's orchestration (real storage on SQLite and MariaDB, real
-MariaDB target, messages played in-process): scenario 2 and a grouped two-table apply."""
+MariaDB target, messages played in-process): docs/architecture.md §10 S2 and a grouped two-table apply."""
 
 from __future__ import annotations
 
