@@ -277,6 +277,10 @@ def test_fail_closed_is_visible_logged_once_and_resolved_by_cancel(
     final = run_until(rt, dispatcher, apply_id, "cancelled", max_messages=20)
     assert [t.state for t in final.tasks] == ["cancelled"] * 3
     assert len(fake_target.calls()) == calls_before  # cancelled without calling the engine blind
+    # Ending it went through the one writer of terminal states: completed_at is set and its
+    # tables are free again (docs/architecture.md §8 invariant 9), so a new apply on them starts.
+    assert final.completed_at is not None
+    assert submit(rt, "fakevitess", TWO_KEYSPACES) != apply_id
 
 
 def test_status_shows_the_outcome_of_the_last_resume(
