@@ -32,6 +32,9 @@ from schemabot.storage.driving import set_apply_state
 from schemabot.storage.models import Apply, ControlRequest, Task
 
 SWEEP_BATCH = 100
+# Row locks that concurrent sweeps skip rather than wait for, so two sweeps never both take the
+# same apply (SQLite has one writer at a time and needs none).
+_SKIP_LOCKED_DIALECTS = ("mysql", "mariadb", "postgresql")
 _ACTIVE = sorted(s.value for s in ACTIVE)
 # A waiting_for_provider apply is retried on its (capped) backoff only: claiming it on every
 # sweep because a cancel is pending would hammer a provider that does not answer.
@@ -94,8 +97,8 @@ def claim_orphans(
 
     def work(session: Session) -> list[Claimed]:
         query = candidates_query(start_grace, retry_budget)
-        if db.dialect in ("mysql", "mariadb"):
-            query = query.with_for_update(skip_locked=True)
+        if db.dialect in _SKIP_LOCKED_DIALECTS:
+            query = query.with_for_update(skip_locked=True, of=Apply)
         claimed: list[Claimed] = []
         for apply_id, token, state, _attempt, lease_expires_at in session.execute(query).all():
             provider = state == State.WAITING_FOR_PROVIDER.value
@@ -149,8 +152,8 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
             )
             .limit(SWEEP_BATCH)
         )
-        if db.dialect in ("mysql", "mariadb"):
-            query = query.with_for_update(skip_locked=True)
+        if db.dialect in _SKIP_LOCKED_DIALECTS:
+            query = query.with_for_update(skip_locked=True, of=Apply)
         expired = []
         for apply in list(session.scalars(query)):
             why = (
