@@ -4,7 +4,7 @@ Why an apply is not moving on by itself (blocked on the provider, needs attentio
 outcome of its last resume, both shown by status, list and the HTTP API.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from collections.abc import Sequence

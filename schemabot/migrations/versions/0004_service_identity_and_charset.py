@@ -1,7 +1,7 @@
 """who asked (token names on applies and controls); utf8mb4 state tables on any server
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 
 from collections.abc import Sequence

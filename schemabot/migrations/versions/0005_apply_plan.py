@@ -1,7 +1,7 @@
 """apply_plan: the plan an apply was submitted with (schemabot plan show)
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 """
 
 from collections.abc import Sequence
