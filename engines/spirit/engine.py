@@ -32,7 +32,7 @@ from engines.base import (
     RetryableEngineError,
     TableProgress,
 )
-from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup
+from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup, throttle
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
@@ -52,6 +52,7 @@ CUTOVER_LOCK_WAIT_SECONDS = 2
 _PHASE_STATE = {
     checkpoint.SETUP: EngineState.RUNNING,
     checkpoint.COPY: EngineState.RUNNING,
+    checkpoint.INDEX: EngineState.RUNNING,
     checkpoint.CHECKSUM: EngineState.RUNNING,
     checkpoint.WAIT_CUTOVER: EngineState.WAITING_FOR_CUTOVER,
     checkpoint.CUTOVER: EngineState.CUTTING_OVER,
@@ -82,6 +83,8 @@ def _point(cp: Checkpoint, total: int) -> str:
             f"copy watermark {describe(cp.copy_watermark)} "
             f"({cp.rows_copied} rows, {min(pct, 99.9):.1f}%)"
         )
+    if cp.phase == checkpoint.INDEX:
+        return f"building the deferred secondary indexes ({cp.rows_copied} rows copied)"
     if cp.phase == checkpoint.CHECKSUM:
         return f"checksum watermark {describe(cp.checksum_watermark)} ({cp.rows_checksummed} rows)"
     return cp.phase
@@ -102,6 +105,7 @@ class SpiritEngine(Engine):
         super().__init__(target)
         self._conn: Connection | None = None
         self._peer: Connection | None = None  # second connection for checksum reads
+        self._throttler = throttle.Throttler(target)
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -136,6 +140,7 @@ class SpiritEngine(Engine):
     def close(self) -> None:
         self._drop_connection()
         self._drop_peer()
+        self._throttler.close()
 
     @contextmanager
     def _owning(
@@ -450,6 +455,15 @@ class SpiritEngine(Engine):
         step_pace = pace(volume)
         if "chunk_rows" in request.options.extra:
             step_pace = replace(step_pace, fixed_chunk=int(request.options.extra["chunk_rows"]))
+        limits = throttle.limits_for(self.target, request.options.extra)
+        gate: throttle.Gate | None = None
+        if limits.active and any(cp.phase == checkpoint.COPY for cp in cps.values()):
+            with target_errors("reading the database's health"):
+                gate = throttle.Gate(self._throttler, conn.cursor(), limits)
+                why = gate.closed()
+            if why is not None:
+                # Nothing is copied while the database is unwell; the next step looks again.
+                return self._result(conn, request, plans, cps, events, f"throttled: {why}")
         reports: dict[str, runner.StepReport] = {}
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
@@ -459,7 +473,20 @@ class SpiritEngine(Engine):
             report = reports.setdefault(plan.label, runner.StepReport())
             cp = view.checkpoint
             if cp.phase == checkpoint.COPY and (not worked or time.monotonic() < deadline):
-                cp = runner.copy(conn, plan, view, step_pace, deadline, report, self.sleep)
+                cp = runner.copy(
+                    conn,
+                    plan,
+                    view,
+                    step_pace,
+                    deadline,
+                    report,
+                    self.sleep,
+                    throttled=None if gate is None else gate.closed,
+                )
+                view = replace(view, checkpoint=cp)
+                worked = True
+            if cp.phase == checkpoint.INDEX and (not worked or time.monotonic() < deadline):
+                cp = runner.build_indexes(conn, plan, view, report, self.sleep)
                 view = replace(view, checkpoint=cp)
                 worked = True
             if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
@@ -477,7 +504,9 @@ class SpiritEngine(Engine):
                 )
             if not held:
                 return self._cutover(conn, request, plans, cps, events, deadline)
-        return self._result(conn, request, plans, cps, events, "", reports=reports)
+        why = next((r.throttled for r in reports.values() if r.throttled), None)
+        message = f"throttled: {why}" if why else ""
+        return self._result(conn, request, plans, cps, events, message, reports=reports)
 
     def _validated(
         self,
@@ -583,7 +612,9 @@ class SpiritEngine(Engine):
                         f"new table: {refused}; a blocking ALTER would fail the same way",
                         True,
                     )
-                check = resume.restart_reason(cur, p, cps[p.label].but(phase=checkpoint.COPY))
+                check = resume.restart_reason(
+                    cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                )
                 if not isinstance(check, RunView):
                     return f"{p.label}: {check}", False
             return None
@@ -895,6 +926,7 @@ class SpiritEngine(Engine):
 _RANK = [
     checkpoint.SETUP,
     checkpoint.COPY,
+    checkpoint.INDEX,
     checkpoint.CHECKSUM,
     checkpoint.WAIT_CUTOVER,
     checkpoint.CUTOVER,

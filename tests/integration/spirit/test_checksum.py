@@ -24,7 +24,7 @@ def _copy_only(schema: str, ddl: str):  # type: ignore[no-untyped-def]
     eng.apply(req)
     for _ in range(100):
         eng.progress(req)
-        if checkpoint_row(schema, "t")["phase"] != "copy":  # type: ignore[index]
+        if checkpoint_row(schema, "t")["phase"] not in ("copy", "index"):  # type: ignore[index]
             break
     assert checkpoint_row(schema, "t")["phase"] == "checksum"  # type: ignore[index]
     return eng, req
