@@ -106,6 +106,7 @@ class SpiritEngine(Engine):
         self._conn: Connection | None = None
         self._peer: Connection | None = None  # second connection for checksum reads
         self._throttler = throttle.Throttler(target)
+        self._rates = runner.CopyRate()
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -768,16 +769,12 @@ class SpiritEngine(Engine):
                 else:
                     percent = 100.0
                 eta = None
+                point = _point(cp, total)
                 report = (reports or {}).get(p.label)
-                if (
-                    cp.phase == checkpoint.COPY
-                    and report
-                    and report.rows_copied
-                    and report.seconds > 0
-                ):
-                    eta = int(
-                        max(total - cp.rows_copied, 0) / (report.rows_copied / report.seconds)
-                    )
+                rate = self._rates.observe(p.label, report) if cp.phase == checkpoint.COPY else None
+                if rate:
+                    eta = int(max(total - cp.rows_copied, 0) / rate)
+                    point = f"{point}, {rate:,.0f} rows/s"
                 tables.append(
                     TableProgress(
                         namespace=p.names.schema,
@@ -787,7 +784,7 @@ class SpiritEngine(Engine):
                         rows_total=total,
                         percent=round(percent, 1),
                         eta_seconds=eta,
-                        message=_point(cp, total),
+                        message=point,
                     )
                 )
         overall = _overall([t.state for t in tables])

@@ -41,6 +41,28 @@ class StepReport:
     """Why the copy paused in this step (throttle.py), if it did."""
 
 
+class CopyRate:
+    """The copy's rate per table, smoothed over steps (an exponentially weighted mean), so an
+    ETA does not follow one step's luck: the first steps are slow while chunks grow to their
+    time, and a step cut short by a lock wait or the throttle says little. Kept by the engine
+    object; a new worker starts from its first step again."""
+
+    WEIGHT = 0.3
+
+    def __init__(self) -> None:
+        self._rates: dict[str, float] = {}
+
+    def observe(self, label: str, report: StepReport | None) -> float | None:
+        """The smoothed rows/s after this step's report (None: nothing measured yet)."""
+        if report is not None and report.rows_copied and report.seconds > 0:
+            sample = report.rows_copied / report.seconds
+            before = self._rates.get(label)
+            self._rates[label] = (
+                sample if before is None else before + self.WEIGHT * (sample - before)
+            )
+        return self._rates.get(label)
+
+
 def chunker_for(plan: TablePlan, view: RunView, pace: Pace) -> Chunker:
     """Span chunks for one integer key, unless a fixed chunk size is asked for: that size is
     a number of rows, which only walking the index gives on sparse keys."""
