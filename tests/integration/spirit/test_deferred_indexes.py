@@ -6,6 +6,7 @@ without starting over."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from tests.integration.spirit.oracle import (
     run_case,
     seed,
 )
-from tests.integration.spirit.support import checkpoint_row, engine, request, run_until
+from tests.integration.spirit.support import Worker, checkpoint_row, engine, request, run_until
 from tests.support.mariadb import connect, fresh_schema
 
 pytestmark = pytest.mark.integration
@@ -172,3 +173,56 @@ def test_a_shadow_missing_its_indexes_after_the_build_starts_fresh(
         final = str(cur.fetchone()[1])
     assert "KEY `c_a`" in final and "KEY `added`" in final
     eng.close()
+
+
+BIG = Case("deferred_keys_big", CREATE, ALTER, _values, rows=20000)
+
+
+def test_a_worker_killed_while_the_indexes_are_built_resumes_to_the_blocking_alters_result(
+    schema: str, oracle_schema: str
+) -> None:
+    """A real SIGKILL with the index build's ALTER in flight: whether the server finished it or
+    rolled it back, the next worker continues the same run and the oracle's verdict holds."""
+    seed(schema, BIG)
+    writers = Writers(schema, BIG)
+    req = request(
+        [(schema, "t", ALTER)],
+        context="killed-build",
+        defer_cutover=True,
+        step_budget=0.5,
+        chunk_rows=2000,
+    )
+    db = connect(schema)
+    cur = db.cursor()
+    writers.start()
+    try:
+        worker = Worker(schema, req, pause=0.0, die_mid_index_build_after=0.05)
+        assert worker.wait(timeout=120) == -9
+        row = checkpoint_row(schema, "t", "killed-build")
+        assert row is not None and row["phase"] == "index", row and row["phase"]
+        run_id = row["run_id"]
+        eng = engine(schema)
+        for _ in range(200):  # the dead worker's ALTER may still hold the table's lock
+            if eng.apply(req).accepted:
+                break
+            time.sleep(0.05)
+        run_until(
+            eng,
+            req,
+            states=(EngineState.WAITING_FOR_CUTOVER,),
+            between=lambda _: time.sleep(0.01),
+        )
+        assert checkpoint_row(schema, "t", "killed-build")["run_id"] == run_id  # type: ignore[index]
+    finally:
+        writers.join()
+    assert not writers.engine_caused(), writers.messages
+    copy_table(cur, schema, oracle_schema, BIG)
+    assert blocking_alter(oracle_schema, BIG) is None
+    assert eng.cutover(control(req)).accepted
+    run_until(eng, req)
+    assert leftovers(cur, schema) == []
+    assert definition(cur, schema) == definition(cur, oracle_schema)
+    assert rows_digest(cur, schema)[1] == rows_digest(cur, oracle_schema)[1]
+    eng.close()
+    cur.close()
+    db.close()
