@@ -466,6 +466,7 @@ class SpiritEngine(Engine):
                 # Nothing is copied while the database is unwell; the next step looks again.
                 return self._result(conn, request, plans, cps, events, f"throttled: {why}")
         reports: dict[str, runner.StepReport] = {}
+        trailing = bool(request.options.extra.get("trailing_checksum", True))
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)
@@ -483,6 +484,7 @@ class SpiritEngine(Engine):
                     report,
                     self.sleep,
                     throttled=None if gate is None else gate.closed,
+                    peer=self._peer_connection() if trailing else None,
                 )
                 view = replace(view, checkpoint=cp)
                 worked = True

@@ -25,6 +25,7 @@ from engines.spirit.keyset import describe
 from engines.spirit.plan import TablePlan
 from engines.spirit.resume import RunView
 from engines.spirit.tableinfo import read_table
+from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
 MAX_CHUNK_RETRIES = 5
@@ -87,10 +88,38 @@ def copy(
     report: StepReport,
     sleep: Callable[[float], None] = time.sleep,
     throttled: Callable[[], str | None] | None = None,
+    peer: Connection | None = None,
 ) -> Checkpoint:
     """Copy chunks until the deadline or the end of the table. Always copies at least one chunk,
     so a step budget shorter than one chunk still makes progress; `throttled` (throttle.py),
-    asked before every further chunk, stops the step early with its reason."""
+    asked before every further chunk, stops the step early with its reason. With `peer`, a
+    second connection, each copied chunk is checksummed behind the copy (trailing.py)."""
+    trailer = Trailer(peer, plan.names, view.columns, view.checkpoint)
+    try:
+        cp = _copy(conn, plan, view, pace, deadline, report, sleep, throttled, trailer)
+        if trailer.active or trailer.differed is not None:
+            cp = trailer.collect(cp)
+            with conn.cursor() as cur:
+                checkpoint.save(cur, cp)
+        event = trailer.event(plan.label)
+        if event:
+            report.events.append(event)
+        return cp
+    finally:
+        trailer.close()
+
+
+def _copy(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    pace: Pace,
+    deadline: float,
+    report: StepReport,
+    sleep: Callable[[float], None],
+    throttled: Callable[[], str | None] | None,
+    trailer: Trailer,
+) -> Checkpoint:
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
     chunker = chunker_for(plan, view, pace)
@@ -107,12 +136,15 @@ def copy(
                 break
         first = False
         t0 = time.monotonic()
+        low = cp.copy_watermark
         try:
             with conn.cursor() as cur:
                 high = chunker.next(cur, cp.copy_watermark, sizer.size)
                 cur.execute("BEGIN")
                 try:
                     inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
+                    # The previous chunk's comparison ran meanwhile; it is recorded with this one.
+                    cp = trailer.collect(cp)
                     if high is None:
                         rows = inserted
                         after = checkpoint.INDEX if cp.deferred_keys else checkpoint.CHECKSUM
@@ -140,6 +172,7 @@ def copy(
             if not sizer.fixed:
                 sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
+        trailer.submit(low, high)
         seconds = time.monotonic() - t0
         sizer.record(seconds, full=high is not None)
         cp = new.but(chunk_size=sizer.size)
