@@ -95,7 +95,9 @@ class SpiritEngine(Engine):
 
     `options.extra` knobs (all optional): `chunk_rows` fixes the chunk size instead of sizing
     chunks to the volume's chunk time; `lock_wait_seconds` sets the row lock wait of the copy;
-    `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt.
+    `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt;
+    `trailing_checksum` (default true) checksums each chunk behind the copy (trailing.py);
+    `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py).
     """
 
     name = "spirit"
