@@ -49,7 +49,7 @@ from contextlib import ExitStack
 
 import pymysql
 
-from engines.base import EngineState, NamespaceChange, OperationRequest, TableChange
+from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
 from engines.targets import Target
 from schemabot.api import ChangeSet, Client
@@ -110,11 +110,15 @@ def fill(server: Server, rows: int) -> None:
     conn.close()
 
 
+SPIRIT_VOLUME: int | None = None  # --volume (engine-only runs)
+
+
 def run_spirit(server: Server, context: str) -> None:
     engine = SpiritEngine(Target("bench", server.dsn))
     request = OperationRequest(
         context=context,
         changes=[NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))],
+        options=ApplyOptions(volume=SPIRIT_VOLUME),
     )
     started = time.monotonic()
     phases: dict[str, float] = {}
@@ -382,6 +386,8 @@ def main() -> int:
         "--engine-only", action="store_true", help="drive the engine directly, without schemabot"
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--volume", type=int, help="spirit's volume 1..11 (engine-only runs)")
+    parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
     args = parser.parse_args()
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
@@ -412,8 +418,11 @@ def main() -> int:
     pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
     tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
     try:
-        print("without load")
-        report("without load", measure(server, tools, args.runs, args.rows, 0))
+        global SPIRIT_VOLUME
+        SPIRIT_VOLUME = args.volume
+        if not args.load_only:
+            print("without load")
+            report("without load", measure(server, tools, args.runs, args.rows, 0))
         print(f"with a fixed write load of {args.write_rate:g}/s")
         report(
             f"with {args.write_rate:g} writes/s",
