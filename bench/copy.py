@@ -388,6 +388,7 @@ def main() -> int:
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--volume", type=int, help="spirit's volume 1..11 (engine-only runs)")
     parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
+    parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
     args = parser.parse_args()
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
@@ -423,11 +424,12 @@ def main() -> int:
         if not args.load_only:
             print("without load")
             report("without load", measure(server, tools, args.runs, args.rows, 0))
-        print(f"with a fixed write load of {args.write_rate:g}/s")
-        report(
-            f"with {args.write_rate:g} writes/s",
-            measure(server, tools, args.runs, args.rows, args.write_rate),
-        )
+        if not args.no_load_only:
+            print(f"with a fixed write load of {args.write_rate:g}/s")
+            report(
+                f"with {args.write_rate:g} writes/s",
+                measure(server, tools, args.runs, args.rows, args.write_rate),
+            )
     finally:
         if pipeline is not None:
             pipeline.close()
