@@ -1,5 +1,5 @@
 """How fast `mysql-replication` (python-mysql-replication) reads MariaDB's row events: the
-question a binlog change source must answer first (docs/architecture.md §5).
+question a binlog change source must answer first (docs/architecture.md §6).
 
     .venv/bin/pip install mysql-replication   # not a dependency of schemabot (yet)
     .venv/bin/python bench/binlog_read.py [--rows 200000]

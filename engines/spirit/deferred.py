@@ -1,5 +1,5 @@
 """Deferred secondary indexes: the shadow is filled without its non-unique secondary indexes,
-which are built once, online, when the copy is done (docs/architecture.md §5).
+which are built once, online, when the copy is done (docs/architecture.md §6).
 
 Maintaining a secondary index row by row during the copy costs a large share of the copy's
 server time; building it in one sorted pass afterwards (`ALGORITHM=INPLACE, LOCK=NONE`, writes

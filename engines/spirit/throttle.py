@@ -1,4 +1,4 @@
-"""Throttling by the database's health (docs/architecture.md §5): the copy pauses while a replica
+"""Throttling by the database's health (docs/architecture.md §6): the copy pauses while a replica
 lags too far behind or while too many threads run on the primary.
 
 - Replicas are named on the target's DSN: `mysql://u:p@primary:3306/db?replica=host:port`

@@ -1,5 +1,5 @@
 """The trailing checksum: each copied chunk is compared on a second connection while the next
-chunk is copied, while its pages are still in the buffer pool (docs/architecture.md §5).
+chunk is copied, while its pages are still in the buffer pool (docs/architecture.md §6).
 
 Only the cheap aggregate runs here (`checksum.same_sums`, one snapshot). A chunk whose sums
 agree moves the checksum watermark on, in the transaction of the next copied chunk, so the

@@ -26,7 +26,7 @@ __all__ = [
 
 class BinlogMariaDB(MariaDBServer):
     """A private `mariadbd` with binary logging (row format, full images) and a server id, so
-    it can be a replication primary or replica (docs/architecture.md §5, throttling)."""
+    it can be a replication primary or replica (docs/architecture.md §6, throttling)."""
 
     def __init__(self, workdir: Path, server_id: int, port: int | None = None) -> None:
         super().__init__(workdir, port)
