@@ -13,7 +13,7 @@ What it measures, in one run and on the same server:
 - `blocking`: `ALTER TABLE ... , ALGORITHM=COPY` (the application is blocked meanwhile).
 
 Each tool runs `--runs` times on a freshly filled table; medians and ratios are printed. Then the
-same again while one writer does a fixed rate of inserts, updates and deletes on the table, each
+same again while four writers share a fixed rate of inserts, updates and deletes on the table, each
 mirrored into an `expected` table in the same transaction; after every run the table is compared
 with `expected` row by row, and any missing, extra or differing row is reported (rows lost).
 
@@ -49,7 +49,7 @@ from contextlib import ExitStack
 
 import pymysql
 
-from engines.base import EngineState, NamespaceChange, OperationRequest, TableChange
+from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
 from engines.targets import Target
 from schemabot.api import ChangeSet, Client
@@ -97,7 +97,7 @@ def fill(server: Server, rows: int) -> None:
     them server-side in a few seconds."""
     conn = server.connect()
     with conn.cursor() as cur:
-        for name in ("t", "expected", "_t_old", "_t_new", "_sb_spirit_checkpoint"):
+        for name in ("t", "expected", "_sb_t_old", "_sb_t_new", "_sb_t_err", "_sb_spirit_checkpoint"):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
         cur.execute(TABLE.format(name="t"))
         cur.execute(
@@ -110,11 +110,15 @@ def fill(server: Server, rows: int) -> None:
     conn.close()
 
 
+SPIRIT_VOLUME: int | None = None  # --volume (engine-only runs)
+
+
 def run_spirit(server: Server, context: str) -> None:
     engine = SpiritEngine(Target("bench", server.dsn))
     request = OperationRequest(
         context=context,
         changes=[NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))],
+        options=ApplyOptions(volume=SPIRIT_VOLUME),
     )
     started = time.monotonic()
     phases: dict[str, float] = {}
@@ -214,34 +218,54 @@ def run_blocking(server: Server, _: str) -> None:
 
 
 class Load:
-    """One writer at a fixed rate: insert, update, delete, each mirrored into `expected`."""
+    """`writers` connections sharing a fixed rate: insert, update, delete, each mirrored into
+    `expected` in the same transaction. Each write's latency is recorded (the application's view
+    of the change: how long its writes waited)."""
 
-    def __init__(self, server: Server, rate: float, rows: int):
+    def __init__(self, server: Server, rate: float, rows: int, writers: int = 4):
         self.server, self.rate, self.rows = server, rate, rows
         self.stop = threading.Event()
         self.done = 0
         self.failed = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.errors: dict[int, int] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=(n, writers), daemon=True)
+            for n in range(writers)
+        ]
 
     def __enter__(self) -> Load:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.thread.join(timeout=60)
+        for thread in self.threads:
+            thread.join(timeout=60)
 
-    def _run(self) -> None:
-        rng = random.Random(7)
+    def worst_ms(self) -> float:
+        return 1000 * max(self.latencies, default=0.0)
+
+    def p99_ms(self) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def _run(self, n: int, writers: int) -> None:
+        rng = random.Random(7 + n)
         conn = self.server.connect()
-        next_id = self.rows + 10_000_000
-        interval = 1.0 / self.rate
+        next_id = self.rows + 10_000_000 + n * 1_000_000
+        interval = writers / self.rate
         due = time.monotonic()
         with conn.cursor() as cur:
             while not self.stop.is_set():
                 due += interval
                 op = rng.choice(("insert", "update", "delete"))
-                key = rng.randint(1, self.rows)
+                key = rng.randrange(n + 1, self.rows + 1, writers)  # each writer its own keys
+                t0 = time.monotonic()
                 try:
                     cur.execute("BEGIN")
                     for table in ("t", "expected"):
@@ -256,10 +280,15 @@ class Load:
                             cur.execute(f"DELETE FROM {table} WHERE id = %s", (key,))
                     cur.execute("COMMIT")
                     next_id += op == "insert"
-                    self.done += 1
-                except pymysql.MySQLError:
+                    with self.lock:
+                        self.done += 1
+                        self.latencies.append(time.monotonic() - t0)
+                except pymysql.MySQLError as error:
                     cur.execute("ROLLBACK")
-                    self.failed += 1
+                    with self.lock:
+                        self.failed += 1
+                        code = int(error.args[0]) if error.args else -1
+                        self.errors[code] = self.errors.get(code, 0) + 1
                 pause = due - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
@@ -292,6 +321,8 @@ def measure(
     rate: float,
 ) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in tools}
+    worst: dict[str, list[float]] = {name: [] for name in tools}
+    failed: dict[str, list[int]] = {name: [] for name in tools}
     for run in range(runs):
         for name, tool in tools.items():
             fill(server, rows)
@@ -302,7 +333,12 @@ def measure(
                     tool(server, f"bench-{name}-{run}-{time.time_ns()}")
                     elapsed = time.monotonic() - started
                     time.sleep(0.5)  # writes after the change land too
-                writes = f", {load.done} writes ({load.failed} refused)"
+                writes = (
+                    f", {load.done} writes ({load.failed} failed {load.errors or ''}), "
+                    f"worst write {load.worst_ms():.0f} ms, p99 {load.p99_ms():.0f} ms"
+                )
+                worst[name].append(load.worst_ms())
+                failed[name].append(load.failed)
             else:
                 tool(server, f"bench-{name}-{run}-{time.time_ns()}")
                 elapsed = time.monotonic() - started
@@ -312,6 +348,13 @@ def measure(
             print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
+    if rate:
+        for name in tools:
+            print(
+                f"  {name:9s} writes failed in all runs: {sum(failed[name])}; worst write "
+                f"(median of runs) {statistics.median(worst[name]):.0f} ms, "
+                f"max {max(worst[name]):.0f} ms"
+            )
     return times
 
 
@@ -343,6 +386,9 @@ def main() -> int:
         "--engine-only", action="store_true", help="drive the engine directly, without schemabot"
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--volume", type=int, help="spirit's volume 1..11 (engine-only runs)")
+    parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
+    parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
     args = parser.parse_args()
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
@@ -373,13 +419,17 @@ def main() -> int:
     pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
     tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
     try:
-        print("without load")
-        report("without load", measure(server, tools, args.runs, args.rows, 0))
-        print(f"with a fixed write load of {args.write_rate:g}/s")
-        report(
-            f"with {args.write_rate:g} writes/s",
-            measure(server, tools, args.runs, args.rows, args.write_rate),
-        )
+        global SPIRIT_VOLUME
+        SPIRIT_VOLUME = args.volume
+        if not args.load_only:
+            print("without load")
+            report("without load", measure(server, tools, args.runs, args.rows, 0))
+        if not args.no_load_only:
+            print(f"with a fixed write load of {args.write_rate:g}/s")
+            report(
+                f"with {args.write_rate:g} writes/s",
+                measure(server, tools, args.runs, args.rows, args.write_rate),
+            )
     finally:
         if pipeline is not None:
             pipeline.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 
 class NoOptions(BaseModel):
@@ -23,6 +23,11 @@ class SpiritOptions(NoOptions):
     chunk_rows: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
     lock_wait_seconds: StrictInt | None = Field(default=None, ge=1, le=3600)
     cutover_lock_wait_seconds: StrictInt | None = Field(default=None, ge=1, le=60)
+    # The copy's pace and checks (engines/spirit/README.md): a chunk checksummed behind the copy,
+    # and throttling on replica lag (replicas named on the DSN, ?replica=) and Threads_running.
+    trailing_checksum: StrictBool | None = None
+    max_replica_lag_seconds: StrictInt | StrictFloat | None = Field(default=None, gt=0, le=86_400)
+    max_threads_running: StrictInt | None = Field(default=None, ge=1, le=100_000)
 
 
 class PlanetScaleOptions(NoOptions):

@@ -31,6 +31,7 @@ SETUP = "setup"
 COPY = "copy"
 CHECKSUM = "checksum"
 WAIT_CUTOVER = "wait_cutover"
+INDEX = "index"  # building the deferred secondary indexes (deferred.py)
 CUTOVER = "cutover"
 DONE = "done"
 CANCELLED = "cancelled"
@@ -59,6 +60,7 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   checksum_pass INT NOT NULL DEFAULT 1,
   repaired_chunks INT NOT NULL DEFAULT 0,
   cutover_attempts INT NOT NULL DEFAULT 0,
+  deferred_keys TEXT NULL,
   message TEXT NULL,
   stopped TINYINT NOT NULL DEFAULT 0,
   volume TINYINT NULL,
@@ -91,6 +93,9 @@ class Checkpoint:
     checksum_pass: int = 1
     repaired_chunks: int = 0
     cutover_attempts: int = 0
+    deferred_keys: str | None = None
+    """deferred.Deferred as JSON: secondary keys built after the copy, the shadow's lean
+    fingerprint (None: nothing deferred)."""
     message: str | None = None
     stopped: bool = False
     volume: int | None = None
@@ -112,6 +117,7 @@ _PROGRESS = (
     "checksum_pass",
     "repaired_chunks",
     "cutover_attempts",
+    "deferred_keys",
     "message",
     "shadow_fingerprint",
 )
@@ -143,6 +149,28 @@ def table_sql(schema: str) -> str:
 
 def ensure_table(cur: Cursor, schema: str) -> None:
     cur.execute(DDL.format(schema=quote(schema)))
+    _add_new_columns(cur, schema)
+
+
+# Columns added after the table's first version; a table made by an older engine gets them when
+# it is first read (NULL means what the older engine did: nothing deferred).
+_ADDED = {"deferred_keys": "TEXT NULL"}
+_UPGRADED: set[str] = set()
+
+
+def _add_new_columns(cur: Cursor, schema: str) -> None:
+    if schema in _UPGRADED:
+        return
+    cur.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s",
+        (schema, CHECKPOINT_TABLE),
+    )
+    present = {str(r[0]).lower() for r in cur.fetchall()}
+    for name, definition in _ADDED.items():
+        if name not in present:
+            cur.execute(f"ALTER TABLE {table_sql(schema)} ADD COLUMN {name} {definition}")
+    _UPGRADED.add(schema)
 
 
 def _has_table(cur: Cursor, schema: str) -> bool:
@@ -156,6 +184,7 @@ def _has_table(cur: Cursor, schema: str) -> bool:
 def load(cur: Cursor, schema: str, table: str, context: str) -> Checkpoint | None:
     if not _has_table(cur, schema):
         return None
+    _add_new_columns(cur, schema)
     cols = ", ".join(_COLUMNS)
     cur.execute(
         f"SELECT {cols} FROM {table_sql(schema)} WHERE table_name = %s AND context = %s",

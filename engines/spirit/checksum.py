@@ -48,21 +48,32 @@ def _differs(cmap: ColumnMap) -> str:
     return " OR ".join(terms)
 
 
-def _row_crc(columns: tuple[str, ...]) -> str:
+def _row_crc(columns: tuple[str, ...], nullable: tuple[bool, ...] = ()) -> str:
+    """CONCAT_WS skips NULLs, so a NULL marker per column that may hold one tells `a,NULL`
+    from `NULL,a`; a column NOT NULL on both sides needs none (a quarter of the formula's cost
+    on a typical table)."""
     values = ", ".join(quote(c) for c in columns)
-    nulls = ", ".join(f"ISNULL({quote(c)})" for c in columns)
+    maybe = nullable if len(nullable) == len(columns) else (True,) * len(columns)
+    nulls = ", ".join(f"ISNULL({quote(c)})" for c, n in zip(columns, maybe, strict=True) if n)
+    if not nulls:
+        return f"CRC32(CONCAT_WS('#', {values}))"
     return f"CRC32(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 
 
 def _aggregate(
-    conn: Connection, table: str, columns: tuple[str, ...], where: str, params: list[object]
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    where: str,
+    params: list[object],
+    nullable: tuple[bool, ...] = (),
 ) -> tuple[int, int]:
     """(rows, sum of row CRCs) of one side's chunk, in a snapshot of its own."""
     with conn.cursor() as cur:
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         try:
             cur.execute(
-                f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns)}), 0) FROM {table} "
+                f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, nullable)}), 0) FROM {table} "
                 f"FORCE INDEX (PRIMARY) WHERE {where}",
                 params,
             )
@@ -91,13 +102,39 @@ def compare(
     if peer is not None:
         with ThreadPoolExecutor(max_workers=1) as pool:
             shadow_side = pool.submit(
-                _aggregate, peer, names.q(names.shadow), cmap.shadow, where, params
+                _aggregate, peer, names.q(names.shadow), cmap.shadow, where, params, cmap.nullable
             )
-            source = _aggregate(conn, names.q(), cmap.source, where, params)
+            source = _aggregate(conn, names.q(), cmap.source, where, params, cmap.nullable)
             shadow = shadow_side.result()
         if source == shadow:
             return ChunkComparison(source[0], shadow[0], 0)
     return compare_exactly(conn, names, cmap, low, high)
+
+
+def same_sums(
+    conn: Connection, names: TableNames, cmap: ColumnMap, low: Key | None, high: Key | None
+) -> ChunkComparison | None:
+    """The cheap aggregate of both sides of keys in (low, high], in one snapshot: the chunk's
+    comparison when they agree, None when only `compare` can judge (the trailing checksum leaves
+    such a chunk to the checksum phase, which repairs)."""
+    where, params = key_range(cmap.key, low, high)
+    with conn.cursor() as cur:
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            sums = []
+            for table, columns in ((names.q(), cmap.source), (names.q(names.shadow), cmap.shadow)):
+                cur.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, cmap.nullable)}), 0) "
+                    f"FROM {table} FORCE INDEX (PRIMARY) WHERE {where}",
+                    params,
+                )
+                count, crc = cur.fetchone()  # type: ignore[misc]
+                sums.append((int(count), int(crc)))
+        finally:
+            cur.execute("COMMIT")
+    if sums[0] != sums[1]:
+        return None
+    return ChunkComparison(sums[0][0], sums[1][0], 0)
 
 
 def compare_exactly(
@@ -114,8 +151,8 @@ def compare_exactly(
             sums = []
             for table, columns in ((names.q(), cmap.source), (names.q(names.shadow), cmap.shadow)):
                 cur.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns)}), 0) FROM {table} "
-                    f"FORCE INDEX (PRIMARY) WHERE {new_where}",
+                    f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, cmap.nullable)}), 0) "
+                    f"FROM {table} FORCE INDEX (PRIMARY) WHERE {new_where}",
                     new_params,
                 )
                 count, crc = cur.fetchone()  # type: ignore[misc]

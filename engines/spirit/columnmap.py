@@ -29,6 +29,10 @@ class ColumnMap:
     """Shadow columns whose type the ALTER changed: their values compare only after the same
     conversion (checksum.py)."""
 
+    nullable: tuple[bool, ...] = ()
+    """Per pair: may either side hold NULL (empty: assume every column may). The checksum's row
+    formula needs a NULL marker only for these (checksum.py)."""
+
     @property
     def source(self) -> tuple[str, ...]:
         return tuple(s for s, _ in self.pairs)
@@ -49,6 +53,7 @@ def map_columns(
     gone = {name.lower() for name in dropped}
     pairs = []
     changed = []
+    nullable = []
     for name in source.copyable:
         key = name.lower()
         if key in renamed:
@@ -63,4 +68,7 @@ def map_columns(
             before, after = source.column(name), shadow.column(new)
             if before is None or after is None or before.column_type != after.column_type:
                 changed.append(new)
-    return ColumnMap(tuple(pairs), source.primary_key, tuple(changed))
+            nullable.append(
+                before is None or after is None or before.nullable or after.nullable
+            )
+    return ColumnMap(tuple(pairs), source.primary_key, tuple(changed), tuple(nullable))

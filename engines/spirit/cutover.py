@@ -1,6 +1,6 @@
 """Cutover: one atomic RENAME TABLE for every table of the operation, and crash recovery of it.
 
-`RENAME TABLE s.t TO s._t_old, s._t_new TO s.t, ...` swaps all tables at once or none: a
+`RENAME TABLE s.t TO s._sb_t_old, s._sb_t_new TO s.t, ...` swaps all tables at once or none: a
 grouped apply over several tables (and schemas) switches together. It waits for the metadata
 locks of in-flight transactions for at most a short `lock_wait_timeout` (so the application's
 queries never queue for long behind it) and is retried with backoff.
@@ -9,9 +9,9 @@ The last checks must see a table nobody writes to, or a write landing between th
 rename escapes them. MariaDB refuses RENAME under LOCK TABLES, so the rename is guarded the way
 gh-ost does it, with two connections (`guarded_rename`):
 
-1. a *sentry* table is created under the name the source will be renamed to (`_<t>_old`), so
+1. a *sentry* table is created under the name the source will be renamed to (`_sb_<t>_old`), so
    the rename cannot succeed while it exists;
-2. connection A takes `LOCK TABLES t WRITE, _<t>_old WRITE, ...`: writers wait;
+2. connection A takes `LOCK TABLES t WRITE, _sb_<t>_old WRITE, ...`: writers wait;
 3. connection B sends the RENAME, which queues behind A's locks (A sees it waiting);
 4. under the lock, A runs the last checks (no write the new table refused, the source's and the
    shadow's definitions and the triggers unchanged); if they pass, A drops the sentry;
@@ -19,7 +19,7 @@ gh-ost does it, with two connections (`guarded_rename`):
    the writers' requests); if the checks failed, the sentry is still there and the RENAME fails.
 
 If A dies, its locks go and the sentry stays: the RENAME fails. Crash recovery tells the sentry
-(marked by its comment) from a real `_<t>_old`.
+(marked by its comment) from a real `_sb_<t>_old`.
 
 After a crash during cutover the checkpoint says `cutover` but not whether the rename happened.
 `decide` reads it from the tables present and their fingerprints, and answers "ambiguous" rather
@@ -70,7 +70,7 @@ def is_sentry(cur: Cursor, schema: str, table: str) -> bool:
 
 
 def drop_sentries(cur: Cursor, all_names: Sequence[TableNames]) -> None:
-    """Drop the sentries left by an interrupted cutover (never a real `_<t>_old`)."""
+    """Drop the sentries left by an interrupted cutover (never a real `_sb_<t>_old`)."""
     for n in all_names:
         if is_sentry(cur, n.schema, n.old):
             cur.execute(f"DROP TABLE IF EXISTS {n.q(n.old)}")

@@ -33,7 +33,7 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import SpiritOptions
-from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup
+from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup, throttle
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
@@ -53,6 +53,7 @@ CUTOVER_LOCK_WAIT_SECONDS = 2
 _PHASE_STATE = {
     checkpoint.SETUP: EngineState.RUNNING,
     checkpoint.COPY: EngineState.RUNNING,
+    checkpoint.INDEX: EngineState.RUNNING,
     checkpoint.CHECKSUM: EngineState.RUNNING,
     checkpoint.WAIT_CUTOVER: EngineState.WAITING_FOR_CUTOVER,
     checkpoint.CUTOVER: EngineState.CUTTING_OVER,
@@ -83,6 +84,8 @@ def _point(cp: Checkpoint, total: int) -> str:
             f"copy watermark {describe(cp.copy_watermark)} "
             f"({cp.rows_copied} rows, {min(pct, 99.9):.1f}%)"
         )
+    if cp.phase == checkpoint.INDEX:
+        return f"building the deferred secondary indexes ({cp.rows_copied} rows copied)"
     if cp.phase == checkpoint.CHECKSUM:
         return f"checksum watermark {describe(cp.checksum_watermark)} ({cp.rows_checksummed} rows)"
     return cp.phase
@@ -93,7 +96,9 @@ class SpiritEngine(Engine):
 
     `options.extra` knobs (all optional): `chunk_rows` fixes the chunk size instead of sizing
     chunks to the volume's chunk time; `lock_wait_seconds` sets the row lock wait of the copy;
-    `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt.
+    `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt;
+    `trailing_checksum` (default true) checksums each chunk behind the copy (trailing.py);
+    `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py).
     """
 
     name = "spirit"
@@ -104,6 +109,8 @@ class SpiritEngine(Engine):
         super().__init__(target)
         self._conn: Connection | None = None
         self._peer: Connection | None = None  # second connection for checksum reads
+        self._throttler = throttle.Throttler(target)
+        self._rates = runner.CopyRate()
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -138,6 +145,7 @@ class SpiritEngine(Engine):
     def close(self) -> None:
         self._drop_connection()
         self._drop_peer()
+        self._throttler.close()
 
     @contextmanager
     def _owning(
@@ -454,7 +462,17 @@ class SpiritEngine(Engine):
         step_pace = pace(volume)
         if "chunk_rows" in request.options.extra:
             step_pace = replace(step_pace, fixed_chunk=int(request.options.extra["chunk_rows"]))
+        limits = throttle.limits_for(self.target, request.options.extra)
+        gate: throttle.Gate | None = None
+        if limits.active and any(cp.phase == checkpoint.COPY for cp in cps.values()):
+            with target_errors("reading the database's health"):
+                gate = throttle.Gate(self._throttler, conn.cursor(), limits)
+                why = gate.closed()
+            if why is not None:
+                # Nothing is copied while the database is unwell; the next step looks again.
+                return self._result(conn, request, plans, cps, events, f"throttled: {why}")
         reports: dict[str, runner.StepReport] = {}
+        trailing = bool(request.options.extra.get("trailing_checksum", True))
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)
@@ -463,7 +481,21 @@ class SpiritEngine(Engine):
             report = reports.setdefault(plan.label, runner.StepReport())
             cp = view.checkpoint
             if cp.phase == checkpoint.COPY and (not worked or time.monotonic() < deadline):
-                cp = runner.copy(conn, plan, view, step_pace, deadline, report, self.sleep)
+                cp = runner.copy(
+                    conn,
+                    plan,
+                    view,
+                    step_pace,
+                    deadline,
+                    report,
+                    self.sleep,
+                    throttled=None if gate is None else gate.closed,
+                    peer=self._peer_connection() if trailing else None,
+                )
+                view = replace(view, checkpoint=cp)
+                worked = True
+            if cp.phase == checkpoint.INDEX and (not worked or time.monotonic() < deadline):
+                cp = runner.build_indexes(conn, plan, view, report, self.sleep)
                 view = replace(view, checkpoint=cp)
                 worked = True
             if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
@@ -481,7 +513,9 @@ class SpiritEngine(Engine):
                 )
             if not held:
                 return self._cutover(conn, request, plans, cps, events, deadline)
-        return self._result(conn, request, plans, cps, events, "", reports=reports)
+        why = next((r.throttled for r in reports.values() if r.throttled), None)
+        message = f"throttled: {why}" if why else ""
+        return self._result(conn, request, plans, cps, events, message, reports=reports)
 
     def _validated(
         self,
@@ -587,7 +621,9 @@ class SpiritEngine(Engine):
                         f"new table: {refused}; a blocking ALTER would fail the same way",
                         True,
                     )
-                check = resume.restart_reason(cur, p, cps[p.label].but(phase=checkpoint.COPY))
+                check = resume.restart_reason(
+                    cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                )
                 if not isinstance(check, RunView):
                     return f"{p.label}: {check}", False
             return None
@@ -741,16 +777,12 @@ class SpiritEngine(Engine):
                 else:
                     percent = 100.0
                 eta = None
+                point = _point(cp, total)
                 report = (reports or {}).get(p.label)
-                if (
-                    cp.phase == checkpoint.COPY
-                    and report
-                    and report.rows_copied
-                    and report.seconds > 0
-                ):
-                    eta = int(
-                        max(total - cp.rows_copied, 0) / (report.rows_copied / report.seconds)
-                    )
+                rate = self._rates.observe(p.label, report) if cp.phase == checkpoint.COPY else None
+                if rate:
+                    eta = int(max(total - cp.rows_copied, 0) / rate)
+                    point = f"{point}, {rate:,.0f} rows/s"
                 tables.append(
                     TableProgress(
                         namespace=p.names.schema,
@@ -760,7 +792,7 @@ class SpiritEngine(Engine):
                         rows_total=total,
                         percent=round(percent, 1),
                         eta_seconds=eta,
-                        message=_point(cp, total),
+                        message=point,
                     )
                 )
         overall = _overall([t.state for t in tables])
@@ -899,6 +931,7 @@ class SpiritEngine(Engine):
 _RANK = [
     checkpoint.SETUP,
     checkpoint.COPY,
+    checkpoint.INDEX,
     checkpoint.CHECKSUM,
     checkpoint.WAIT_CUTOVER,
     checkpoint.CUTOVER,

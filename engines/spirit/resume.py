@@ -6,7 +6,8 @@ table can no longer be trusted to become an exact copy, in which case the run st
 - no checkpoint for this context;
 - the checkpoint has another format, or is for another statement;
 - set-up had not finished;
-- the shadow table is missing, or its definition changed;
+- the shadow table is missing, or its definition changed (the shadow without its deferred
+  secondary indexes is its expected definition until they are built, deferred.py);
 - the source table's definition changed (altered out of band);
 - a trigger is missing or changed (writes may have gone uncaptured).
 
@@ -23,6 +24,7 @@ from pymysql.cursors import Cursor
 from engines.spirit import checkpoint
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.columnmap import ColumnMap, map_columns
+from engines.spirit.deferred import Deferred
 from engines.spirit.plan import TablePlan
 from engines.spirit.tableinfo import TableInfo, read_table
 from engines.spirit.triggers import TriggerChangeSource
@@ -36,6 +38,8 @@ class RunView:
     source: TableInfo
     shadow: TableInfo
     columns: ColumnMap
+    lean: bool = False
+    """The shadow still lacks its deferred secondary indexes (deferred.py)."""
 
 
 def instant_alter_happened(cur: Cursor, cp: Checkpoint) -> bool:
@@ -66,10 +70,15 @@ def restart_reason(cur: Cursor, plan: TablePlan, cp: Checkpoint) -> str | RunVie
         return f"source table {names.table} is missing"
     if source.fingerprint != cp.source_fingerprint:
         return "the source table was altered out of band"
-    if shadow.fingerprint != cp.shadow_fingerprint:
+    deferred = Deferred.load(cp.deferred_keys)
+    lean = deferred is not None and shadow.fingerprint == deferred.lean_fingerprint
+    if lean and cp.phase not in (checkpoint.COPY, checkpoint.INDEX):
+        # Past the index build the shadow must have every index the ALTER gave it.
+        return f"shadow table {names.shadow} lacks its secondary indexes after they were built"
+    if shadow.fingerprint != cp.shadow_fingerprint and not lean:
         return f"shadow table {names.shadow} was altered out of band"
     columns = map_columns(source, shadow, plan.statement.renames, plan.statement.dropped)
     broken = TriggerChangeSource(names, columns).verify(cur)
     if broken is not None:
         return broken
-    return RunView(cp, source, shadow, columns)
+    return RunView(cp, source, shadow, columns, lean)

@@ -20,9 +20,12 @@ from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.copier import copy_chunk, count_range
+from engines.spirit.deferred import Deferred, build
 from engines.spirit.keyset import describe
 from engines.spirit.plan import TablePlan
 from engines.spirit.resume import RunView
+from engines.spirit.tableinfo import read_table
+from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
 MAX_CHUNK_RETRIES = 5
@@ -35,6 +38,30 @@ class StepReport:
     rows_copied: int = 0
     seconds: float = 0.0
     events: list[str] = field(default_factory=list)
+    throttled: str | None = None
+    """Why the copy paused in this step (throttle.py), if it did."""
+
+
+class CopyRate:
+    """The copy's rate per table, smoothed over steps (an exponentially weighted mean), so an
+    ETA does not follow one step's luck: the first steps are slow while chunks grow to their
+    time, and a step cut short by a lock wait or the throttle says little. Kept by the engine
+    object; a new worker starts from its first step again."""
+
+    WEIGHT = 0.3
+
+    def __init__(self) -> None:
+        self._rates: dict[str, float] = {}
+
+    def observe(self, label: str, report: StepReport | None) -> float | None:
+        """The smoothed rows/s after this step's report (None: nothing measured yet)."""
+        if report is not None and report.rows_copied and report.seconds > 0:
+            sample = report.rows_copied / report.seconds
+            before = self._rates.get(label)
+            self._rates[label] = (
+                sample if before is None else before + self.WEIGHT * (sample - before)
+            )
+        return self._rates.get(label)
 
 
 def chunker_for(plan: TablePlan, view: RunView, pace: Pace) -> Chunker:
@@ -60,9 +87,39 @@ def copy(
     deadline: float,
     report: StepReport,
     sleep: Callable[[float], None] = time.sleep,
+    throttled: Callable[[], str | None] | None = None,
+    peer: Connection | None = None,
 ) -> Checkpoint:
     """Copy chunks until the deadline or the end of the table. Always copies at least one chunk,
-    so a step budget shorter than one chunk still makes progress."""
+    so a step budget shorter than one chunk still makes progress; `throttled` (throttle.py),
+    asked before every further chunk, stops the step early with its reason. With `peer`, a
+    second connection, each copied chunk is checksummed behind the copy (trailing.py)."""
+    trailer = Trailer(peer, plan.names, view.columns, view.checkpoint)
+    try:
+        cp = _copy(conn, plan, view, pace, deadline, report, sleep, throttled, trailer)
+        if trailer.active or trailer.differed is not None:
+            cp = trailer.collect(cp)
+            with conn.cursor() as cur:
+                checkpoint.save(cur, cp)
+        event = trailer.event(plan.label)
+        if event:
+            report.events.append(event)
+        return cp
+    finally:
+        trailer.close()
+
+
+def _copy(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    pace: Pace,
+    deadline: float,
+    report: StepReport,
+    sleep: Callable[[float], None],
+    throttled: Callable[[], str | None] | None,
+    trailer: Trailer,
+) -> Checkpoint:
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
     chunker = chunker_for(plan, view, pace)
@@ -73,17 +130,25 @@ def copy(
     first = True
     started = time.monotonic()
     while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
+        if not first and throttled is not None:
+            report.throttled = throttled()
+            if report.throttled:
+                break
         first = False
         t0 = time.monotonic()
+        low = cp.copy_watermark
         try:
             with conn.cursor() as cur:
                 high = chunker.next(cur, cp.copy_watermark, sizer.size)
                 cur.execute("BEGIN")
                 try:
                     inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
+                    # The previous chunk's comparison ran meanwhile; it is recorded with this one.
+                    cp = trailer.collect(cp)
                     if high is None:
                         rows = inserted
-                        new = cp.but(phase=checkpoint.CHECKSUM, rows_copied=cp.rows_copied + rows)
+                        after = checkpoint.INDEX if cp.deferred_keys else checkpoint.CHECKSUM
+                        new = cp.but(phase=after, rows_copied=cp.rows_copied + rows)
                     else:
                         rows = inserted if chunker.by_span else sizer.size
                         new = cp.but(copy_watermark=high, rows_copied=cp.rows_copied + rows)
@@ -107,14 +172,16 @@ def copy(
             if not sizer.fixed:
                 sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
+        trailer.submit(low, high)
         seconds = time.monotonic() - t0
         sizer.record(seconds, full=high is not None)
         cp = new.but(chunk_size=sizer.size)
         report.rows_copied += rows
         copied_any = True
         if cp.phase != checkpoint.COPY:
+            then = "index build" if cp.phase == checkpoint.INDEX else "checksum"
             report.events.append(
-                f"{plan.label}: copy finished ({cp.rows_copied} rows); checksum begins"
+                f"{plan.label}: copy finished ({cp.rows_copied} rows); {then} begins"
             )
             break
         pause = pace.pause_ratio * seconds
@@ -124,6 +191,42 @@ def copy(
     if not copied_any and last_error is not None:
         # The whole step went to lock waits: say so, rather than report a step that did nothing.
         raise RetryableEngineError(f"{plan.label}: copying a chunk: {error_text(last_error)}")
+    return cp
+
+
+def build_indexes(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    report: StepReport,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Checkpoint:
+    """Build the secondary indexes deferred at set-up (deferred.py), then on to the checksum.
+    A shadow that already has them (a build whose worker died after the server finished it)
+    only moves the phase on."""
+    cp = view.checkpoint
+    deferred = Deferred.load(cp.deferred_keys)
+    names = plan.names
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        if deferred is not None and view.lean:
+
+            def current() -> str | None:
+                info = read_table(cur, names.schema, names.shadow)
+                return None if info is None else info.fingerprint
+
+            attempts = build(cur, names, deferred, current, cp.shadow_fingerprint, sleep)
+            if current() != cp.shadow_fingerprint:
+                raise RetryableEngineError(
+                    f"{plan.label}: the shadow's definition after the index build is not the "
+                    "one the ALTER gave; the next step decides"
+                )
+            report.events.append(
+                f"{plan.label}: built {len(deferred.keys)} deferred index(es) in "
+                f"{time.monotonic() - started:.1f}s (attempt {attempts}); checksum begins"
+            )
+        cp = cp.but(phase=checkpoint.CHECKSUM)
+        checkpoint.save(cur, cp)
     return cp
 
 

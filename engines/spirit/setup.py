@@ -29,6 +29,7 @@ from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.columnmap import map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
 from engines.spirit.cutover import drop_sentries
+from engines.spirit.deferred import Deferred, deferrable_keys, drop_keys
 from engines.spirit.plan import TablePlan
 from engines.spirit.tableinfo import TableInfo, read_table, table_exists
 from engines.spirit.triggers import TriggerChangeSource, drop_triggers
@@ -194,6 +195,17 @@ def _set_up(
             _forget(cur, cp)
             check.run(check.Phase.PREFLIGHT, facts)
     _post_setup(cur, plan, cp, facts, source, shadow)
+    keys = deferrable_keys(shadow)
+    if keys:
+        with target_errors(f"{plan.label}: deferring the secondary indexes"):
+            # The shadow is still empty: dropping its keys now costs nothing, and the copy
+            # then fills a table with no secondary index to maintain (deferred.py).
+            names_only = Deferred(keys, "")
+            drop_keys(cur, names, names_only)
+            lean = read_table(cur, names.schema, names.shadow)
+            assert lean is not None
+            cp = cp.but(deferred_keys=Deferred(keys, lean.fingerprint).dump())
+            checkpoint.save(cur, cp)
     with target_errors(f"{plan.label}: creating triggers"):
         cmap = map_columns(source, shadow, st.renames, st.dropped)
         TriggerChangeSource(names, cmap).install(cur)

@@ -25,6 +25,7 @@ class Column:
     name: str
     column_type: str
     generated: bool
+    nullable: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,14 @@ def read_table(cur: Cursor, schema: str, table: str) -> TableInfo | None:
     if create_sql is None:
         return None
     cur.execute(
-        "SELECT COLUMN_NAME, COLUMN_TYPE, COALESCE(GENERATION_EXPRESSION, '') "
+        "SELECT COLUMN_NAME, COLUMN_TYPE, COALESCE(GENERATION_EXPRESSION, ''), IS_NULLABLE "
         "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
         "ORDER BY ORDINAL_POSITION",
         (schema, table),
     )
-    columns = tuple(Column(str(n), str(t), bool(g)) for n, t, g in cur.fetchall())
+    columns = tuple(
+        Column(str(n), str(t), bool(g), str(null) != "NO") for n, t, g, null in cur.fetchall()
+    )
     cur.execute(
         "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
         "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",

@@ -125,6 +125,9 @@ def test_the_ddl_cap_is_a_setting(settings: Settings) -> None:
         ("spirit", {"chunk_rows": 1.5}, "chunk_rows"),
         ("spirit", {"chunk_size": 100}, "unknown option 'chunk_size'"),
         ("spirit", {"lock_wait_seconds": 10**9}, "lock_wait_seconds"),
+        ("spirit", {"trailing_checksum": "false"}, "trailing_checksum"),
+        ("spirit", {"max_replica_lag_seconds": 0}, "max_replica_lag_seconds"),
+        ("spirit", {"max_threads_running": "50"}, "max_threads_running"),
         ("direct", {"chunk_rows": 100}, "unknown option"),
         ("fake", {"anything": 1}, "unknown option"),
     ],
@@ -151,9 +154,10 @@ def test_engine_options_are_checked_per_engine(
         "my",
         "spirit",
         [ChangeSet(namespace="app", ddl=["ALTER TABLE t ADD c INT"])],
-        engine_options={"chunk_rows": 500},
+        engine_options={"chunk_rows": 500, "trailing_checksum": False, "max_replica_lag_seconds": 2.5},
     )
-    assert status_options(client, ok.apply_id) == {"chunk_rows": 500}
+    expected = {"chunk_rows": 500, "trailing_checksum": False, "max_replica_lag_seconds": 2.5}
+    assert status_options(client, ok.apply_id) == expected
     db.dispose()
 
 

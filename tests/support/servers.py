@@ -1,5 +1,116 @@
 """Throwaway servers for tests (the implementation is shared with `make demo`)."""
 
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
 from schemabot.local_services import MariaDBServer, RedisServer, free_port, wait_for
 
-__all__ = ["MariaDBServer", "RedisServer", "free_port", "wait_for"]
+__all__ = [
+    "BinlogMariaDB",
+    "MariaDBServer",
+    "RedisServer",
+    "free_port",
+    "replicated_pair",
+    "wait_for",
+]
+
+
+class BinlogMariaDB(MariaDBServer):
+    """A private `mariadbd` with binary logging (row format, full images) and a server id, so
+    it can be a replication primary or replica (docs/architecture.md §6, throttling)."""
+
+    def __init__(self, workdir: Path, server_id: int, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.server_id = server_id
+
+    def start(self) -> BinlogMariaDB:
+        daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        if not self.datadir.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [
+                    "mariadb-install-db",
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        self.proc = subprocess.Popen(
+            [
+                daemon,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.workdir / 'mysql.sock'}",
+                "--user=root",
+                # Grants are on (the engine's preflight reads them): root has no password.
+                "--innodb-buffer-pool-size=32M",
+                f"--server-id={self.server_id}",
+                f"--log-bin={self.workdir / 'binlog'}",
+                "--binlog-format=ROW",
+                "--binlog-row-image=FULL",
+                f"--relay-log={self.workdir / 'relay'}",
+                f"--log-error={self.workdir / 'error.log'}",
+                f"--pid-file={self.workdir / 'mysqld.pid'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, 30, f"mariadbd on port {self.port}")
+        return self
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="root",
+            autocommit=True,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+
+@contextmanager
+def replicated_pair(workdir: Path) -> Iterator[tuple[BinlogMariaDB, BinlogMariaDB]]:
+    """A primary and a replica replicating from it (binlog file and position), both private."""
+    primary = BinlogMariaDB(workdir / "primary", 1).start()
+    replica = None
+    try:
+        replica = BinlogMariaDB(workdir / "replica", 2).start()
+        status = primary.query("SHOW MASTER STATUS")[0]
+        replica.execute(
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port}, "
+            f"MASTER_USER='root', MASTER_LOG_FILE='{status['File']}', "
+            f"MASTER_LOG_POS={int(status['Position'])}"
+        )
+        replica.execute("START SLAVE")
+        wait_for(
+            lambda: replica.query("SHOW SLAVE STATUS")[0]["Slave_IO_Running"] == "Yes",
+            30,
+            "the replica to connect",
+        )
+        yield primary, replica
+    finally:
+        for server in (replica, primary):
+            if server is not None:
+                server.kill()

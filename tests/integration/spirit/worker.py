@@ -7,11 +7,12 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
-from engines.spirit import SpiritEngine, checkpoint, cutover, setup
+from engines.spirit import SpiritEngine, checkpoint, cutover, runner, setup
 from engines.spirit import engine as engine_module
 from engines.targets import Target
 
@@ -56,6 +57,18 @@ def main(spec: dict[str, Any]) -> None:
                     _die()
 
         checkpoint.save = save_then_die  # type: ignore[assignment]
+    if hooks.get("die_mid_index_build_after") is not None:
+        # SIGKILL while the deferred indexes are built (deferred.py), the ALTER in flight; if
+        # the server finishes first, die anyway before the build is recorded.
+        original_build = runner.build
+
+        def build_and_die(*args: Any, **kwargs: Any) -> int:
+            threading.Timer(float(hooks["die_mid_index_build_after"]), _die).start()
+            original_build(*args, **kwargs)
+            time.sleep(60)
+            return 0
+
+        runner.build = build_and_die  # type: ignore[assignment]
     eng = SpiritEngine(Target("worker", spec["dsn"]))
     result = eng.apply(req)
     print(json.dumps({"apply": result.message}), flush=True)
