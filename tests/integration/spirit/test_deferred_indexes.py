@@ -102,7 +102,7 @@ def test_a_run_interrupted_before_and_after_the_index_build_resumes_without_star
         row = checkpoint_row(schema, "t", "deferred")
         assert row is not None and row["deferred_keys"], "non-unique keys are deferred"
         run_id = row["run_id"]
-        cur.execute("SHOW CREATE TABLE _t_new")
+        cur.execute("SHOW CREATE TABLE _sb_t_new")
         lean = str(cur.fetchone()[1])
         assert "KEY `c_a`" not in lean and "KEY `added`" not in lean and "UNIQUE KEY `u_c`" in lean
 
@@ -168,7 +168,7 @@ def test_a_shadow_missing_its_indexes_after_the_build_starts_fresh(
     run_id = checkpoint_row(schema, "t", "lean")["run_id"]  # type: ignore[index]
     with db.cursor() as cur:
         cur.execute(
-            "ALTER TABLE _t_new DROP INDEX c_a, DROP INDEX added, DROP INDEX a_desc, DROP INDEX b_prefix"
+            "ALTER TABLE _sb_t_new DROP INDEX c_a, DROP INDEX added, DROP INDEX a_desc, DROP INDEX b_prefix"
         )
     events: list[str] = []
     done = run_until(
