@@ -134,9 +134,7 @@ class MariaDBServer:
                 "--bind-address=127.0.0.1",
                 f"--socket={self.workdir / 'mysql.sock'}",
                 "--user=root",
-                "--skip-grant-tables",
-                "--innodb-buffer-pool-size=32M",
-                "--skip-log-bin",
+                *self.server_options(),
                 f"--log-error={self.workdir / 'error.log'}",
                 f"--pid-file={self.workdir / 'mysqld.pid'}",
             ],
@@ -145,6 +143,10 @@ class MariaDBServer:
         )
         wait_for(self._answers, 30, f"mariadbd on port {self.port}")
         return self
+
+    def server_options(self) -> list[str]:
+        """The options that make this server what it is (a subclass changes only these)."""
+        return ["--skip-grant-tables", "--innodb-buffer-pool-size=32M", "--skip-log-bin"]
 
     def _answers(self) -> bool:
         pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()

@@ -15,8 +15,10 @@ which must be clean: a repair can only be trusted if nothing disturbed it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from pymysql.connections import Connection
 
@@ -121,20 +123,29 @@ def same_sums(
     with conn.cursor() as cur:
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         try:
-            sums = []
-            for table, columns in ((names.q(), cmap.source), (names.q(names.shadow), cmap.shadow)):
-                cur.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, cmap.nullable)}), 0) "
-                    f"FROM {table} FORCE INDEX (PRIMARY) WHERE {where}",
-                    params,
-                )
-                count, crc = cur.fetchone()  # type: ignore[misc]
-                sums.append((int(count), int(crc)))
+            sums = _aggregates(cur, names, cmap, where, params)
         finally:
             cur.execute("COMMIT")
     if sums[0] != sums[1]:
         return None
     return ChunkComparison(sums[0][0], sums[1][0], 0)
+
+
+def _aggregates(
+    cur: Any, names: TableNames, cmap: ColumnMap, where: str, params: Sequence[Any]
+) -> list[tuple[int, int]]:
+    """(rows, summed row checksum) of the source and of the shadow over the same key range, in
+    the caller's snapshot: equal pairs mean the chunk agrees."""
+    sums = []
+    for table, columns in ((names.q(), cmap.source), (names.q(names.shadow), cmap.shadow)):
+        cur.execute(
+            f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, cmap.nullable)}), 0) "
+            f"FROM {table} FORCE INDEX (PRIMARY) WHERE {where}",
+            params,
+        )
+        count, crc = cur.fetchone()
+        sums.append((int(count), int(crc)))
+    return sums
 
 
 def compare_exactly(
@@ -148,15 +159,7 @@ def compare_exactly(
     with conn.cursor() as cur:
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         try:
-            sums = []
-            for table, columns in ((names.q(), cmap.source), (names.q(names.shadow), cmap.shadow)):
-                cur.execute(
-                    f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, cmap.nullable)}), 0) "
-                    f"FROM {table} FORCE INDEX (PRIMARY) WHERE {new_where}",
-                    new_params,
-                )
-                count, crc = cur.fetchone()  # type: ignore[misc]
-                sums.append((int(count), int(crc)))
+            sums = _aggregates(cur, names, cmap, new_where, new_params)
             if sums[0] == sums[1]:
                 return ChunkComparison(sums[0][0], sums[1][0], 0)
             cur.execute(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,46 +30,19 @@ class BinlogMariaDB(MariaDBServer):
         super().__init__(workdir, port)
         self.server_id = server_id
 
+    def server_options(self) -> list[str]:
+        return [
+            # Grants are on (the engine's preflight reads them): root has no password.
+            "--innodb-buffer-pool-size=32M",
+            f"--server-id={self.server_id}",
+            f"--log-bin={self.workdir / 'binlog'}",
+            "--binlog-format=ROW",
+            "--binlog-row-image=FULL",
+            f"--relay-log={self.workdir / 'relay'}",
+        ]
+
     def start(self) -> BinlogMariaDB:
-        daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-        if not self.datadir.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [
-                    "mariadb-install-db",
-                    "--no-defaults",
-                    f"--datadir={self.datadir}",
-                    "--user=root",
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        self.proc = subprocess.Popen(
-            [
-                daemon,
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                f"--port={self.port}",
-                "--bind-address=127.0.0.1",
-                f"--socket={self.workdir / 'mysql.sock'}",
-                "--user=root",
-                # Grants are on (the engine's preflight reads them): root has no password.
-                "--innodb-buffer-pool-size=32M",
-                f"--server-id={self.server_id}",
-                f"--log-bin={self.workdir / 'binlog'}",
-                "--binlog-format=ROW",
-                "--binlog-row-image=FULL",
-                f"--relay-log={self.workdir / 'relay'}",
-                f"--log-error={self.workdir / 'error.log'}",
-                f"--pid-file={self.workdir / 'mysqld.pid'}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, 30, f"mariadbd on port {self.port}")
+        super().start()
         return self
 
     def query(self, sql: str) -> list[dict[str, Any]]:
