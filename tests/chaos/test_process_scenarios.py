@@ -136,8 +136,16 @@ def test_s15_frozen_worker_loses_its_lease_and_is_fenced_when_thawed(env: ProcEn
         apply_id = submit(client)
         task_id = client.get_apply(apply_id).tasks[0].task_id
         wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 6, 60, "the copy to start")
-        wait_for(lambda: pid_inside_engine(fake, task_id) is not None, 10, "a worker inside a step")
-        frozen = cluster.owner_of(f"host:{pid_inside_engine(fake, task_id)}")
+        inside: list[int] = []  # read once: the worker may leave the step before a second read
+
+        def a_worker_inside_a_step() -> bool:
+            pid = pid_inside_engine(fake, task_id)
+            if pid is not None:
+                inside.append(pid)
+            return pid is not None
+
+        wait_for(a_worker_inside_a_step, 10, "a worker inside a step")
+        frozen = cluster.owner_of(f"host:{inside[-1]}")
         _, old_token = lease_of(db, apply_id)
         frozen.signal(__import__("signal").SIGSTOP)
         wait_for(lambda: lease_of(db, apply_id)[1] > old_token, 30, "another worker to take the lease")
