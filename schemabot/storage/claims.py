@@ -123,16 +123,7 @@ def claim_in(
                 f"(CLI: --after {first.apply_id}; API: queue=true)"
             )
     if not waiting_for:
-        for k in keys:
-            session.execute(
-                sa.insert(TableClaim).values(
-                    target=k.target,
-                    namespace=k.namespace,
-                    table_name=k.table,
-                    apply_id=apply_id,
-                    created_at=db_now(),
-                )
-            )
+        _insert_claims(session, keys, apply_id)
         return []
     # Queued: one row per table (a VSchema-only apply queued --after another gets one empty key).
     for k in keys or [ClaimKey("", "", "")]:
@@ -147,6 +138,20 @@ def claim_in(
             )
         )
     return waiting_for
+
+
+def _insert_claims(session: Session, keys: Sequence[ClaimKey], apply_id: str) -> None:
+    """The apply holds these tables (the unique key refuses a second holder)."""
+    for k in keys:
+        session.execute(
+            sa.insert(TableClaim).values(
+                target=k.target,
+                namespace=k.namespace,
+                table_name=k.table,
+                apply_id=apply_id,
+                created_at=db_now(),
+            )
+        )
 
 
 def _promote_if_ready(session: Session, apply_id: str) -> bool:
@@ -176,16 +181,7 @@ def _promote_if_ready(session: Session, apply_id: str) -> bool:
         if ahead:
             return False
     session.execute(sa.delete(TableClaimQueue).where(TableClaimQueue.apply_id == apply_id))
-    for k in keys:
-        session.execute(
-            sa.insert(TableClaim).values(
-                target=k.target,
-                namespace=k.namespace,
-                table_name=k.table,
-                apply_id=apply_id,
-                created_at=db_now(),
-            )
-        )
+    _insert_claims(session, keys, apply_id)
     audit.append(
         session,
         apply_id,
