@@ -41,9 +41,8 @@ from engines.base import (
     TableChange,
     TableProgress,
 )
-from engines.mysql_conn import MysqlErrorKind, classify, connect, error_kind, quote_ident
-from engines.options import DirectOptions
-from engines.sql_text import (
+from engines.mysql.connections import MysqlErrorKind, classify, connect, error_kind, quote_ident
+from engines.mysql.ddl_text import (
     HiddenSQL,
     UnterminatedSQL,
     add_algorithm,
@@ -52,6 +51,7 @@ from engines.sql_text import (
     retarget,
     strip_comments,
 )
+from engines.options import DirectOptions
 from engines.table_guard import spirit_work, take_lock
 
 FORMAT = 1

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from engines.mysql_tls import tls_connect_args
+from engines.mysql.tls import tls_connect_args
 
 # scheme://user:password@host -> scheme://user:***@host, anywhere in a text. The pattern is
 # `[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:[^@\s]*@`; `redact` finds its matches in one linear pass

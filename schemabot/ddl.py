@@ -3,7 +3,7 @@ and §8 invariant 10: a statement does exactly what its text says, no more).
 
 The rule is narrow on purpose: exactly one CREATE TABLE, ALTER TABLE or DROP TABLE statement on
 one named table. Before parsing, comments are removed with a quote-aware scanner
-(`engines.sql_text.strip_comments`), and the stored statement is that stripped text, so engines
+(`engines.mysql.ddl_text.strip_comments`), and the stored statement is that stripped text, so engines
 never see a comment they could append a clause into. Refused, with the reason:
 - versioned comments `/*! ... */`, `/*M! ... */` (the parser skips them, the server runs them);
 - a statement over the size cap (`SCHEMABOT_MAX_DDL_BYTES`), text that is not UTF-8, NUL bytes;
@@ -29,7 +29,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from engines.sql_text import (
+from engines.mysql.ddl_text import (
     HiddenSQL,
     UnterminatedSQL,
     algorithm_or_lock_clause,

@@ -15,7 +15,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from engines.base import PermanentEngineError, RetryableEngineError
-from engines.mysql_errors import TRANSIENT, error_code, is_permanent, is_transient
+from engines.mysql.errors import TRANSIENT, error_code, is_permanent, is_transient
 from engines.targets import Target, parse_mysql_dsn, redact
 
 TRANSIENT_CODES = TRANSIENT  # kept for callers that imported it from here
@@ -74,7 +74,7 @@ def connect(target: Target) -> pymysql.connections.Connection:
 def target_errors(doing: str) -> Iterator[None]:
     """Translate server errors raised while `doing` something into engine errors.
 
-    An error the server will always give (engines/mysql_errors.py: a syntax or definition error,
+    An error the server will always give (engines/mysql/errors.py: a syntax or definition error,
     a name taken, a value that does not fit) is permanent. Anything else unexpected on the
     engine's own bookkeeping is retryable: the next step re-reads the checkpoint and either
     continues or fails for a reason it can name.

@@ -20,8 +20,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from engines.base import PermanentEngineError, TableChange
+from engines.mysql.ddl_text import HiddenSQL, UnterminatedSQL, strip_comments
 from engines.spirit.naming import quote
-from engines.sql_text import HiddenSQL, UnterminatedSQL, strip_comments
 
 StatementKind = Literal["alter", "create", "drop"]
 

@@ -20,8 +20,8 @@ import pymysql
 
 from engines.base import PermanentEngineError, TableChange
 from engines.direct import _REBUILDING_PARTITION_CLAUSES, DirectEngine
-from engines.mysql_conn import connect
-from engines.sql_text import add_algorithm, retarget, strip_comments
+from engines.mysql.connections import connect
+from engines.mysql.ddl_text import add_algorithm, retarget, strip_comments
 from engines.targets import Target, redact
 from schemabot.ddl import parse_ddl
 from schemabot.errors import ValidationError

@@ -27,7 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from engines.mysql_tls import tls_connect_args
+from engines.mysql.tls import tls_connect_args
 from engines.targets import redact
 from schemabot.errors import StorageUnavailable
 
@@ -126,7 +126,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("mysql"):
         # Without read/write timeouts a black-holed connection hangs a worker forever.
         connect_args = {"connect_timeout": 5, "read_timeout": 15, "write_timeout": 15}
-        # TLS from the URL's ssl_ca/ssl_cert/ssl_key/ssl_mode, as for targets (engines/mysql_tls.py).
+        # TLS from the URL's ssl_ca/ssl_cert/ssl_key/ssl_mode, as for targets (engines/mysql/tls.py).
         parsed = sa.make_url(url)
         tls = {k: str(v) for k, v in parsed.query.items() if k.startswith("ssl")}
         connect_args.update(tls_connect_args(tls))

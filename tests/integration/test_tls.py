@@ -13,7 +13,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from engines.mysql_conn import connect
+from engines.mysql.connections import connect
 from engines.targets import Target
 from tests.support.processes import REPO
 from tests.support.serve import SCHEMABOT

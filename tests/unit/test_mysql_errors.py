@@ -1,4 +1,4 @@
-"""Server errors by code (engines/mysql_errors.py): the one classification every MySQL engine
+"""Server errors by code (engines/mysql/errors.py): the one classification every MySQL engine
 uses (docs/architecture.md §7)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from engines.mysql_errors import classify, is_permanent, is_transient
+from engines.mysql.errors import classify, is_permanent, is_transient
 
 
 @pytest.mark.parametrize(

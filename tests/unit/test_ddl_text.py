@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engines.sql_text import add_algorithm, retarget
+from engines.mysql.ddl_text import add_algorithm, retarget
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from engines.base import PermanentEngineError, TableChange
+from engines.mysql.ddl_text import HiddenSQL, UnterminatedSQL, mask_quoted, strip_comments
 from engines.spirit.statement import parse_change
-from engines.sql_text import HiddenSQL, UnterminatedSQL, mask_quoted, strip_comments
 
 
 @pytest.mark.parametrize(
