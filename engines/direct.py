@@ -41,7 +41,7 @@ from engines.base import (
     TableChange,
     TableProgress,
 )
-from engines.mysql.connections import MysqlErrorKind, classify, connect, error_kind, quote_ident
+from engines.mysql.connections import MysqlErrorKind, classify, connect, error_kind
 from engines.mysql.ddl_text import (
     HiddenSQL,
     UnterminatedSQL,
@@ -51,6 +51,7 @@ from engines.mysql.ddl_text import (
     retarget,
     strip_comments,
 )
+from engines.mysql.identifiers import quote_ident
 from engines.options import DirectOptions
 from engines.table_guard import spirit_work, take_lock
 

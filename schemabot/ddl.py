@@ -37,14 +37,13 @@ from engines.mysql.ddl_text import (
     renames_table,
     strip_comments,
 )
+from engines.mysql.identifiers import IDENT, unquote_ident
 from schemabot.errors import ValidationError
 
 Action = Literal["create", "alter", "drop"]
 
-# One identifier: `back quoted` (doubled backquotes escape) or a bare MySQL name.
-_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 _COMMAND_ALTER = re.compile(
-    rf"^\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:(?P<db>{_IDENT})\s*\.\s*)?(?P<table>{_IDENT})"
+    rf"^\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:(?P<db>{IDENT})\s*\.\s*)?(?P<table>{IDENT})"
     rf"(?P<rest>.*)$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -82,12 +81,6 @@ def quote_for_error(statement: str) -> str:
     if len(flat) > _MAX_QUOTE:
         flat = flat[: _MAX_QUOTE - 3] + "..."
     return f'"{flat}"'
-
-
-def _unquote(identifier: str) -> str:
-    if identifier.startswith("`") and identifier.endswith("`"):
-        return identifier[1:-1].replace("``", "`")
-    return identifier
 
 
 def _strip(statement: str) -> str:
@@ -270,11 +263,11 @@ def _classify(node: exp.Expression, text: str, quoted: str) -> ParsedDDL:
             )
         match = _COMMAND_ALTER.match(body)
         if match and match["rest"].strip():
-            db = _unquote(match["db"]) if match["db"] else None
+            db = unquote_ident(match["db"]) if match["db"] else None
             _check_alter_text(body, quoted)
             _check_clauses(mask_quoted(match["rest"]), quoted)
             return ParsedDDL(
-                text, "alter", _unquote(match["table"]), db, schemas=frozenset({db} if db else ())
+                text, "alter", unquote_ident(match["table"]), db, schemas=frozenset({db} if db else ())
             )
         if match:
             raise ValidationError(f"DDL {quoted} names a table but no change to make")

@@ -46,7 +46,3 @@ def connect(target: Target, namespace: str | None = None, **kwargs: object) -> p
     params.update({"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60})
     params.update(kwargs)
     return pymysql.connect(database=namespace or address.schema, **params)
-
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
-_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+from engines.mysql.identifiers import IDENT, quote_ident
+
 _HEAD = re.compile(
     rf"^(?P<lead>\s*(?:/\*.*?\*/\s*)*(?:CREATE\s+TABLE(?:\s+IF\s+NOT\s+EXISTS)?|"
-    rf"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE)\s+)(?P<name>(?:{_IDENT}\s*\.\s*)?{_IDENT})",
+    rf"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE)\s+)(?P<name>(?:{IDENT}\s*\.\s*)?{IDENT})",
     re.IGNORECASE | re.DOTALL,
 )
 # Clauses that follow the alter list without a comma in MySQL's grammar.
@@ -141,8 +142,7 @@ def retarget(ddl: str, table: str) -> str:
     match = _HEAD.match(text)
     if not match:
         raise ValueError(f"cannot find the table name in {text[:80]!r}")
-    quoted = "`" + table.replace("`", "``") + "`"
-    return text[: match.start("name")] + quoted + text[match.end("name") :]
+    return text[: match.start("name")] + quote_ident(table) + text[match.end("name") :]
 
 
 def add_algorithm(alter_ddl: str, clause: str) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from engines.mysql.identifiers import quote_ident
+
 CHECKPOINT_TABLE = "_sb_spirit_checkpoint"
 SENTINEL_TABLE = "_sb_sentinel"
 MAX_IDENTIFIER = 64
@@ -23,9 +25,8 @@ PREFIX = "_sb_"
 MAX_TABLE_NAME = MAX_IDENTIFIER - len(PREFIX + "_new")
 
 
-def quote(identifier: str) -> str:
-    """Backtick-quote an identifier (MySQL and MariaDB), doubling embedded backticks."""
-    return "`" + identifier.replace("`", "``") + "`"
+# `quote` is the shared quoting (engines/mysql/identifiers.py), under the name spirit uses.
+quote = quote_ident
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from sqlglot.errors import ParseError
 
 from engines.base import PermanentEngineError, TableChange
 from engines.mysql.ddl_text import HiddenSQL, UnterminatedSQL, strip_comments
+from engines.mysql.identifiers import IDENT, unquote_ident
 from engines.spirit.naming import quote
 
 StatementKind = Literal["alter", "create", "drop"]
 
-_IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
-_NAME = rf"(?P<name>{_IDENT}(?:\s*\.\s*{_IDENT})?)"
+_NAME = rf"(?P<name>{IDENT}(?:\s*\.\s*{IDENT})?)"
 _HEADS: Mapping[StatementKind, re.Pattern[str]] = {
     "alter": re.compile(
         rf"^\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?{_NAME}(?P<rest>.*)$",
@@ -44,18 +44,11 @@ _HEADS: Mapping[StatementKind, re.Pattern[str]] = {
 _ALGORITHM_OR_LOCK = re.compile(r"(?:^|,)\s*(?:ALGORITHM|LOCK)\s*=?\s*\w+\s*(?=,|$)", re.IGNORECASE)
 
 
-def _unquote(part: str) -> str:
-    part = part.strip()
-    if part.startswith("`"):
-        return part[1:-1].replace("``", "`")
-    return part
-
-
 def _split_name(name: str) -> tuple[str | None, str]:
-    parts = re.findall(_IDENT, name)
+    parts = re.findall(IDENT, name)
     if len(parts) == 2:
-        return _unquote(parts[0]), _unquote(parts[1])
-    return None, _unquote(parts[0])
+        return unquote_ident(parts[0]), unquote_ident(parts[1])
+    return None, unquote_ident(parts[0])
 
 
 @dataclass(frozen=True)

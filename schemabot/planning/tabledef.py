@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from engines.mysql.identifiers import quote_ident
+
 _NAME = r"`((?:[^`]|``)+)`"
 _HEADER = re.compile(rf"^CREATE TABLE {_NAME} \($")
 _COLUMN = re.compile(rf"^  {_NAME} (.*?),?$")
@@ -31,8 +33,8 @@ def unquote(name: str) -> str:
     return name.replace("``", "`")
 
 
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+# The shared quoting (engines/mysql/identifiers.py), under the name the differ uses.
+quote = quote_ident
 
 
 @dataclass(frozen=True)

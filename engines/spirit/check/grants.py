@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from engines.mysql.identifiers import unquote_ident
+
 _GRANT = re.compile(r"^GRANT\s+(?P<privs>.+?)\s+ON\s+(?P<obj>\S+)\s+TO\s", re.IGNORECASE)
 
 
@@ -25,10 +27,6 @@ def _like(pattern: str, value: str) -> bool:
         regex += ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
         i += 1
     return re.fullmatch(regex, value) is not None
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace("``", "`") if name.startswith("`") else name
 
 
 def _privileges(text: str) -> set[str]:
@@ -51,9 +49,9 @@ def privileges_on(grants: Iterable[str], schema: str, table: str | None = None) 
         # Wildcards (`_`, `%`) mean something only in schema-level grants; a table grant
         # names its schema literally.
         schema_matches = db == "*" or (
-            _like(_unquote(db), schema) if tbl == "*" else _unquote(db) == schema
+            _like(unquote_ident(db), schema) if tbl == "*" else unquote_ident(db) == schema
         )
-        table_matches = tbl == "*" or (table is not None and _unquote(tbl) == table)
+        table_matches = tbl == "*" or (table is not None and unquote_ident(tbl) == table)
         if schema_matches and table_matches:
             held |= _privileges(m["privs"])
     return held
