@@ -1,4 +1,8 @@
-"""Connections to MySQL/MariaDB targets and what their errors mean for an engine."""
+"""Connections to MySQL/MariaDB targets and what their errors mean for an engine.
+
+What an error *is* comes from engines/mysql/errors.py, the one classification; this module only
+turns it into the engine contract's errors (a transient error is retryable, anything else is
+the server's verdict on the statement)."""
 
 from __future__ import annotations
 
@@ -8,25 +12,23 @@ from typing import Any
 import pymysql
 
 from engines.base import EngineError, PermanentEngineError, RetryableEngineError
+from engines.mysql.errors import is_connection_error, is_lock_wait, is_transient
 from engines.targets import Target, parse_mysql_dsn, redact
-
-CONNECTION_ERRORS = frozenset({0, 1040, 1053, 1927, 2002, 2003, 2006, 2013, 2014, 2055, 4031})
-LOCK_ERRORS = frozenset({1205, 1213})  # lock wait timeout, deadlock
 
 
 class MysqlErrorKind(Enum):
     CONNECTION = "connection"  # the server or the network: try again later
     LOCK_WAIT = "lock_wait"  # someone holds a lock we need: try again later
-    REJECTED = "rejected"  # the server refused the statement: a verdict
+    OTHER = "other"  # anything else: transient or a verdict, as `classify` says
 
 
 def error_kind(exc: pymysql.MySQLError) -> MysqlErrorKind:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    if code in LOCK_ERRORS:
+    """Which of the cases direct handles apart an error is (engines/mysql/errors.py decides)."""
+    if is_lock_wait(exc):
         return MysqlErrorKind.LOCK_WAIT
-    if code in CONNECTION_ERRORS or isinstance(exc, pymysql.err.InterfaceError) or 2000 <= code < 3000:
+    if is_connection_error(exc):
         return MysqlErrorKind.CONNECTION
-    return MysqlErrorKind.REJECTED
+    return MysqlErrorKind.OTHER
 
 
 def classify(exc: pymysql.MySQLError, doing: str) -> EngineError:
@@ -34,9 +36,9 @@ def classify(exc: pymysql.MySQLError, doing: str) -> EngineError:
     text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     code = exc.args[0] if exc.args else "?"
     message = redact(f"{doing}: {text} (MySQL error {code})")
-    if error_kind(exc) is MysqlErrorKind.REJECTED:
-        return PermanentEngineError(message)
-    return RetryableEngineError(message)
+    if is_transient(exc):
+        return RetryableEngineError(message)
+    return PermanentEngineError(message)
 
 
 def connect(target: Target, namespace: str | None = None, **kwargs: object) -> pymysql.Connection:

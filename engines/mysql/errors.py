@@ -1,8 +1,9 @@
 """MySQL and MariaDB server errors by code: which say "try again later" and which say "this can
-never work" (docs/architecture.md §7). One place, for every engine that talks to a MySQL server.
+never work" (docs/architecture.md §7). One place, for every engine that talks to a MySQL server
+(direct, spirit, planetscale's branch SQL): the same code gets the same verdict in each.
 
-- `TRANSIENT`: the connection, a lock, or the server's load; the same statement may well work on
-  the next attempt.
+- `TRANSIENT`: the connection (`CONNECTION`, and every client-library code 2000-2999), a lock
+  (`LOCK_WAIT`), or the server's load; the same statement may well work on the next attempt.
 - `PERMANENT`: the statement or the data it meets is wrong (syntax, an unknown or duplicate name,
   an invalid default, a value that does not fit, a duplicate key): the server will give the same
   answer every time, so retrying only delays the failure (and may leave work half set up).
@@ -16,18 +17,34 @@ from typing import Any, Literal
 
 import pymysql
 
-TRANSIENT = frozenset(
+# The server or the network went away: a statement sent may or may not have run.
+CONNECTION = frozenset(
     {
+        0,  # pymysql's own "connection closed" errors carry no server code
         1040,  # too many connections
         1053,  # server shutdown in progress
-        1205,  # lock wait timeout (row locks, or metadata locks via lock_wait_timeout)
-        1213,  # deadlock
-        1317,  # query interrupted
         1927,  # connection killed (MariaDB)
+        2002,  # cannot connect through the socket
         2003,  # cannot connect
         2006,  # server has gone away
         2013,  # lost connection during query
         2014,  # commands out of sync (a half-read result after a failure)
+        2055,  # lost connection (system error)
+        4031,  # disconnected by the server for inactivity (MySQL 8)
+    }
+)
+
+# Someone holds a lock the statement needs: nothing ran.
+LOCK_WAIT = frozenset(
+    {
+        1205,  # lock wait timeout (row locks, or metadata locks via lock_wait_timeout)
+        1213,  # deadlock
+    }
+)
+
+TRANSIENT = CONNECTION | LOCK_WAIT | frozenset(
+    {
+        1317,  # query interrupted
         3024,  # max_execution_time exceeded (MySQL 8)
     }
 )
@@ -113,13 +130,25 @@ def error_code(error: BaseException) -> int | None:
     return None
 
 
+def is_connection_error(error: BaseException) -> bool:
+    """Whether the connection itself failed (not the statement): the client library said so, or
+    the server's code is one of `CONNECTION` or a client-library code (2000-2999)."""
+    if isinstance(error, pymysql.err.InterfaceError | ConnectionError | TimeoutError):
+        return True
+    code = error_code(error)
+    return code is not None and (code in CONNECTION or 2000 <= code < 3000)
+
+
+def is_lock_wait(error: BaseException) -> bool:
+    """Whether a lock held by someone else stopped the statement (a timeout or a deadlock)."""
+    return error_code(error) in LOCK_WAIT
+
+
 def classify(error: BaseException) -> Classification:
     """`transient`, `permanent` or `unknown` for a server or connection error."""
-    if isinstance(error, pymysql.err.InterfaceError | ConnectionError | TimeoutError):
+    if is_connection_error(error) or error_code(error) in TRANSIENT:
         return "transient"
     code = error_code(error)
-    if code in TRANSIENT:
-        return "transient"
     if code in PERMANENT:
         return "permanent"
     return "unknown"

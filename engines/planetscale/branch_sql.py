@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pymysql
 
 from engines.base import PermanentEngineError, RetryableEngineError
+from engines.mysql.errors import error_code, is_transient
 from engines.planetscale.api import PlanetScaleAPI
 from engines.planetscale.budget import Budget
 from engines.planetscale.retry import retrying
@@ -30,8 +31,6 @@ from engines.targets import redact
 ABSENT = "absent"
 PASSWORD_TTL_SECONDS = 3600
 _AUTO_INCREMENT = re.compile(r"\s+AUTO_INCREMENT=\d+")
-# Errors that say nothing about the DDL itself: the connection or the server was busy.
-_TRANSIENT_CODES = frozenset({1040, 1045, 1205, 1213, 2002, 2003, 2006, 2013, 2055})
 
 
 @dataclass
@@ -43,10 +42,12 @@ class _Credentials:
 
 
 def classify(exc: pymysql.MySQLError, what: str) -> Exception:
-    """A MySQL error as an engine error: the branch rejecting a DDL is permanent."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    """A MySQL error as an engine error: a transient one (engines/mysql/errors.py: the connection
+    or the server was busy) or one without a code is retryable; the branch rejecting a DDL is
+    permanent. (A password refused while *connecting* is retried with a new one: `connection`.)"""
+    code = error_code(exc)
     text = exc.args[1] if len(exc.args) > 1 else str(exc)
-    if code is None or code in _TRANSIENT_CODES or isinstance(exc, pymysql.err.InterfaceError):
+    if code is None or is_transient(exc):
         return RetryableEngineError(redact(f"{what}: MySQL connection problem ({code}): {text}"))
     return PermanentEngineError(redact(f"{what}: the branch rejected it ({code}): {text}"))
 

@@ -15,10 +15,8 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from engines.base import PermanentEngineError, RetryableEngineError
-from engines.mysql.errors import TRANSIENT, error_code, is_permanent, is_transient
+from engines.mysql.errors import error_code, is_permanent, is_transient
 from engines.targets import Target, parse_mysql_dsn, redact
-
-TRANSIENT_CODES = TRANSIENT  # kept for callers that imported it from here
 
 # Session settings for every engine connection: short waits, so that a blocked DDL never queues
 # the application's own queries behind it for long, and a blocked chunk fails fast and retries.

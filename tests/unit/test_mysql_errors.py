@@ -3,10 +3,22 @@ uses (docs/architecture.md §7)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 import pymysql
 import pytest
 
-from engines.mysql.errors import classify, is_permanent, is_transient
+from engines.base import PermanentEngineError, RetryableEngineError
+from engines.mysql.errors import (
+    PERMANENT,
+    TRANSIENT,
+    classify,
+    is_connection_error,
+    is_permanent,
+    is_transient,
+)
+from engines.spirit.connection import target_errors, user_ddl_errors
 
 
 @pytest.mark.parametrize(
@@ -30,3 +42,63 @@ def test_client_side_connection_failures_are_transient_and_unknown_codes_are_unk
     assert classify(ConnectionResetError()) == "transient"
     assert classify(pymysql.err.OperationalError(1999, "?")) == "unknown"
     assert classify(ValueError("no code")) == "unknown"
+
+
+# Every layer that turns a MySQL error into an engine error, as (name, verdict) where the verdict
+# is "retryable" or "permanent". Each must agree with the one classification above.
+def _direct(error: pymysql.MySQLError) -> str:
+    from engines.mysql.connections import classify as direct_classify
+
+    return "retryable" if isinstance(direct_classify(error, "x"), RetryableEngineError) else "permanent"
+
+
+def _branch_sql(error: pymysql.MySQLError) -> str:
+    from engines.planetscale.branch_sql import classify as branch_classify
+
+    return "retryable" if isinstance(branch_classify(error, "x"), RetryableEngineError) else "permanent"
+
+
+def _spirit(wrapper: Callable[[str], AbstractContextManager[None]]) -> Callable[[pymysql.MySQLError], str]:
+    def verdict(error: pymysql.MySQLError) -> str:
+        try:
+            with wrapper("x"):
+                raise error
+        except RetryableEngineError:
+            return "retryable"
+        except PermanentEngineError:
+            return "permanent"
+        raise AssertionError("no engine error")
+
+    return verdict
+
+
+LAYERS: dict[str, Callable[[pymysql.MySQLError], str]] = {
+    "direct": _direct,
+    "planetscale branch SQL": _branch_sql,
+    "spirit bookkeeping": _spirit(target_errors),
+    "spirit user DDL": _spirit(user_ddl_errors),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+@pytest.mark.parametrize("code", sorted(TRANSIENT | PERMANENT | {2002, 2055, 2027}))
+def test_every_layer_gives_a_classified_code_the_same_verdict(layer: str, code: int) -> None:
+    """1045 (access denied) was transient for planetscale's branch SQL and permanent elsewhere;
+    1317 and 3024 were permanent for direct and transient for spirit; 2002 was transient for
+    direct and unknown for spirit. One list now decides for all of them."""
+    error = pymysql.err.OperationalError(code, "the server says so")
+    expected = "retryable" if is_transient(error) else "permanent"
+    assert classify(error) != "unknown"
+    assert LAYERS[layer](error) == expected
+
+
+def test_access_denied_is_permanent_everywhere() -> None:
+    error = pymysql.err.OperationalError(1045, "Access denied for user 'app'@'%'")
+    assert classify(error) == "permanent"
+    assert {name: verdict(error) for name, verdict in LAYERS.items()} == dict.fromkeys(LAYERS, "permanent")
+
+
+def test_client_library_codes_are_connection_errors() -> None:
+    for code in (2002, 2027, 2055, 2999):
+        assert is_connection_error(pymysql.err.OperationalError(code, "client"))
+    assert not is_connection_error(pymysql.err.OperationalError(1205, "lock wait"))
