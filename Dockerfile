@@ -6,6 +6,8 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY schemabot ./schemabot
 COPY engines ./engines
 COPY tasks ./tasks
+COPY planetscale_emulator ./planetscale_emulator
+COPY devservers ./devservers
 RUN pip install '.[flower,postgresql]'
 RUN useradd --create-home schemabot
 USER schemabot

@@ -49,11 +49,11 @@ from contextlib import ExitStack
 
 import pymysql
 
+from devservers.servers import start_celery, stop_process, wait_for
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
 from engines.targets import Target
 from schemabot.api import ChangeSet, Client
-from schemabot.local_services import start_celery, stop_process, wait_for
 from schemabot.migrate import upgrade
 from schemabot.settings import Settings
 

@@ -396,7 +396,7 @@ def token_new(name: str, scope: str, targets: tuple[str, ...]) -> None:
 def emulator(ctx: click.Context) -> None:
     """Serve the local PlanetScale API emulator (flags: --port --mysql-dsn --org --database
     --keyspaces ...; `schemabot emulator --help` lists them)."""
-    from engines.planetscale.emulator import main as emulator_main
+    from planetscale_emulator import main as emulator_main
 
     raise Exit(emulator_main(list(ctx.args)))
 

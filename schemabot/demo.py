@@ -22,9 +22,7 @@ from pathlib import Path
 import pymysql
 from rich.console import Console
 
-from engines.registry import UnknownEngine, engine_class
-from schemabot.api import Client
-from schemabot.local_services import (
+from devservers.servers import (
     MariaDBServer,
     RedisServer,
     mysql_answers,
@@ -33,6 +31,8 @@ from schemabot.local_services import (
     stop_process,
     wait_for,
 )
+from engines.registry import UnknownEngine, engine_class
+from schemabot.api import Client
 from schemabot.migrate import upgrade
 from schemabot.settings import Settings
 from schemabot.watch import watch

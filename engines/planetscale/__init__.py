@@ -8,7 +8,8 @@ __all__ = ["PlanetScaleEngine"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported lazily so that `engines.planetscale.emulator` does not pull in the engine.
+    # Imported lazily so that importing one of the engine's small modules (deploy_states, target)
+    # does not pull in the whole engine.
     if name == "PlanetScaleEngine":
         from engines.planetscale.engine import PlanetScaleEngine
 

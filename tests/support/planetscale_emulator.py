@@ -53,7 +53,7 @@ class EmulatorProcess:
         return [
             sys.executable,
             "-m",
-            "engines.planetscale.emulator",
+            "planetscale_emulator",
             "--port",
             str(self.port),
             "--mysql-port",

@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from schemabot.local_services import MariaDBServer, RedisServer, free_port, wait_for
+from devservers.servers import MariaDBServer, RedisServer, free_port, wait_for
 
 __all__ = [
     "BinlogMariaDB",

@@ -7,13 +7,13 @@ import hashlib
 
 import pytest
 
-from engines.planetscale.emulator import deploy_states as ds
-from engines.planetscale.emulator import mysql_protocol as mp
-from engines.planetscale.emulator.cli import config_from_args, parser
-from engines.planetscale.emulator.config import EmulatorConfig
-from engines.planetscale.emulator.cutover import held_name
-from engines.planetscale.emulator.faults import Fault
-from engines.planetscale.emulator.schema_diff import (
+from planetscale_emulator import deploy_states as ds
+from planetscale_emulator import mysql_protocol as mp
+from planetscale_emulator.cli import config_from_args, parser
+from planetscale_emulator.config import EmulatorConfig
+from planetscale_emulator.cutover import held_name
+from planetscale_emulator.faults import Fault
+from planetscale_emulator.schema_diff import (
     Plan,
     canonical_vschema,
     compute_plan,

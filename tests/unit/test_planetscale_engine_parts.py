@@ -21,12 +21,12 @@ from engines.planetscale import PlanetScaleEngine, naming
 from engines.planetscale import deploy_states as ds
 from engines.planetscale.api import ApiError, ApiUnreachable, NotFound, PlanetScaleAPI
 from engines.planetscale.budget import Budget, OutOfBudget
-from engines.planetscale.emulator import deploy_states as emulator_states
 from engines.planetscale.resume import FORMAT, PSResumeState
 from engines.planetscale.retry import retrying
 from engines.planetscale.target import PUBLIC_API_URL, PlanetScaleTarget
 from engines.registry import build_engine, engine_platform
 from engines.targets import Target
+from planetscale_emulator import deploy_states as emulator_states
 
 DSN = "planetscale://tok-id:s3cret@acme/shop?api_url=http://127.0.0.1:9/v1"
 

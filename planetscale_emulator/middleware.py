@@ -15,8 +15,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engines.planetscale.emulator import faults
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import faults
+from planetscale_emulator.world import World
 
 API_PREFIX = "/v1/"
 

@@ -26,8 +26,8 @@ import logging
 import re
 from collections.abc import Callable
 
-from engines.planetscale.emulator import mysql_protocol as mp
-from engines.planetscale.emulator.config import EmulatorConfig
+from planetscale_emulator import mysql_protocol as mp
+from planetscale_emulator.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
 

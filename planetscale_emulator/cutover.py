@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 
-from engines.planetscale.emulator import physical
-from engines.planetscale.emulator.schema_diff import Plan, TablePlan, canonical_vschema
-from engines.planetscale.emulator.store import Store
+from planetscale_emulator import physical
+from planetscale_emulator.schema_diff import Plan, TablePlan, canonical_vschema
+from planetscale_emulator.store import Store
 
 
 def held_name(kind: str, number: int, table: str) -> str:

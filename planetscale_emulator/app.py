@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from engines.planetscale.emulator import admin, branches, tick
-from engines.planetscale.emulator.config import EmulatorConfig
-from engines.planetscale.emulator.middleware import AuthMiddleware, FaultMiddleware
-from engines.planetscale.emulator.mysql_proxy import BranchProxy
-from engines.planetscale.emulator.routes import api_routes, endpoint
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import admin, branches, tick
+from planetscale_emulator.config import EmulatorConfig
+from planetscale_emulator.middleware import AuthMiddleware, FaultMiddleware
+from planetscale_emulator.mysql_proxy import BranchProxy
+from planetscale_emulator.routes import api_routes, endpoint
+from planetscale_emulator.world import World
 
 log = logging.getLogger("schemabot.emulator")
 

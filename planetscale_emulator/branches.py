@@ -11,10 +11,10 @@ import json
 import secrets
 from typing import Any
 
-from engines.planetscale.emulator import branch_users, physical, serializers
-from engines.planetscale.emulator.config import BRANCH_NAME
-from engines.planetscale.emulator.errors import invalid, not_found, unprocessable
-from engines.planetscale.emulator.world import World, public_id
+from planetscale_emulator import branch_users, physical, serializers
+from planetscale_emulator.config import BRANCH_NAME
+from planetscale_emulator.errors import invalid, not_found, unprocessable
+from planetscale_emulator.world import World, public_id
 
 ROLES = ("reader", "writer", "admin", "readwriter")
 

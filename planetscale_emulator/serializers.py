@@ -11,8 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from engines.planetscale.emulator.config import EmulatorConfig
-from engines.planetscale.emulator.store import Row
+from planetscale_emulator.config import EmulatorConfig
+from planetscale_emulator.store import Row
 
 ACTOR = {"id": "emulator", "type": "ServiceToken", "display_name": "schemabot emulator"}
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engines.planetscale.emulator import deploy_states as ds
-from engines.planetscale.emulator import serializers
-from engines.planetscale.emulator.errors import invalid, not_found, unprocessable
-from engines.planetscale.emulator.schema_diff import Plan, compute_plan
-from engines.planetscale.emulator.store import Row
-from engines.planetscale.emulator.transitions import finalize, set_state
-from engines.planetscale.emulator.world import World, public_id
+from planetscale_emulator import deploy_states as ds
+from planetscale_emulator import serializers
+from planetscale_emulator.errors import invalid, not_found, unprocessable
+from planetscale_emulator.schema_diff import Plan, compute_plan
+from planetscale_emulator.store import Row
+from planetscale_emulator.transitions import finalize, set_state
+from planetscale_emulator.world import World, public_id
 
 
 def _render(world: World, row: Row) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any, cast
 import pymysql
 import pymysql.cursors
 
-from engines.planetscale.emulator.config import EmulatorConfig
+from planetscale_emulator.config import EmulatorConfig
 
 Row = dict[str, Any]
 

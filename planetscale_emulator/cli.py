@@ -1,4 +1,4 @@
-"""`schemabot emulator ...` / `python -m engines.planetscale.emulator ...`: serve the emulator."""
+"""`schemabot emulator ...` / `python -m planetscale_emulator ...`: serve the emulator."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import os
 import sys
 
-from engines.planetscale.emulator.config import EmulatorConfig
 from engines.targets import redact
+from planetscale_emulator.config import EmulatorConfig
 
 DSN_ENV = "SCHEMABOT_EMULATOR_MYSQL_DSN"
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from engines.planetscale.emulator.app import build_app
+    from planetscale_emulator.app import build_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     uvicorn.run(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from engines.planetscale.emulator.store import Store
+from planetscale_emulator.store import Store
 
 HELD_TABLE_PREFIX = "_sb"
 _AUTO_INCREMENT = re.compile(r"\s+AUTO_INCREMENT=\d+")

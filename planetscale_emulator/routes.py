@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from engines.planetscale.emulator import branches, deploy_requests
-from engines.planetscale.emulator.errors import ApiError, invalid, not_found
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import branches, deploy_requests
+from planetscale_emulator.errors import ApiError, invalid, not_found
+from planetscale_emulator.world import World
 
 Action = Callable[[Request, dict[str, Any]], Any]
 

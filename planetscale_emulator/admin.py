@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.planetscale.emulator import branch_users, branches, faults, physical, serializers, tick
-from engines.planetscale.emulator import deploy_states as ds
-from engines.planetscale.emulator.config import MAIN_BRANCH_ID
-from engines.planetscale.emulator.errors import invalid
-from engines.planetscale.emulator.transitions import set_state
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import branch_users, branches, faults, physical, serializers, tick
+from planetscale_emulator import deploy_states as ds
+from planetscale_emulator.config import MAIN_BRANCH_ID
+from planetscale_emulator.errors import invalid
+from planetscale_emulator.transitions import set_state
+from planetscale_emulator.world import World
 
 
 def status(world: World, boot_id: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ admin = everything on those schemas (DDL, which the planetscale engine runs on i
 
 from __future__ import annotations
 
-from engines.planetscale.emulator.config import EmulatorConfig
-from engines.planetscale.emulator.store import Store
+from planetscale_emulator.config import EmulatorConfig
+from planetscale_emulator.store import Store
 
 # Host parts: '%' for TCP clients, 'localhost' so that an anonymous ''@'localhost' cannot shadow
 # the user when the emulator reaches the server over its socket.

@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engines.planetscale.emulator.errors import invalid
-from engines.planetscale.emulator.store import Row, Store
+from planetscale_emulator.errors import invalid
+from planetscale_emulator.store import Row, Store
 
 REQUEST_KINDS = ("error", "delay", "drop", "lose_response")
 DEPLOY_KINDS = ("stall", "fail_deploy")

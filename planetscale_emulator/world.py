@@ -11,11 +11,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from engines.planetscale.emulator import branch_users, physical
-from engines.planetscale.emulator.clock import Clock
-from engines.planetscale.emulator.config import MAIN_BRANCH_ID, EmulatorConfig
-from engines.planetscale.emulator.errors import not_found
-from engines.planetscale.emulator.store import Row, Store
+from planetscale_emulator import branch_users, physical
+from planetscale_emulator.clock import Clock
+from planetscale_emulator.config import MAIN_BRANCH_ID, EmulatorConfig
+from planetscale_emulator.errors import not_found
+from planetscale_emulator.store import Row, Store
 
 
 def public_id() -> str:

@@ -14,14 +14,14 @@ from typing import Any
 
 import pymysql
 
-from engines.planetscale.emulator import branches, cutover, faults
-from engines.planetscale.emulator import deploy_states as ds
-from engines.planetscale.emulator.deploy_requests import current_plan
-from engines.planetscale.emulator.errors import ApiError
-from engines.planetscale.emulator.schema_diff import Plan, instant_eligible, plan_summary
-from engines.planetscale.emulator.store import Row
-from engines.planetscale.emulator.transitions import finalize, set_state
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import branches, cutover, faults
+from planetscale_emulator import deploy_states as ds
+from planetscale_emulator.deploy_requests import current_plan
+from planetscale_emulator.errors import ApiError
+from planetscale_emulator.schema_diff import Plan, instant_eligible, plan_summary
+from planetscale_emulator.store import Row
+from planetscale_emulator.transitions import finalize, set_state
+from planetscale_emulator.world import World
 
 # States in which a tick has work to do for a deploy request.
 _MOVING = (

@@ -7,7 +7,7 @@ does not turn time back.
 
 from __future__ import annotations
 
-from engines.planetscale.emulator.store import Store, wall_time
+from planetscale_emulator.store import Store, wall_time
 
 
 class Clock:

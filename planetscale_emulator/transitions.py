@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engines.planetscale.emulator import cutover
-from engines.planetscale.emulator import deploy_states as ds
-from engines.planetscale.emulator.schema_diff import Plan
-from engines.planetscale.emulator.store import Row
-from engines.planetscale.emulator.world import World
+from planetscale_emulator import cutover
+from planetscale_emulator import deploy_states as ds
+from planetscale_emulator.schema_diff import Plan
+from planetscale_emulator.store import Row
+from planetscale_emulator.world import World
 
 
 def set_state(world: World, number: int, new_state: str, **fields: Any) -> None:

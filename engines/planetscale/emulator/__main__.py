@@ -1,5 +1,0 @@
-import sys
-
-from engines.planetscale.emulator import main
-
-sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from planetscale_emulator import main
+
+sys.exit(main())
