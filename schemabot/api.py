@@ -30,7 +30,7 @@ from typing import Any
 from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
-from schemabot import controls
+from schemabot import control_rules
 from schemabot.changes import VSCHEMA_ACTION
 from schemabot.errors import ValidationError
 from schemabot.grouping import default_atomic, uses_grouped_apply
@@ -40,7 +40,7 @@ from schemabot.settings import Settings
 from schemabot.states import TERMINAL, WAITING_STATES, State
 from schemabot.storage import audit, reads
 from schemabot.storage.claims import QueuePlace, cancel_queued, queue_place
-from schemabot.storage.controls import add_control
+from schemabot.storage.control_requests import add_control
 from schemabot.storage.models import Apply, Task
 from schemabot.storage.submissions import NewApply, NewTask, create_apply
 
@@ -247,7 +247,7 @@ class Client:
                 f"it takes {', '.join(s + '://' for s in engine_cls.dsn_schemes)} targets"
             )
         if volume is not None:
-            controls.normalise_value("volume", volume)
+            control_rules.normalise_value("volume", volume)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 191):
             raise ValidationError("the idempotency key must be 1 to 191 characters")
 
@@ -385,17 +385,18 @@ class Client:
         Raises ControlRejected when the apply's state does not allow it (nothing stored).
         A stopped or failed apply has no owner: the sweep is woken to claim it.
         """
-        name = controls.normalise_kind(kind)
-        normalised = controls.normalise_value(name, value)
+        name = control_rules.normalise_kind(kind)
+        normalised = control_rules.normalise_value(name, value)
         status = self.get_apply(apply_id)
-        controls.check_request(name, State(status.state))
+        control_rules.check_request(name, State(status.state))
         if name == "cancel" and status.queue_position is not None:
             # A queued apply has no driver: cancel it here, and let the line move on.
             cancelled = cancel_queued(self.runtime.db, apply_id)
             if cancelled is not None:
                 return ControlReceipt(apply_id, name, cancelled, True)
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
-        if name in controls.WAKING_KINDS and State(status.state) in controls.OWNERLESS_REQUEST_STATES:
+        state = State(status.state)
+        if name in control_rules.WAKING_KINDS and state in control_rules.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
 

@@ -40,7 +40,9 @@ from engines.base import (
     call_control,
 )
 from engines.targets import redact
-from schemabot import controls, metrics, resume
+from schemabot import control_rules, metrics
+from schemabot.attachment import Attachment
+from schemabot.attachment import resolve as resolve_attachment
 from schemabot.changes import rebuild_changes
 from schemabot.errors import (
     DriverExit,
@@ -53,7 +55,7 @@ from schemabot.errors import (
 from schemabot.lease_keeper import LeaseKeeper
 from schemabot.runtime import Runtime
 from schemabot.states import PARKED, State
-from schemabot.storage import driving, leases, reads
+from schemabot.storage import fenced_writes, leases, reads
 from schemabot.storage.reads import Snapshot
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
 class _Operation:
     """The current operation, as the engine sees it."""
 
-    attachment: resume.Attachment
+    attachment: Attachment
     changes: list[NamespaceChange]
 
 
@@ -140,7 +142,7 @@ class _Tick:
         self, snap: Snapshot, op: _Operation, state: ResumeState | None, **extra: Any
     ) -> dict[str, Any]:
         def save(new_state: ResumeState) -> None:
-            driving.save_resume_state(
+            fenced_writes.save_resume_state(
                 self.rt.db, self.apply_id, self.token, op.attachment.operation_id, new_state
             )
 
@@ -173,7 +175,7 @@ class _Tick:
             return self._run()
         except NeedsAttention as exc:
             log.warning("%s needs attention: %s", self.apply_id, redact(str(exc)))
-            driving.record_attention(self.rt.db, self.apply_id, self.token, str(exc))
+            fenced_writes.record_attention(self.rt.db, self.apply_id, self.token, str(exc))
             return self.finish()
         except ResumeStateUnavailable as exc:
             if not isinstance(exc.__cause__, StorageUnavailable):
@@ -201,7 +203,7 @@ class _Tick:
         if state.is_terminal:
             return self.finish()
         if state in (State.FAILED_RETRYABLE, State.WAITING_FOR_PROVIDER):  # another attempt
-            driving.resume_after_retry(self.rt.db, self.apply_id, self.token)
+            fenced_writes.resume_after_retry(self.rt.db, self.apply_id, self.token)
             snap = reads.snapshot(self.rt.db, self.apply_id)
         elif state in (State.STOPPED, State.NEEDS_ATTENTION):
             # Nothing asked it to start (or an operator request was refused): give the lease back.
@@ -216,7 +218,7 @@ class _Tick:
         return self._progress(snap, op)
 
     def _current_operation(self, snap: Snapshot) -> _Operation | None:
-        attachment = resume.resolve(
+        attachment = resolve_attachment(
             self.rt.db,
             snap,
             grouped=self.rt.grouped(snap.apply),
@@ -240,7 +242,7 @@ class _Tick:
         if keeper.lost:
             raise LeaseLost(f"{self.apply_id}: lease lost during engine.apply")
         if not result.accepted:
-            driving.note(
+            fenced_writes.note(
                 self.rt.db,
                 self.apply_id,
                 self.token,
@@ -250,13 +252,13 @@ class _Tick:
             )
             return self.schedule()
         vitess = self.rt.platform_of(snap.apply.engine) == "vitess"
-        if vitess and driving.tracked(result.resume_state) is None:
+        if vitess and fenced_writes.tracked(result.resume_state) is None:
             # A Vitess engine that accepted without telling us where its branch and deploy
             # request are would leave the next owner blind (docs/architecture.md §10 S6). An empty state is no
             # better than none: it must not overwrite the stored one (docs/architecture.md §7).
             raise ResumeStateUnavailable(f"{self.apply_id}: the engine accepted but returned no resume state")
         recovering = any(t.state == State.WAITING_FOR_CUTOVER.value for t in att.tasks)
-        record = driving.AttachRecord(
+        record = fenced_writes.AttachRecord(
             operation_id=att.operation_id,
             resume_state=result.resume_state,
             reattached=result.reattached,
@@ -267,7 +269,7 @@ class _Tick:
             message=redact(result.message),
         )
         try:
-            driving.record_attach(self.rt.db, self.apply_id, self.token, record)
+            fenced_writes.record_attach(self.rt.db, self.apply_id, self.token, record)
         except StorageUnavailable as exc:
             # The engine holds the work; the next owner reattaches to it (docs/architecture.md §10 S5).
             raise ResumeStateUnavailable(f"{self.apply_id}: saving the resume state failed: {exc}") from exc
@@ -287,7 +289,9 @@ class _Tick:
         worked = time.monotonic() - started
         if keeper.lost:
             raise LeaseLost(f"{self.apply_id}: lease lost during engine.progress")
-        new_state = driving.record_progress(self.rt.db, self.apply_id, self.token, att.operation_id, result)
+        new_state = fenced_writes.record_progress(
+            self.rt.db, self.apply_id, self.token, att.operation_id, result
+        )
         if new_state.is_terminal or new_state in PARKED:
             return self.finish()
         self._auto_actions(snap, op, new_state, result.resume_state or att.resume_state)
@@ -310,9 +314,11 @@ class _Tick:
         try:
             result = call_control(engine, kind, request)
         except EngineError as exc:
-            driving.note(self.rt.db, self.apply_id, self.token, "auto_action", f"{kind} not done yet: {exc}")
+            fenced_writes.note(
+                self.rt.db, self.apply_id, self.token, "auto_action", f"{kind} not done yet: {exc}"
+            )
             return
-        driving.note(
+        fenced_writes.note(
             self.rt.db,
             self.apply_id,
             self.token,
@@ -325,11 +331,11 @@ class _Tick:
     def _run_controls(self, snap: Snapshot) -> State:
         state = State(snap.apply.state)
         for control in snap.pending_controls:
-            verdict = controls.decide(control.kind, state)
-            if verdict.decision is controls.Decision.HOLD:
+            verdict = control_rules.decide(control.kind, state)
+            if verdict.decision is control_rules.Decision.HOLD:
                 continue
-            if verdict.decision is controls.Decision.REJECT:
-                state = driving.record_control(
+            if verdict.decision is control_rules.Decision.REJECT:
+                state = fenced_writes.record_control(
                     self.rt.db,
                     self.apply_id,
                     self.token,
@@ -349,7 +355,7 @@ class _Tick:
             # Recovery cannot attach (that is why it needs attention), so the engine is not
             # called: the apply ends cancelled and says what may be left on the target.
             message = f"cancelled by the operator while it needed attention ({snap.apply.attention})"
-            return driving.record_control(
+            return fenced_writes.record_control(
                 self.rt.db,
                 self.apply_id,
                 self.token,
@@ -377,7 +383,7 @@ class _Tick:
                 return self._close_control(control_id, "rejected", str(exc))
             except EngineError as exc:
                 if exc.retryable:
-                    driving.note(
+                    fenced_writes.note(
                         self.rt.db, self.apply_id, self.token, "control", f"{kind} will be retried: {exc}"
                     )
                     return State(snap.apply.state)
@@ -387,7 +393,7 @@ class _Tick:
             message = result.message or "done"
             resume_state = result.resume_state
             after = State.from_engine(result.state) if result.state is not None else None
-        return driving.record_control(
+        return fenced_writes.record_control(
             self.rt.db,
             self.apply_id,
             self.token,
@@ -409,7 +415,7 @@ class _Tick:
             return self._close_control(
                 control_id, "rejected", "the tasks are not linked to exactly one operation: nothing to adopt"
             )
-        return driving.record_control(
+        return fenced_writes.record_control(
             self.rt.db,
             self.apply_id,
             self.token,
@@ -437,7 +443,7 @@ class _Tick:
         return None
 
     def _close_control(self, control_id: int, status: str, message: str) -> State:
-        return driving.record_control(
+        return fenced_writes.record_control(
             self.rt.db, self.apply_id, self.token, control_id, status=status, message=redact(message)
         )
 
@@ -446,7 +452,7 @@ class _Tick:
     def _say_why(self, reason: str) -> None:
         """Show why this owner gives up without writing (best effort: the exit stands anyway)."""
         try:
-            driving.record_stuck(self.rt.db, self.apply_id, self.token, reason)
+            fenced_writes.record_stuck(self.rt.db, self.apply_id, self.token, reason)
         except DriverExit as exc:
             log.info("%s: could not record why it waits: %s", self.apply_id, exc)
 
@@ -461,7 +467,7 @@ class _Tick:
         if self.rt.platform_of(snap.apply.engine) != "vitess":
             return None
         for op in snap.operations:
-            state = driving.tracked(op.resume_context)
+            state = fenced_writes.tracked(op.resume_context)
             if state is None:
                 continue
             number = state.get("dr_number") or state.get("deploy_request")
@@ -497,7 +503,7 @@ class _Tick:
         backoff = retry_backoff(
             snap.apply.attempt, self.settings.retry_backoff, self.settings.retry_backoff_max
         )
-        state = driving.record_failure(
+        state = fenced_writes.record_failure(
             self.rt.db,
             self.apply_id,
             self.token,

@@ -30,12 +30,12 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import PlanetScaleOptions
-from engines.planetscale import controls, naming, observe, setup
+from engines.planetscale import deploy_controls, naming, observe, setup
 from engines.planetscale import deploy_states as ds
 from engines.planetscale.api import NotFound, PlanetScaleAPI
 from engines.planetscale.branch_sql import BranchSQL
 from engines.planetscale.budget import Budget, OutOfBudget
-from engines.planetscale.resume import PSResumeState
+from engines.planetscale.resume_state import PSResumeState
 from engines.planetscale.session import Session, Waiting
 from engines.planetscale.target import PlanetScaleTarget
 from engines.targets import Target, redact
@@ -252,22 +252,22 @@ class PlanetScaleEngine(Engine):
         )
 
     def cutover(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, controls.cutover)
+        return self._control(request, deploy_controls.cutover)
 
     def cancel(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, controls.cancel)
+        return self._control(request, deploy_controls.cancel)
 
     def stop(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, lambda s: controls.cancel(s, as_stop=True))
+        return self._control(request, lambda s: deploy_controls.cancel(s, as_stop=True))
 
     def start(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, controls.start)
+        return self._control(request, deploy_controls.start)
 
     def revert(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, controls.revert)
+        return self._control(request, deploy_controls.revert)
 
     def skip_revert(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, controls.skip_revert)
+        return self._control(request, deploy_controls.skip_revert)
 
     def volume(self, request: ControlRequest) -> ControlResult:
-        return self._control(request, lambda s: controls.volume(s, request.value))
+        return self._control(request, lambda s: deploy_controls.volume(s, request.value))

@@ -14,7 +14,7 @@ from engines.base import EngineState, OperationRequest, TableProgress
 from engines.planetscale.api import PlanetScaleAPI
 from engines.planetscale.branch_sql import BranchSQL
 from engines.planetscale.budget import Budget
-from engines.planetscale.resume import PSResumeState
+from engines.planetscale.resume_state import PSResumeState
 from engines.planetscale.target import PlanetScaleTarget
 
 

@@ -33,14 +33,14 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import SpiritOptions
-from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup, throttle
+from engines.spirit import checkpoint, cutover, resume_rules, runner, sentinel, setup, throttle
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
 from engines.spirit.keyset import describe
 from engines.spirit.naming import CHECKPOINT_TABLE
 from engines.spirit.plan import TablePlan, group_of, plan_tables
-from engines.spirit.resume import RunView
+from engines.spirit.resume_rules import RunView
 from engines.spirit.tableinfo import auto_increment, estimated_rows
 from engines.spirit.triggers import drop_triggers, refused_writes
 from engines.spirit.volume import pace, parse_volume
@@ -281,9 +281,9 @@ class SpiritEngine(Engine):
                     raise PermanentEngineError(cp.message or f"{plan.label}: this operation failed")
                 if cp.phase == checkpoint.CUTOVER:
                     return _Attached(cp, True, "cutover in progress")
-                if resume.instant_alter_happened(cur, cp):
+                if resume_rules.instant_alter_happened(cur, cp):
                     return _Attached(self._mark_instant_done(cur, plan, cp), True, "completed")
-                verdict = resume.restart_reason(cur, plan, cp)
+                verdict = resume_rules.restart_reason(cur, plan, cp)
                 if isinstance(verdict, RunView):
                     if cp.phase == checkpoint.WAIT_CUTOVER:
                         # After a restart, readiness is proved again, not assumed: the
@@ -530,10 +530,10 @@ class SpiritEngine(Engine):
         """The run's view if it may continue; else start it fresh (a definitive reason was
         found) and return its new view, or None when the fresh start finished it directly."""
         with conn.cursor() as cur:
-            if resume.instant_alter_happened(cur, cp):
+            if resume_rules.instant_alter_happened(cur, cp):
                 self._mark_instant_done(cur, plan, cp)
                 return None
-            verdict = resume.restart_reason(cur, plan, cp)
+            verdict = resume_rules.restart_reason(cur, plan, cp)
         if isinstance(verdict, RunView):
             return verdict
         events.append(f"{plan.label}: starting fresh: {verdict}")
@@ -548,7 +548,7 @@ class SpiritEngine(Engine):
         if fresh.phase in checkpoint.FINISHED:
             return None
         with conn.cursor() as cur:
-            again = resume.restart_reason(cur, plan, fresh)
+            again = resume_rules.restart_reason(cur, plan, fresh)
         if not isinstance(again, RunView):
             raise RetryableEngineError(f"{plan.label}: set-up did not hold: {again}")
         return again
@@ -621,7 +621,7 @@ class SpiritEngine(Engine):
                         f"new table: {refused}; a blocking ALTER would fail the same way",
                         True,
                     )
-                check = resume.restart_reason(
+                check = resume_rules.restart_reason(
                     cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
                 )
                 if not isinstance(check, RunView):
@@ -726,7 +726,7 @@ class SpiritEngine(Engine):
             return self._finish(conn, request, plans, cps, events)
         with conn.cursor() as cur:
             for p in copy_plans:
-                check = resume.restart_reason(
+                check = resume_rules.restart_reason(
                     cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
                 )
                 if not isinstance(check, RunView):
@@ -883,7 +883,7 @@ class SpiritEngine(Engine):
                     extra = f" ({cp.message})" if cp.message else ""
                     not_ready.append(f"{p.label} is at {_point(cp, total)}{extra}")
                 else:
-                    verdict = resume.restart_reason(cur, p, cp)
+                    verdict = resume_rules.restart_reason(cur, p, cp)
                     if not isinstance(verdict, RunView):
                         not_ready.append(f"{p.label}: {verdict}")
             if not_ready:

@@ -23,7 +23,7 @@ from engines.spirit.copier import copy_chunk, count_range
 from engines.spirit.deferred import Deferred, build
 from engines.spirit.keyset import describe
 from engines.spirit.plan import TablePlan
-from engines.spirit.resume import RunView
+from engines.spirit.resume_rules import RunView
 from engines.spirit.tableinfo import read_table
 from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace

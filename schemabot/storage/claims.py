@@ -7,7 +7,7 @@
   holds the table), unless the user asked to queue it: then it gets `table_claim_queue` rows
   instead and waits in `pending` (a queued apply is never claimed by a driver: `not_queued`).
 - `release_claims` runs inside the transaction that makes an apply terminal (there are exactly
-  two: `storage.driving._rederive` and `storage.sweep.expire_retryables`, plus the cancel of a
+  two: `storage.fenced_writes._rederive` and `storage.sweep.expire_retryables`, plus the cancel of a
   queued apply here). It deletes the apply's claims and hands the freed tables to the applies
   queued for them, first come first served; the sweep then starts them (their start grace is long
   past).

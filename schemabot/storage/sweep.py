@@ -28,7 +28,7 @@ from schemabot.storage import audit
 from schemabot.storage.claims import not_queued
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
-from schemabot.storage.driving import set_apply_state
+from schemabot.storage.fenced_writes import set_apply_state
 from schemabot.storage.models import Apply, ControlRequest, Task
 
 SWEEP_BATCH = 100

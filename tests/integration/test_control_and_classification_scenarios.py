@@ -17,7 +17,7 @@ from schemabot.recovery import recovery_sweep
 from schemabot.runtime import Runtime
 from schemabot.settings import Settings
 from schemabot.states import State
-from schemabot.storage import driving, leases
+from schemabot.storage import fenced_writes, leases
 from schemabot.storage.database import Database
 from tests.support.fake_engine import FakeTarget
 from tests.support.harness import (
@@ -224,11 +224,11 @@ def test_s26_a_late_tick_of_an_old_owner_never_overwrites_a_terminal_apply(
     _, token, _seq = old.args
     late = ProgressResult(state=EngineState.FAILED, message="late")
     with pytest.raises(LeaseLost):
-        driving.record_progress(
+        fenced_writes.record_progress(
             rt.db, apply_id, token, operation_id=status(rt, apply_id).tasks[0].task_id, result=late
         )
     with pytest.raises(LeaseLost):
-        driving.record_failure(
+        fenced_writes.record_failure(
             rt.db, apply_id, token + 1, "late", retryable=False, operation_id=None, backoff_seconds=0
         )
     assert status(rt, apply_id).state == "completed"
@@ -247,7 +247,7 @@ def test_s27_task_state_never_moves_backwards_on_an_older_report(
         state=EngineState.RUNNING,
         tables=[TableProgress(task.namespace, task.table, EngineState.RUNNING, rows_copied=3, rows_total=10)],
     )
-    new = driving.record_progress(rt.db, apply_id, token, operation(rt, apply_id).operation_id, stale)
+    new = fenced_writes.record_progress(rt.db, apply_id, token, operation(rt, apply_id).operation_id, stale)
     assert new.value == "waiting_for_cutover"
     after = status(rt, apply_id).tasks[0]
     assert (after.state, after.rows_copied) == ("waiting_for_cutover", 10)

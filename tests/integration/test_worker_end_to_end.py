@@ -12,7 +12,7 @@ from schemabot.api import ApplyStatus, ChangeSet
 from schemabot.errors import LeaseLost
 from schemabot.messaging import producer_dispatcher
 from schemabot.states import State
-from schemabot.storage import driving, reads
+from schemabot.storage import fenced_writes, reads
 from schemabot.storage.database import Database
 from tests.support.fake_engine import FakeTarget
 from tests.support.mariadb import connect
@@ -203,9 +203,11 @@ def test_a_write_with_a_stale_fencing_token_is_refused(env: ProcEnv, worker: Clu
     token = client.get_apply(apply_id)  # completed: every token is now stale
     assert token.state == "completed"
     with pytest.raises(LeaseLost):
-        driving.note(db, apply_id, 1, "stale", "an old owner writes")
+        fenced_writes.note(db, apply_id, 1, "stale", "an old owner writes")
     with pytest.raises(LeaseLost):
-        driving.record_failure(db, apply_id, 1, "late", retryable=False, operation_id=None, backoff_seconds=0)
+        fenced_writes.record_failure(
+            db, apply_id, 1, "late", retryable=False, operation_id=None, backoff_seconds=0
+        )
     assert client.get_apply(apply_id).state == "completed"
     db.dispose()
 

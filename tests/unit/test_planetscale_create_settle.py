@@ -17,7 +17,7 @@ from engines.base import EngineState, OperationRequest
 from engines.planetscale import naming, setup
 from engines.planetscale.api import ApiUnreachable
 from engines.planetscale.budget import Budget
-from engines.planetscale.resume import PSResumeState
+from engines.planetscale.resume_state import PSResumeState
 from engines.planetscale.session import Session
 from engines.planetscale.target import PlanetScaleTarget
 

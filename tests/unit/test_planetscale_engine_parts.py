@@ -21,7 +21,7 @@ from engines.planetscale import PlanetScaleEngine, naming
 from engines.planetscale import deploy_states as ds
 from engines.planetscale.api import ApiError, ApiUnreachable, NotFound, PlanetScaleAPI
 from engines.planetscale.budget import Budget, OutOfBudget
-from engines.planetscale.resume import FORMAT, PSResumeState
+from engines.planetscale.resume_state import FORMAT, PSResumeState
 from engines.planetscale.retry import retrying
 from engines.planetscale.target import PUBLIC_API_URL, PlanetScaleTarget
 from engines.registry import build_engine, engine_platform

@@ -23,7 +23,7 @@ import httpx
 from engines.base import ApplyOptions, EngineState
 from engines.planetscale import PlanetScaleEngine
 from engines.targets import Target
-from tests.integration.planetscale.driver import TERMINAL, StateBox, control, request
+from tests.integration.planetscale.orchestrator_loop import TERMINAL, StateBox, control, request
 
 CALLS = {
     "create_branch": ("POST", r"/branches$"),

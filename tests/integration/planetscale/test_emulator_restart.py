@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from engines.base import ApplyOptions, EngineState
 from engines.planetscale import PlanetScaleEngine
-from tests.integration.planetscale.driver import (
+from tests.integration.planetscale.orchestrator_loop import (
     StateBox,
     branches_named,
     drive,

@@ -24,7 +24,7 @@ import pytest
 
 from engines.base import ApplyOptions, EngineState
 from engines.planetscale import PlanetScaleEngine
-from tests.integration.planetscale.driver import (
+from tests.integration.planetscale.orchestrator_loop import (
     StateBox,
     branches_named,
     control,

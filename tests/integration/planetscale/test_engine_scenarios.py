@@ -21,7 +21,7 @@ from engines.base import (
     TableChange,
 )
 from engines.planetscale import PlanetScaleEngine
-from tests.integration.planetscale.driver import (
+from tests.integration.planetscale.orchestrator_loop import (
     CHANGES,
     VSCHEMA,
     StateBox,

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from schemabot import controls
-from schemabot.controls import Decision
+from schemabot import control_rules
+from schemabot.control_rules import Decision
 from schemabot.errors import ControlRejected, ValidationError
 from schemabot.states import State
 
 
 def test_s22_stop_in_revert_window_is_refused_with_guidance() -> None:
     with pytest.raises(ControlRejected, match="use revert or skip-revert"):
-        controls.check_request("stop", State.REVERT_WINDOW)
+        control_rules.check_request("stop", State.REVERT_WINDOW)
 
 
 def test_s20_cutover_while_recovering_is_refused_but_a_recorded_one_is_held() -> None:
     with pytest.raises(ControlRejected, match="recovering after a restart"):
-        controls.check_request("cutover", State.RECOVERING)
-    assert controls.decide("cutover", State.RECOVERING).decision is Decision.HOLD
-    assert controls.decide("cutover", State.WAITING_FOR_CUTOVER).decision is Decision.RUN
+        control_rules.check_request("cutover", State.RECOVERING)
+    assert control_rules.decide("cutover", State.RECOVERING).decision is Decision.HOLD
+    assert control_rules.decide("cutover", State.WAITING_FOR_CUTOVER).decision is Decision.RUN
 
 
 @pytest.mark.parametrize(
@@ -36,8 +36,8 @@ def test_s20_cutover_while_recovering_is_refused_but_a_recorded_one_is_held() ->
 )
 def test_controls_out_of_place_are_refused(kind: str, state: State) -> None:
     with pytest.raises(ControlRejected):
-        controls.check_request(kind, state)
-    assert controls.decide(kind, state).decision is Decision.REJECT
+        control_rules.check_request(kind, state)
+    assert control_rules.decide(kind, state).decision is Decision.REJECT
 
 
 @pytest.mark.parametrize(
@@ -53,15 +53,15 @@ def test_controls_out_of_place_are_refused(kind: str, state: State) -> None:
     ],
 )
 def test_controls_in_place_are_allowed(kind: str, state: State) -> None:
-    controls.check_request(kind, state)
+    control_rules.check_request(kind, state)
 
 
 def test_kind_and_value_are_normalised() -> None:
-    assert controls.normalise_kind("Skip-Revert") == "skip_revert"
-    assert controls.normalise_value("volume", 7) == "7"
+    assert control_rules.normalise_kind("Skip-Revert") == "skip_revert"
+    assert control_rules.normalise_value("volume", 7) == "7"
     with pytest.raises(ValidationError):
-        controls.normalise_kind("pause")
+        control_rules.normalise_kind("pause")
     with pytest.raises(ValidationError):
-        controls.normalise_value("volume", 12)
+        control_rules.normalise_value("volume", 12)
     with pytest.raises(ValidationError):
-        controls.normalise_value("stop", "1")
+        control_rules.normalise_value("stop", "1")

@@ -16,7 +16,7 @@ from engines.base import Platform, ResumeState
 from schemabot.errors import NeedsAttention, ResumeStateUnavailable, StorageUnavailable
 from schemabot.states import VERDICTS, State, rank
 from schemabot.storage.database import Database
-from schemabot.storage.driving import tracked
+from schemabot.storage.fenced_writes import tracked
 from schemabot.storage.models import ApplyOperation, Task
 from schemabot.storage.reads import Snapshot
 
