@@ -28,11 +28,6 @@ def take_lock(cur: Any, schema: str, table: str) -> bool:
     return bool(row and row[0] == 1)
 
 
-def release_lock(cur: Any, schema: str, table: str) -> None:
-    cur.execute("SELECT RELEASE_LOCK(%s)", (lock_name(schema, table),))
-    cur.fetchall()
-
-
 def spirit_work(cur: Any, schema: str, table: str) -> str | None:
     """Why spirit's unfinished work is on `schema.table`, or None when there is none."""
     names = TableNames(schema, table)

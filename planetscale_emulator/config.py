@@ -79,6 +79,3 @@ class EmulatorConfig:
         if branch_id == MAIN_BRANCH_ID:
             return f"{self.db_prefix}_{keyspace}"
         return f"{self.db_prefix}__b{branch_id}_{keyspace}"
-
-    def owns_schema(self, name: str) -> bool:
-        return name == self.meta_schema or name.startswith(self.db_prefix + "_")

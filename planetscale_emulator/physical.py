@@ -21,13 +21,6 @@ def normalize_create(create_sql: str) -> str:
     return _AUTO_INCREMENT.sub("", create_sql).strip()
 
 
-def database_exists(store: Store, name: str) -> bool:
-    row = store.one(
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (name,)
-    )
-    return row is not None
-
-
 def table_exists(store: Store, schema: str, table: str) -> bool:
     row = store.one(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",

@@ -18,7 +18,7 @@ from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engines.targets import Target, redact
+from engines.targets import Target
 from schemabot.auth import ApiToken
 
 TARGET_ENV_PREFIX = "SCHEMABOT_TARGET_"
@@ -151,10 +151,6 @@ class Settings(BaseSettings):
                 f"unknown target {name!r}; known targets: {known} "
                 f"(define one with {TARGET_ENV_PREFIX}{name.upper()}=mysql://user:pass@host:port/schema)"
             ) from None
-
-    @property
-    def redacted_database_url(self) -> str:
-        return redact(self.database_url)
 
 
 @lru_cache(maxsize=1)

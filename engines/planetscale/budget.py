@@ -32,6 +32,3 @@ class Budget:
         if left < 0.05:
             raise OutOfBudget(f"step budget of {self.seconds:.1f}s used up")
         return min(left, MAX_CALL_TIMEOUT)
-
-    def exhausted(self) -> bool:
-        return self.remaining() - MARGIN < 0.05

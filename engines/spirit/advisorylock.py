@@ -29,10 +29,3 @@ def release_all(cur: Cursor, lock_names: Sequence[str]) -> None:
     for name in sorted(set(lock_names)):
         cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
         cur.fetchall()
-
-
-def holder_exists(cur: Cursor, lock_name: str) -> bool:
-    """Whether some connection holds `lock_name` (for messages and tests)."""
-    cur.execute("SELECT IS_USED_LOCK(%s)", (lock_name,))
-    row = cur.fetchone()
-    return bool(row and row[0] is not None)

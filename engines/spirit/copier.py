@@ -56,12 +56,3 @@ def _refusal(cur: Cursor) -> str | None:
             continue
         return f"({code}) {message}"
     return None
-
-
-def count_range(
-    cur: Cursor, table_sql: str, cmap: ColumnMap, low: Key | None, high: Key | None
-) -> int:
-    where, params = key_range(cmap.key, low, high)
-    cur.execute(f"SELECT COUNT(*) FROM {table_sql} WHERE {where}", params)
-    row = cur.fetchone()
-    return int(row[0]) if row else 0

@@ -19,7 +19,7 @@ from engines.spirit import checkpoint, checksum
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
-from engines.spirit.copier import copy_chunk, count_range
+from engines.spirit.copier import copy_chunk
 from engines.spirit.deferred import Deferred, build
 from engines.spirit.keyset import describe
 from engines.spirit.plan import TablePlan
@@ -307,9 +307,3 @@ def _fail(
         f"{plan.label}: checksum mismatch between the table and its shadow {how}; "
         f"keys: {shown}. The shadow and triggers are kept for inspection; cancel to remove them"
     )
-
-
-def remaining_rows(conn: Connection, plan: TablePlan, view: RunView) -> int:
-    """Rows after the copy watermark (exact; used by tests and small tables)."""
-    with conn.cursor() as cur:
-        return count_range(cur, plan.names.q(), view.columns, view.checkpoint.copy_watermark, None)
