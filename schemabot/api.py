@@ -33,7 +33,7 @@ from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.engine_mix import MIXED, NATIVE, is_mixed, run_order
+from schemabot.engine_mix import MIXED, is_mixed, is_native, run_order
 from schemabot.errors import ValidationError
 from schemabot.grouping import default_atomic, operation_layout, uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -270,7 +270,7 @@ class Client:
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
         tasks = _validate_changes(sets, default_namespace, engine_cls.platform, self.settings.max_ddl_bytes)
-        tasks = _with_engines(tasks, engine, choices)
+        tasks = _with_engines(tasks, engine, choices, plugins)
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
             raise UnsafeChange(
@@ -282,7 +282,7 @@ class Client:
         tables = [t for t in tasks if t.table]
         # A mixed apply's `atomic` concerns its copying engine's tables: a native engine (direct)
         # is never atomic (engine_mix.options_for).
-        atomic_tables = [t for t in tables if t.engine not in NATIVE] if mixed else tables
+        atomic_tables = [t for t in tables if not is_native(t.engine or engine, plugins)] if mixed else tables
         atomic_engine = (atomic_tables[0].engine or engine) if atomic_tables else engine
         options["atomic"] = (
             default_atomic(atomic_engine, (t.namespace for t in atomic_tables))
@@ -460,7 +460,9 @@ def _engine_class_for(name: str, target: str, scheme: str, plugins: Mapping[str,
     return cls
 
 
-def _with_engines(tasks: list[NewTask], engine: str, choices: Sequence[tuple[str, str]]) -> list[NewTask]:
+def _with_engines(
+    tasks: list[NewTask], engine: str, choices: Sequence[tuple[str, str]], plugins: Mapping[str, str]
+) -> list[NewTask]:
     """Each task with its engine (and, from a plan, the reason); a mixed apply in run order."""
     if not choices:
         return [replace(t, engine=engine) for t in tasks]
@@ -479,7 +481,7 @@ def _with_engines(tasks: list[NewTask], engine: str, choices: Sequence[tuple[str
     ]
     if not is_mixed(engine):
         return with_engines
-    return [with_engines[i] for i in run_order([t.engine or engine for t in with_engines])]
+    return [with_engines[i] for i in run_order([t.engine or engine for t in with_engines], plugins)]
 
 
 class UnsafeChange(ValidationError):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -122,10 +123,12 @@ class _Operation:
     changes: list[NamespaceChange]
     engine: str
     mixed: bool
+    plugins: Mapping[str, str]
 
     def options(self, apply_options: dict[str, Any] | None) -> ApplyOptions:
         """The apply's options as this operation's engine is given them."""
-        return options_of(options_for(self.engine, apply_options or {}, mixed=self.mixed))
+        given = options_for(self.engine, apply_options or {}, mixed=self.mixed, plugins=self.plugins)
+        return options_of(given)
 
 
 class _Tick:
@@ -241,7 +244,11 @@ class _Tick:
                 f"{self.apply_id}: operation {attachment.operation_id} has tasks of engines {sorted(engines)}"
             )
         return _Operation(
-            attachment, rebuild_changes(attachment.tasks), engines.pop(), is_mixed(apply_engine)
+            attachment,
+            rebuild_changes(attachment.tasks),
+            engines.pop(),
+            is_mixed(apply_engine),
+            self.settings.engine_plugins,
         )
 
     # -- attach: begin or reattach ------------------------------------------------------------

@@ -10,10 +10,10 @@ tables of one MySQL target need different engines they still run as one apply, w
 The rules of a mixed apply, kept here so that submit, first dispatch and every resume read them
 from one place:
 
-- **Order.** The tasks of a native engine (direct) run first, then the others (spirit), each set
-  in the order given. A native change is live when its statement returns and has nothing to cut
-  over; running the copies last means a deferred cutover is the last thing the apply waits for,
-  with every other change already done.
+- **Order.** The tasks of a native engine (`Engine.native`: direct) run first, then the others
+  (spirit), each set in the order given. A native change is live when its statement returns and
+  has nothing to cut over; running the copies last means a deferred cutover is the last thing
+  the apply waits for, with every other change already done.
 - **What a native engine is told.** Never `defer_cutover`, never `atomic`: there is nothing to
   cut over or to rename together. So `cutover` of a mixed apply means the copying engine's
   cutover (spirit's atomic RENAME of its tables); the direct changes were already applied.
@@ -29,14 +29,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engines.registry import UnknownEngine, engine_class
+
 # `apply.engine` of an apply whose tasks run on different engines (what the user asked for).
 MIXED = "auto"
 
-# Engines whose change is live when their statement returns: nothing to copy or cut over.
-NATIVE: frozenset[str] = frozenset({"direct"})
 
 def is_mixed(apply_engine: str) -> bool:
     return apply_engine == MIXED
+
+
+def is_native(engine: str, plugins: Mapping[str, str] | None = None) -> bool:
+    """Does the engine declare its change live when its statement returns (`Engine.native`)?"""
+    try:
+        return engine_class(engine, plugins).native
+    except UnknownEngine:
+        return False
 
 
 def task_engine(task_engine_name: str | None, apply_engine: str) -> str:
@@ -44,17 +52,20 @@ def task_engine(task_engine_name: str | None, apply_engine: str) -> str:
     return task_engine_name or apply_engine
 
 
-def options_for(engine: str, options: Mapping[str, Any], *, mixed: bool) -> dict[str, Any]:
+def options_for(
+    engine: str, options: Mapping[str, Any], *, mixed: bool, plugins: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The apply options as `engine` is given them: in a mixed apply a native engine never defers
     a cutover and is never atomic (it has neither)."""
     given = dict(options)
-    if mixed and engine in NATIVE:
+    if mixed and is_native(engine, plugins):
         given["defer_cutover"] = False
         given["atomic"] = False
     return given
 
 
-def run_order(engines: Sequence[str]) -> list[int]:
+def run_order(engines: Sequence[str], plugins: Mapping[str, str] | None = None) -> list[int]:
     """Indexes of the tasks in the order a mixed apply runs them: native engines first, each set
     in the order given (a stable sort)."""
-    return sorted(range(len(engines)), key=lambda i: 0 if engines[i] in NATIVE else 1)
+    native = {e: is_native(e, plugins) for e in set(engines)}
+    return sorted(range(len(engines)), key=lambda i: 0 if native[engines[i]] else 1)

@@ -77,7 +77,7 @@ def operation_layout(
         while end < len(task_ids) and engines[end] == engine:  # the engine's consecutive tasks
             end += 1
         run = range(i, end)
-        if uses_grouped_apply(engine, options_for(engine, options, mixed=True), plugins):
+        if uses_grouped_apply(engine, options_for(engine, options, mixed=True, plugins=plugins), plugins):
             context = apply_id if grouped_contexts == 0 else f"{apply_id}/{engine}"
             grouped_contexts += 1
             layout.append(OperationLayout(context, tuple(run)))

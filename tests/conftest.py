@@ -18,6 +18,7 @@ from tests.support.mariadb import SHARED_HOST, SHARED_PORT, SHARED_USER, fresh_s
 FAKE_PLUGINS = {
     "fake": "tests.support.fake_engine:FakeEngine",
     "fakevitess": "tests.support.fake_engine:FakeVitessEngine",
+    "fakenative": "tests.support.fake_engine:FakeNativeEngine",
 }
 # Orchestration timings for in-process tests: leases long enough never to expire by accident.
 FAST = {
