@@ -28,7 +28,8 @@ def make_tables(schema: str, event_rows: int) -> None:
             "amount INT NOT NULL, KEY ix_account (account))"
         )
         cur.execute(
-            f"INSERT INTO events SELECT seq, seq % 50 + 1, CAST(seq AS SIGNED) * 3 - 1000000 FROM seq_1_to_{event_rows}"
+            "INSERT INTO events SELECT seq, seq % 50 + 1, CAST(seq AS SIGNED) * 3 - 1000000 "
+            f"FROM seq_1_to_{event_rows}"
         )
     conn.close()
 
@@ -72,7 +73,9 @@ def leftovers(schema: str) -> list[str]:
             (schema,),
         )
         names = [r[0] for r in cur.fetchall()]
-        cur.execute("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s", (schema,))
+        cur.execute(
+            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s", (schema,)
+        )
         names += [r[0] for r in cur.fetchall()]
     conn.close()
     return names
