@@ -344,3 +344,36 @@ def test_one_subdirectory_per_namespace(schema: str, tmp_path: Path) -> None:
         plan = Planner(shop()).plan_schema_dir(tmp_path / "multi")
         assert [(s.namespace, s.table, s.action) for s in plan.statements] == [(other, "audit", "create")]
         assert plan.statements[0].ddl.startswith("CREATE TABLE `audit`")
+
+
+def test_a_mixed_plan_applied_over_http_shows_each_tasks_engine_in_the_api_and_on_the_page(
+    runtime: tuple[Runtime, RecordingDispatcher],
+) -> None:
+    from starlette.testclient import TestClient
+
+    from schemabot.http_api import build_app
+
+    rt, dispatcher = runtime
+    http = TestClient(build_app(lambda: Client(runtime=rt)), base_url="http://localhost")
+    ddl = ["ALTER TABLE legacy MODIFY id BIGINT", "ALTER TABLE orders ADD COLUMN flag INT"]
+    applied = http.post("/v1/plans/apply", json={"target": "shop", "ddl": ddl, "defer_cutover": True})
+    assert applied.status_code == 201, applied.text
+    assert applied.json()["engine"] == "auto"
+    apply_id = applied.json()["apply_id"]
+    waiting = lambda: http.get(f"/v1/applies/{apply_id}").json()["state"] == "waiting_for_cutover"  # noqa: E731
+    pump(rt, dispatcher, max_messages=2000, until=waiting)
+    doc = http.get(f"/v1/applies/{apply_id}").json()
+    # Only the copy waits for the cutover: the native change already ran.
+    assert [(t["table"], t["engine"], t["state"]) for t in doc["tasks"]] == [
+        ("orders", "direct", "completed"),
+        ("legacy", "spirit", "waiting_for_cutover"),
+    ]
+    assert all(t["engine_reason"] for t in doc["tasks"])
+    page = http.get(f"/ui/applies/{apply_id}")
+    assert page.status_code == 200, page.text
+    assert '<td class="engine">direct<br><span class="muted">the server changes it instantly' in page.text
+    assert '<td class="engine">spirit<br><span class="muted">the server would copy the table' in page.text
+    cutover = http.post(f"/v1/applies/{apply_id}/cutover", json={})
+    assert cutover.status_code in (200, 201, 202), cutover.text
+    pump(rt, dispatcher, max_messages=2000)
+    assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
