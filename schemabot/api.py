@@ -259,6 +259,11 @@ class Client:
             raise ValidationError(
                 f"engines {names} cannot run in one apply: only MySQL engines mix (per table)"
             )
+        copying = [name for name, cls in classes.items() if not cls.native]
+        if mixed and len(copying) > 1:
+            # The apply's cutover is its one copying engine's (engine_mix.py); two could each wait
+            # for a cutover the other's pending tasks would never let the apply reach.
+            raise ValidationError(f"engines {copying} cannot run in one apply: at most one may copy")
         engine_cls = classes[names[0]]
         if volume is not None:
             controls.normalise_value("volume", volume)

@@ -19,6 +19,7 @@ FAKE_PLUGINS = {
     "fake": "tests.support.fake_engine:FakeEngine",
     "fakevitess": "tests.support.fake_engine:FakeVitessEngine",
     "fakenative": "tests.support.fake_engine:FakeNativeEngine",
+    "fakecopy": "tests.support.fake_engine:FakeEngine",  # a second copying engine name
 }
 # Orchestration timings for in-process tests: leases long enough never to expire by accident.
 FAST = {

@@ -196,6 +196,7 @@ def test_auto_with_one_engine_for_every_table_is_an_apply_of_that_engine(
         ("auto", [("fake", "x"), ("fakevitess", "y"), ("fake", "x")], "only MySQL engines mix"),
         ("auto", [("fake", "x"), ("nope", "y"), ("fake", "x")], "unknown engine 'nope'"),
         ("fake", [("fake", "x")] * 3, "only taken with engine 'auto'"),
+        ("auto", [("fake", "x"), ("fakenative", "y"), ("fakecopy", "z")], "at most one may copy"),
     ],
 )
 def test_a_mixed_submit_that_cannot_run_is_refused_and_nothing_is_stored(
