@@ -32,7 +32,7 @@ def env(tmp_path: Path) -> Iterator[ProcEnv]:
         yield environment
 
 
-def test_apply_engine_auto_runs_each_table_on_its_engine_in_one_apply_equal_to_blocking_alters(
+def test_s28_apply_engine_auto_runs_each_table_on_its_engine_in_one_apply_equal_to_blocking_alters(
     env: ProcEnv,
 ) -> None:
     make_tables(env.target_schema, 20_000)
