@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from schemabot import metrics
 from schemabot.api import ChangeSet
 from schemabot.errors import ValidationError
 from schemabot.recovery import recovery_sweep
@@ -151,6 +152,8 @@ def test_stop_and_start_move_every_unfinished_task_and_go_to_the_current_operati
     assert [t.state for t in stopped.tasks] == ["completed", "stopped", "stopped"]
     [stop] = fake_target.calls("stop")
     assert (stop["engine"], stop["context"]) == ("fake", stopped.tasks[1].task_id)
+    gauges = rt.db.run(metrics._read_state, write=False)["tasks"]  # per-task metrics: own engine
+    assert {(g["table_name"], g["engine"]) for g in gauges} == {("t1", "fake"), ("t3", "fake")}
 
     client(rt).request_control(apply_id, "start")
     pump(rt, dispatcher, until=lambda: status(rt, apply_id).state == "completed")
