@@ -23,7 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import controls
 from schemabot.changes import VSCHEMA_ACTION
-from schemabot.engine_mix import MIXED, is_mixed, is_native, run_order
+from schemabot.engine_mix import assign_engines, is_mixed, is_native, resolve_choices
 from schemabot.errors import ValidationError
 from schemabot.grouping import default_atomic, operation_layout, uses_grouped_apply
 from schemabot.messaging import Dispatcher
@@ -249,7 +249,7 @@ class Client:
             target_obj = self.settings.target(target)
         except LookupError as exc:
             raise ValidationError(str(exc)) from None
-        engine, choices = _resolve_choices(engine, engine_choices)
+        engine, choices = resolve_choices(engine, engine_choices)
         mixed = is_mixed(engine)
         if mixed and engine_options is not None:
             raise ValidationError("engine_options need one named engine; a mixed apply takes none")
@@ -275,7 +275,7 @@ class Client:
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
         tasks = _validate_changes(sets, default_namespace, engine_cls.platform, self.settings.max_ddl_bytes)
-        tasks = _with_engines(tasks, engine, choices, plugins)
+        tasks = assign_engines(tasks, engine, choices, plugins)
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
             raise UnsafeChange(
@@ -285,8 +285,7 @@ class Client:
             )
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         tables = [t for t in tasks if t.table]
-        # A mixed apply's `atomic` concerns its copying engine's tables: a native engine (direct)
-        # is never atomic (engine_mix.options_for).
+        # A mixed apply's `atomic` concerns its copying engine's tables (engine_mix.options_for).
         atomic_tables = [t for t in tables if not is_native(t.engine or engine, plugins)] if mixed else tables
         atomic_engine = (atomic_tables[0].engine or engine) if atomic_tables else engine
         options["atomic"] = (
@@ -433,25 +432,6 @@ class Client:
         return ControlReceipt(apply_id, name, control_id, created)
 
 
-def _resolve_choices(
-    engine: str, engine_choices: Sequence[tuple[str, str]] | None
-) -> tuple[str, list[tuple[str, str]]]:
-    """(the apply's engine, the per-statement choices). `auto` with one engine for every
-    statement is an apply of that engine; with several, a mixed apply (`engine_mix.MIXED`)."""
-    if engine != MIXED:
-        if engine_choices is not None:
-            raise ValidationError("engine_choices are only taken with engine 'auto'")
-        return engine, []
-    if not engine_choices:
-        raise ValidationError(
-            "engine 'auto' chooses per table from a plan: use `schemabot apply --engine auto` or "
-            "POST /v1/plans/apply"
-        )
-    choices = [(str(e), str(why)) for e, why in engine_choices]
-    distinct = {e for e, _ in choices}
-    return (distinct.pop() if len(distinct) == 1 else MIXED), choices
-
-
 def _engine_class_for(name: str, target: str, scheme: str, plugins: Mapping[str, str]) -> type[Engine]:
     try:
         cls = engine_class(name, plugins)
@@ -463,30 +443,6 @@ def _engine_class_for(name: str, target: str, scheme: str, plugins: Mapping[str,
             f"it takes {', '.join(s + '://' for s in cls.dsn_schemes)} targets"
         )
     return cls
-
-
-def _with_engines(
-    tasks: list[NewTask], engine: str, choices: Sequence[tuple[str, str]], plugins: Mapping[str, str]
-) -> list[NewTask]:
-    """Each task with its engine (and, from a plan, the reason); a mixed apply in run order."""
-    if not choices:
-        return [replace(t, engine=engine) for t in tasks]
-    tables = [i for i, t in enumerate(tasks) if t.ddl is not None]
-    if len(tables) != len(choices):
-        raise ValidationError(
-            f"engine_choices has {len(choices)} entries for {len(tables)} DDL statements; "
-            "give one per statement"
-        )
-    chosen = dict(zip(tables, choices, strict=True))
-    with_engines = [
-        replace(t, engine=chosen[i][0], engine_reason=chosen[i][1])
-        if i in chosen
-        else replace(t, engine=engine)
-        for i, t in enumerate(tasks)
-    ]
-    if not is_mixed(engine):
-        return with_engines
-    return [with_engines[i] for i in run_order([t.engine or engine for t in with_engines], plugins)]
 
 
 class UnsafeChange(ValidationError):

@@ -27,9 +27,14 @@ from one place:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from engines.registry import UnknownEngine, engine_class
+from schemabot.errors import ValidationError
+
+if TYPE_CHECKING:  # a type only: the grouping predicate stays free of the storage layer
+    from schemabot.storage.submissions import NewTask
 
 # `apply.engine` of an apply whose tasks run on different engines (what the user asked for).
 MIXED = "auto"
@@ -69,3 +74,50 @@ def run_order(engines: Sequence[str], plugins: Mapping[str, str] | None = None) 
     in the order given (a stable sort)."""
     native = {e: is_native(e, plugins) for e in set(engines)}
     return sorted(range(len(engines)), key=lambda i: 0 if native[engines[i]] else 1)
+
+
+def resolve_choices(
+    engine: str, engine_choices: Sequence[tuple[str, str]] | None
+) -> tuple[str, list[tuple[str, str]]]:
+    """(the apply's engine, the per-statement choices) for a submit. `auto` with one engine for
+    every statement is an ordinary apply of that engine; with several, a mixed apply."""
+    if engine != MIXED:
+        if engine_choices is not None:
+            raise ValidationError("engine_choices are only taken with engine 'auto'")
+        return engine, []
+    if not engine_choices:
+        raise ValidationError(
+            "engine 'auto' chooses per table from a plan: use `schemabot apply --engine auto` or "
+            "POST /v1/plans/apply"
+        )
+    choices = [(str(e), str(why)) for e, why in engine_choices]
+    distinct = {e for e, _ in choices}
+    return (distinct.pop() if len(distinct) == 1 else MIXED), choices
+
+
+def assign_engines(
+    tasks: list[NewTask],
+    engine: str,
+    choices: Sequence[tuple[str, str]],
+    plugins: Mapping[str, str] | None = None,
+) -> list[NewTask]:
+    """Each task with its engine (and, from a plan, the reason); a mixed apply's in run order.
+    `choices` has one entry per DDL statement in the order given (VSchema tasks take `engine`)."""
+    if not choices:
+        return [replace(t, engine=engine) for t in tasks]
+    tables = [i for i, t in enumerate(tasks) if t.ddl is not None]
+    if len(tables) != len(choices):
+        raise ValidationError(
+            f"engine_choices has {len(choices)} entries for {len(tables)} DDL statements; "
+            "give one per statement"
+        )
+    chosen = dict(zip(tables, choices, strict=True))
+    with_engines = [
+        replace(t, engine=chosen[i][0], engine_reason=chosen[i][1])
+        if i in chosen
+        else replace(t, engine=engine)
+        for i, t in enumerate(tasks)
+    ]
+    if not is_mixed(engine):
+        return with_engines
+    return [with_engines[i] for i in run_order([t.engine or engine for t in with_engines], plugins)]
