@@ -253,6 +253,10 @@ class Engine(abc.ABC):
     dsn_schemes: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     # The `engine_options` it accepts (engines/options.py), checked when an apply is submitted.
     options_model: ClassVar[type[BaseModel]] = NoOptions
+    # A native engine's change is live when its statement returns: nothing is copied and nothing
+    # waits for a cutover (direct). When one apply runs its tables on several engines
+    # (schemabot/engine_mix.py), a native engine's tasks run first and never defer a cutover.
+    native: ClassVar[bool] = False
 
     def __init__(self, target: Target) -> None:
         self.target = target

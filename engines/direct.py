@@ -154,6 +154,7 @@ def _scratch_name(context: str, table: str) -> str:
 class DirectEngine(Engine):
     name = "direct"
     options_model = DirectOptions
+    native = True  # an INSTANT or in-place change is live when the statement returns
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -27,13 +27,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engines.base import Engine
 from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
 from engines.targets import parse_mysql_dsn
 from schemabot import control_rules
 from schemabot.changes import VSCHEMA_ACTION
+from schemabot.engine_mix import assign_engines, is_mixed, is_native, resolve_choices
 from schemabot.errors import ValidationError
-from schemabot.grouping import default_atomic, uses_grouped_apply
+from schemabot.grouping import default_atomic, operation_layout, uses_grouped_apply
 from schemabot.messaging import Dispatcher
 from schemabot.runtime import Runtime, producer_runtime
 from schemabot.settings import Settings
@@ -42,7 +44,7 @@ from schemabot.storage import audit, reads
 from schemabot.storage.claims import QueuePlace, cancel_queued, queue_place
 from schemabot.storage.control_requests import add_control
 from schemabot.storage.models import Apply, Task
-from schemabot.storage.submissions import NewApply, NewTask, create_apply
+from schemabot.storage.submissions import NewApply, NewOperation, NewTask, create_apply
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,12 @@ class TaskStatus:
     percent: float | None
     eta_seconds: int | None
     message: str | None
+    # The engine that runs the task, and why `--engine auto` chose it (None: the user named it).
+    engine: str | None = None
+    engine_reason: str | None = None
 
     @classmethod
-    def of(cls, task: Task) -> TaskStatus:
+    def of(cls, task: Task, apply_engine: str | None = None) -> TaskStatus:
         return cls(
             task_id=task.task_id,
             namespace=task.namespace,
@@ -92,6 +97,8 @@ class TaskStatus:
             percent=task.percent,
             eta_seconds=task.eta_seconds,
             message=task.message,
+            engine=task.engine or apply_engine,
+            engine_reason=task.engine_reason,
         )
 
 
@@ -138,7 +145,7 @@ class ApplyStatus:
             created_at=_iso(apply.created_at),
             updated_at=_iso(apply.updated_at),
             completed_at=_iso(apply.completed_at),
-            tasks=[TaskStatus.of(t) for t in tasks],
+            tasks=[TaskStatus.of(t, apply.engine) for t in tasks],
             queue_position=place.position if place else None,
             waiting_for=list(place.waiting_for) if place else [],
             attention=apply.attention,
@@ -213,6 +220,7 @@ class Client:
         queue: bool = False,
         after: str | None = None,
         atomic: bool | None = None,
+        engine_choices: Sequence[tuple[str, str]] | None = None,
     ) -> SubmitResult:
         """Validate and store an apply, then ask a worker to start it.
 
@@ -231,21 +239,32 @@ class Client:
         target changes one of its tables, unless `queue` is true or `after` names an apply to wait
         for: then it waits in `pending` and starts when the tables are free
         (docs/architecture.md §8 invariant 9).
+        `engine="auto"` takes `engine_choices`: one (engine, reason) per DDL statement, in the
+        order given, as a plan chose them (`planning/service.py:submit_planned`). One engine for
+        all is an ordinary apply of that engine; different engines on one MySQL target make one
+        mixed apply (`schemabot/engine_mix.py`). Each task stores its engine and the reason.
         """
         plugins = self.settings.engine_plugins
-        try:
-            engine_cls = engine_class(engine, plugins)
-        except UnknownEngine as exc:
-            raise ValidationError(str(exc)) from None
         try:
             target_obj = self.settings.target(target)
         except LookupError as exc:
             raise ValidationError(str(exc)) from None
-        if target_obj.scheme not in engine_cls.dsn_schemes:
+        engine, choices = resolve_choices(engine, engine_choices)
+        mixed = is_mixed(engine)
+        if mixed and engine_options is not None:
+            raise ValidationError("engine_options need one named engine; a mixed apply takes none")
+        names = sorted({e for e, _ in choices}) if mixed else [engine]
+        classes = {name: _engine_class_for(name, target, target_obj.scheme, plugins) for name in names}
+        if mixed and any(cls.platform != "mysql" for cls in classes.values()):
             raise ValidationError(
-                f"engine {engine!r} cannot apply to target {target!r} ({target_obj.scheme}:// DSN); "
-                f"it takes {', '.join(s + '://' for s in engine_cls.dsn_schemes)} targets"
+                f"engines {names} cannot run in one apply: only MySQL engines mix (per table)"
             )
+        copying = [name for name, cls in classes.items() if not cls.native]
+        if mixed and len(copying) > 1:
+            # The apply's cutover is its one copying engine's (engine_mix.py); two could each wait
+            # for a cutover the other's pending tasks would never let the apply reach.
+            raise ValidationError(f"engines {copying} cannot run in one apply: at most one may copy")
+        engine_cls = classes[names[0]]
         if volume is not None:
             control_rules.normalise_value("volume", volume)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 191):
@@ -256,6 +275,7 @@ class Client:
         database, default_namespace = _target_database(target_obj.scheme, target_obj.dsn)
         sets = [ChangeSet(ddl=[c]) if isinstance(c, str) else c for c in changes]
         tasks = _validate_changes(sets, default_namespace, engine_cls.platform, self.settings.max_ddl_bytes)
+        tasks = assign_engines(tasks, engine, choices, plugins)
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
             raise UnsafeChange(
@@ -265,9 +285,14 @@ class Client:
             )
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         tables = [t for t in tasks if t.table]
+        # A mixed apply's `atomic` concerns its copying engine's tables (engine_mix.options_for).
+        atomic_tables = [t for t in tables if not is_native(t.engine or engine, plugins)] if mixed else tables
+        atomic_engine = (atomic_tables[0].engine or engine) if atomic_tables else engine
         options["atomic"] = (
-            default_atomic(engine, (t.namespace for t in tables)) if atomic is None else bool(atomic)
-        ) and len(tables) > 1
+            default_atomic(atomic_engine, (t.namespace for t in atomic_tables))
+            if atomic is None
+            else bool(atomic)
+        ) and len(atomic_tables) > 1
         if volume is not None:
             options["volume"] = volume
         if revert_window_seconds is not None:
@@ -285,20 +310,27 @@ class Client:
             options["queue"] = True
         if after is not None:
             options["after"] = after
-        grouped = uses_grouped_apply(engine, options, plugins)
-        request_hash = hashlib.sha256(
-            json.dumps(
-                {
-                    "target": target.lower(),
-                    "engine": engine,
-                    "options": options,
-                    "tasks": [[t.namespace, t.table, t.ddl, t.action, t.vschema] for t in tasks],
-                },
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        grouped = not mixed and uses_grouped_apply(engine, options, plugins)
+        asked: dict[str, Any] = {
+            "target": target.lower(),
+            "engine": engine,
+            "options": options,
+            "tasks": [[t.namespace, t.table, t.ddl, t.action, t.vschema] for t in tasks],
+        }
+        if choices:
+            asked["engines"] = [t.engine for t in tasks]
+        request_hash = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+        apply_id = _new_id("apply")
+        layout = operation_layout(
+            apply_id,
+            [t.task_id for t in tasks],
+            [t.engine or engine for t in tasks],
+            options,
+            plugins,
+            mixed=mixed,
+        )
         new = NewApply(
-            apply_id=_new_id("apply"),
+            apply_id=apply_id,
             target=target.lower(),
             database=database,
             engine=engine,
@@ -306,7 +338,7 @@ class Client:
             grouped=grouped,
             request_hash=request_hash,
             tasks=tasks,
-            operation_ids=[_new_id("op") for _ in range(1 if grouped else len(tasks))],
+            operations=[NewOperation(_new_id("op"), op.context, op.tasks) for op in layout],
             idempotency_key=idempotency_key,
             submitted_by=requested_by,
             detail=(
@@ -399,6 +431,19 @@ class Client:
         if name in control_rules.WAKING_KINDS and state in control_rules.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
+
+
+def _engine_class_for(name: str, target: str, scheme: str, plugins: Mapping[str, str]) -> type[Engine]:
+    try:
+        cls = engine_class(name, plugins)
+    except UnknownEngine as exc:
+        raise ValidationError(str(exc)) from None
+    if scheme not in cls.dsn_schemes:
+        raise ValidationError(
+            f"engine {name!r} cannot apply to target {target!r} ({scheme}:// DSN); "
+            f"it takes {', '.join(s + '://' for s in cls.dsn_schemes)} targets"
+        )
+    return cls
 
 
 class UnsafeChange(ValidationError):

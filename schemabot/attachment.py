@@ -116,7 +116,10 @@ def resolve(
     if op is None:
         raise ResumeStateUnavailable(f"task {task.task_id} is not linked to an operation")
     state = tracked(read_resume_state(db, op.operation_id))
-    return Attachment(op.operation_id, op.context, [task], state, _was_attached_by_other(op, token))
+    # Every task of that operation: one for a sequential apply; in a mixed apply, all the tasks
+    # of an engine whose tables form one operation (schemabot/engine_mix.py).
+    tasks = [t for t in snapshot.tasks if t.operation_id == op.operation_id]
+    return Attachment(op.operation_id, op.context, tasks, state, _was_attached_by_other(op, token))
 
 
 def _furthest(snapshot: Snapshot) -> State:

@@ -162,7 +162,14 @@ def apply(
     if engine == "auto" or schema_dir:  # plan first, then submit what the plan says (plan_cli.py)
         from schemabot.plan_cli import submit_from_plan
 
-        options = {"defer_cutover": defer_cutover, "skip_revert": skip_revert, "volume": volume}
+        options = {
+            "defer_cutover": defer_cutover,
+            "skip_revert": skip_revert,
+            "volume": volume,
+            "atomic": atomic,
+            "queue": queue,
+            "after": after,
+        }
         planned = submit_from_plan(
             client, target, engine, namespace, list(ddls), schema_dir, allow_unsafe, requested_by,
             idempotency_key=idempotency_key, **options,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -44,6 +45,7 @@ from schemabot import control_rules, metrics
 from schemabot.attachment import Attachment
 from schemabot.attachment import resolve as resolve_attachment
 from schemabot.changes import rebuild_changes
+from schemabot.engine_mix import is_mixed, options_for, task_engine
 from schemabot.errors import (
     DriverExit,
     InfrastructureUnavailable,
@@ -116,27 +118,37 @@ def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
 
 @dataclass(frozen=True)
 class _Operation:
-    """The current operation, as the engine sees it."""
+    """The current operation, as the engine sees it, and the engine that runs it: the engine of
+    its tasks (in a mixed apply each operation's own, schemabot/engine_mix.py)."""
 
     attachment: Attachment
     changes: list[NamespaceChange]
+    engine: str
+    mixed: bool
+    plugins: Mapping[str, str]
+
+    def options(self, apply_options: dict[str, Any] | None) -> ApplyOptions:
+        """The apply's options as this operation's engine is given them."""
+        given = options_for(self.engine, apply_options or {}, mixed=self.mixed, plugins=self.plugins)
+        return options_of(given)
 
 
 class _Tick:
     def __init__(self, rt: Runtime, apply_id: str, token: int, next_seq: int) -> None:
         self.rt, self.apply_id, self.token, self.next_seq = rt, apply_id, token, next_seq
         self.settings = rt.settings
-        self._engine: Engine | None = None
+        self._engines: dict[str, Engine] = {}
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def engine(self, snap: Snapshot) -> Engine:
-        if self._engine is None:
+    def engine(self, snap: Snapshot, op: _Operation) -> Engine:
+        """The engine instance for the operation's engine (one per engine name per tick)."""
+        if op.engine not in self._engines:
             try:
-                self._engine = self.rt.engine_for(snap.apply)
-            except LookupError as exc:  # the target was removed from configuration
+                self._engines[op.engine] = self.rt.engine_for(snap.apply, op.engine)
+            except LookupError as exc:  # the target (or the engine) was removed from configuration
                 raise _ConfigurationError(str(exc)) from exc
-        return self._engine
+        return self._engines[op.engine]
 
     def request(
         self, snap: Snapshot, op: _Operation, state: ResumeState | None, **extra: Any
@@ -149,7 +161,7 @@ class _Tick:
         return {
             "context": op.attachment.context,
             "changes": op.changes,
-            "options": options_of(snap.apply.options),
+            "options": op.options(snap.apply.options),
             "resume_state": state,
             "save_state": save,
             "step_budget": self.settings.step_budget,
@@ -188,8 +200,8 @@ class _Tick:
         except _EngineFailure as failure:
             return self._fail(failure.error, retryable=failure.retryable, operation_id=failure.operation_id)
         finally:
-            if self._engine is not None:
-                self._engine.close()
+            for engine in self._engines.values():
+                engine.close()
 
     def _run(self) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
@@ -227,12 +239,24 @@ class _Tick:
         )
         if attachment is None:
             return None
-        return _Operation(attachment, rebuild_changes(attachment.tasks))
+        apply_engine = snap.apply.engine
+        engines = {task_engine(t.engine, apply_engine) for t in attachment.tasks}
+        if len(engines) != 1:  # submit never links one operation to two engines
+            raise ResumeStateUnavailable(
+                f"{self.apply_id}: operation {attachment.operation_id} has tasks of engines {sorted(engines)}"
+            )
+        return _Operation(
+            attachment,
+            rebuild_changes(attachment.tasks),
+            engines.pop(),
+            is_mixed(apply_engine),
+            self.settings.engine_plugins,
+        )
 
     # -- attach: begin or reattach ------------------------------------------------------------
 
     def _attach(self, snap: Snapshot, op: _Operation) -> TickOutcome:
-        engine = self.engine(snap)
+        engine = self.engine(snap, op)
         att = op.attachment
         with self.keeper() as keeper:
             result = self._engine_call(
@@ -251,7 +275,7 @@ class _Tick:
                 once=True,
             )
             return self.schedule()
-        vitess = self.rt.platform_of(snap.apply.engine) == "vitess"
+        vitess = self.rt.platform_of(op.engine) == "vitess"
         if vitess and fenced_writes.tracked(result.resume_state) is None:
             # A Vitess engine that accepted without telling us where its branch and deploy
             # request are would leave the next owner blind (docs/architecture.md §10 S6). An empty state is no
@@ -278,7 +302,7 @@ class _Tick:
     # -- progress -----------------------------------------------------------------------------
 
     def _progress(self, snap: Snapshot, op: _Operation) -> TickOutcome:
-        engine = self.engine(snap)
+        engine = self.engine(snap, op)
         att = op.attachment
         started = time.monotonic()
         with self.keeper() as keeper:
@@ -301,7 +325,7 @@ class _Tick:
         self, snap: Snapshot, op: _Operation, state: State, resume_state: ResumeState | None
     ) -> None:
         """Cut over when the user did not defer it; skip the revert window when asked to."""
-        options = options_of(snap.apply.options)
+        options = op.options(snap.apply.options)
         kind = None
         if state is State.WAITING_FOR_CUTOVER and not options.defer_cutover:
             kind = "cutover"
@@ -309,7 +333,7 @@ class _Tick:
             kind = "skip_revert"
         if kind is None:
             return
-        engine = self.engine(snap)
+        engine = self.engine(snap, op)
         request = ControlRequest(**self.request(snap, op, resume_state))
         try:
             result = call_control(engine, kind, request)
@@ -372,7 +396,7 @@ class _Tick:
         resume_state: ResumeState | None = None
         after: State | None = None
         if op is not None and (attached or kind not in ("stop", "start", "cancel")):
-            engine = self.engine(snap)
+            engine = self.engine(snap, op)
             request = ControlRequest(**self.request(snap, op, op.attachment.resume_state), value=value)
             try:
                 with self.keeper():

@@ -25,10 +25,18 @@ _NEEDS_FULL_CLI = (
     "SELECT (SELECT COUNT(*) FROM table_claim_queue WHERE apply_id = {p})"
     " + (SELECT COUNT(*) FROM apply_plan WHERE apply_id = {p})"
 )
-_TASKS = (
-    "SELECT namespace, table_name, action, state, percent, rows_copied, rows_total "
-    "FROM task WHERE apply_id = {p} ORDER BY seq"
+_TASK_COLUMNS = (
+    "namespace",
+    "table_name",
+    "action",
+    "state",
+    "percent",
+    "rows_copied",
+    "rows_total",
+    "engine",
+    "engine_reason",
 )
+_TASKS = f"SELECT {', '.join(_TASK_COLUMNS)} FROM task WHERE apply_id = {{p}} ORDER BY seq"
 
 
 def database_url() -> str:
@@ -92,7 +100,7 @@ def quick_status(apply_id: str) -> str | None:
             if cur.fetchone()[0]:
                 return None
             cur.execute(_TASKS.format(p=p), (apply_id,))
-            names = ("namespace", "table", "action", "state", "percent", "rows_copied", "rows_total")
+            names = tuple("table" if c == "table_name" else c for c in _TASK_COLUMNS)
             tasks = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
         finally:
             conn.close()

@@ -230,7 +230,8 @@ def _read_state(session: Any) -> dict[str, Any]:
             Task.rows_total,
             Task.percent,
             Task.eta_seconds,
-            Apply.engine,
+            # The task's own engine (a mixed apply, engine_mix.py), else the apply's (before 0006).
+            sa.func.coalesce(Task.engine, Apply.engine).label("engine"),
             Apply.started_at,
         )
         .join(Apply, Apply.apply_id == Task.apply_id)

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from engines.base import Engine, Platform
 from engines.registry import build_engine, engine_platform
+from schemabot.engine_mix import is_mixed
 from schemabot.grouping import uses_grouped_apply
 from schemabot.messaging import Dispatcher, producer_dispatcher
 from schemabot.settings import Settings, get_settings
@@ -31,14 +32,22 @@ class Runtime:
     dispatcher: Dispatcher
     owner: str = field(default_factory=default_owner)
 
-    def engine_for(self, apply: Apply) -> Engine:
+    def engine_for(self, apply: Apply, engine: str | None = None) -> Engine:
+        """An engine bound to the apply's target: `engine` (a task's own, in a mixed apply), else
+        the apply's."""
         target = self.settings.target(apply.target)
-        return build_engine(apply.engine, target, self.settings.engine_plugins)
+        return build_engine(engine or apply.engine, target, self.settings.engine_plugins)
 
     def platform_of(self, engine: str) -> Platform:
+        if is_mixed(engine):
+            return "mysql"  # only MySQL engines mix (schemabot/engine_mix.py)
         return engine_platform(engine, self.settings.engine_plugins)
 
     def grouped(self, apply: Apply) -> bool:
+        """The one predicate on the stored apply. A mixed apply is driven operation by operation
+        (its layout was decided per engine at submit, grouping.operation_layout)."""
+        if is_mixed(apply.engine):
+            return False
         return uses_grouped_apply(apply.engine, apply.options or {}, self.settings.engine_plugins)
 
 

@@ -10,7 +10,8 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     """`apply` has apply_id, state, engine, target, attempt, error, and may have queue_position
     and waiting_for (a queued apply), attention (why it is not moving on by itself) and
     resume_outcome; each task has namespace, table, action, state, percent, rows_copied,
-    rows_total."""
+    rows_total, and may have engine and engine_reason (shown when `--engine auto` chose it, or
+    when it differs from the apply's: a mixed apply, schemabot/engine_mix.py)."""
     head = f"{apply.apply_id}  {apply.state}  engine={apply.engine} target={apply.target}"
     lines = [f"{head} attempt={apply.attempt}"]
     if apply.error:
@@ -25,5 +26,16 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     for t in tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
-        lines.append(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+        lines.append(
+            f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}{_engine(apply, t)}"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _engine(apply: Any, task: Any) -> str:
+    """` engine=E (why)` for a task whose engine was chosen per table; empty otherwise."""
+    engine = getattr(task, "engine", None)
+    reason = getattr(task, "engine_reason", None)
+    if not engine or (not reason and engine == apply.engine):
+        return ""
+    return f"  engine={engine}" + (f" ({reason})" if reason else "")

@@ -33,9 +33,11 @@ _STYLE = {
 }
 
 
-def _label(task: TaskStatus) -> str:
+def _label(task: TaskStatus, apply_engine: str | None = None) -> str:
+    """The table, and its engine when it is not the apply's (a mixed apply, engine_mix.py)."""
     table = task.table or "(vschema)"
-    return f"{task.namespace}.{table}"
+    engine = f" [{task.engine}]" if task.engine and task.engine != apply_engine else ""
+    return f"{task.namespace}.{table}{engine}"
 
 
 def _detail(task: TaskStatus, estimate: RateEstimate) -> str:
@@ -105,7 +107,8 @@ def watch(
                     else (100.0 if task.state == "completed" else 0.0)
                 )
                 if task.task_id not in bars:
-                    bars[task.task_id] = progress.add_task(_label(task), total=100.0, detail="")
+                    label = _label(task, status.engine)
+                    bars[task.task_id] = progress.add_task(label, total=100.0, detail="")
                 progress.update(bars[task.task_id], completed=percent, detail=_detail(task, estimate))
             live.update(Group(_headline(status), progress), refresh=True)
             state = State(status.state)

@@ -18,6 +18,8 @@ from tests.support.mariadb import SHARED_HOST, SHARED_PORT, SHARED_USER, fresh_s
 FAKE_PLUGINS = {
     "fake": "tests.support.fake_engine:FakeEngine",
     "fakevitess": "tests.support.fake_engine:FakeVitessEngine",
+    "fakenative": "tests.support.fake_engine:FakeNativeEngine",
+    "fakecopy": "tests.support.fake_engine:FakeEngine",  # a second copying engine name
 }
 # Orchestration timings for in-process tests: leases long enough never to expire by accident.
 FAST = {

@@ -20,7 +20,8 @@ def measured_copy_rate(db: Database, target: str, limit: int = 20) -> float | No
             .join(Apply, Apply.apply_id == Task.apply_id)
             .where(
                 Apply.target == target.lower(),
-                Apply.engine == "spirit",
+                # The task's own engine (0006; a mixed apply's spirit tasks count), else the apply's.
+                sa.func.coalesce(Task.engine, Apply.engine) == "spirit",
                 Task.state == "completed",
                 Task.rows_copied > 0,
                 Task.completed_at.is_not(None),

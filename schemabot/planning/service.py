@@ -2,9 +2,9 @@
 A planned apply is an ordinary apply: submitted, stored and driven as docs/architecture.md §5 says.
 
 `make_plan` reads the per-target configuration (disabled lint rules) and the measured copy rate.
-`submit_planned` plans, refuses a blocked plan, resolves `--engine auto`, submits what the plan
-says as one apply, stores the plan on it, and records an `--allow-unsafe` override (and who asked)
-in the apply's audit log.
+`submit_planned` plans, refuses a blocked plan, submits what the plan says as one apply (with
+`--engine auto`, each table on the engine the plan chose for it, with the reason), stores the
+plan on it, and records an `--allow-unsafe` override (and who asked) in the apply's audit log.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from schemabot.engine_mix import MIXED
 from schemabot.errors import NotFound, SchemabotError, ValidationError
 from schemabot.planning.config import disabled_rules
 from schemabot.planning.copy_rate import copy_rate
-from schemabot.planning.planner import Plan, Planner
+from schemabot.planning.planner import Plan, PlannedStatement, Planner
 from schemabot.settings import Settings
 from schemabot.storage import audit
 from schemabot.storage.database import Database, get_database
@@ -83,17 +84,24 @@ def stored_plan(settings: Settings, apply_id: str, db: Database | None = None) -
     return plan
 
 
-def resolve_engine(plan: Plan) -> tuple[str, str]:
-    """The one engine for the apply: the plan's choice when all statements agree; on a MySQL
-    target where some need a copy, spirit for all (spirit does instant ALTERs, CREATE and DROP
-    directly, so nothing is copied that the server could do in place)."""
-    engines = {s.engine for s in plan.statements if s.engine}
+def engine_choices(statements: list[PlannedStatement]) -> list[tuple[str, str]]:
+    """(engine, why) per planned statement, in the order given: what `--engine auto` submits.
+    Statements on one MySQL target that need different engines run in one mixed apply
+    (schemabot/engine_mix.py)."""
+    missing = [f"{s.namespace}.{s.table}" for s in statements if not s.engine]
+    if missing:
+        raise ValidationError(f"the plan chose no engine for {', '.join(missing)}")
+    return [(str(s.engine), s.engine_reason or "chosen by the plan") for s in statements]
+
+
+def submitted_engine(choices: list[tuple[str, str]]) -> tuple[str, str]:
+    """The apply's engine for these choices and why: one engine for every statement, or `auto`
+    (a mixed apply: each task runs on its own engine)."""
+    engines = list(dict.fromkeys(e for e, _ in choices))
     if len(engines) == 1:
-        engine = engines.pop()
-        return engine, f"every statement: {engine}"
-    if engines <= {"direct", "spirit"}:
-        return "spirit", "some statements need a copy: spirit for all (it runs instant changes directly)"
-    raise ValidationError(f"the plan mixes engines {sorted(engines)} that cannot run in one apply")
+        return engines[0], f"every statement: {engines[0]}"
+    counts = ", ".join(f"{sum(1 for c, _ in choices if c == e)} on {e}" for e in engines)
+    return MIXED, f"per table ({counts}): each task runs on the engine the plan chose for it"
 
 
 @dataclass(frozen=True)
@@ -147,13 +155,21 @@ def submit_planned(
         raise PlanBlocked(plan)
     if not plan.statements:
         raise ValidationError("the plan has nothing to do: the target already matches")
-    chosen, why = resolve_engine(plan) if engine == "auto" else (engine, "asked for")
-    by_namespace: dict[str, list[str]] = {}
+    by_namespace: dict[str, list[PlannedStatement]] = {}
     for st in plan.statements:
-        by_namespace.setdefault(st.namespace, []).append(st.ddl)
-    changes = [ChangeSet(ddl=ddls, namespace=ns or None) for ns, ddls in by_namespace.items()]
+        by_namespace.setdefault(st.namespace, []).append(st)
+    ordered = [st for statements in by_namespace.values() for st in statements]  # as submitted
+    changes = [
+        ChangeSet(ddl=[st.ddl for st in statements], namespace=ns or None)
+        for ns, statements in by_namespace.items()
+    ]
+    auto = engine == "auto"
+    choices = engine_choices(ordered) if auto else None
+    chosen, why = submitted_engine(choices) if choices else (engine, "asked for")
     who = requested_by or _current_user()
-    result = client.submit_apply(target, chosen, changes, requested_by=who, **submit_options)
+    result = client.submit_apply(
+        target, MIXED if auto else engine, changes, requested_by=who, engine_choices=choices, **submit_options
+    )
     document = {**plan.to_dict(), "submitted_engine": chosen, "submitted_engine_reason": why}
     if result.created:
         store_plan(client.runtime.db, result.apply_id, document, who)

@@ -109,6 +109,11 @@ class Task(Base):
     ddl: Mapped[str | None] = mapped_column(LongText)
     action: Mapped[str] = mapped_column(sa.String(32))
     vschema: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    # The engine that runs this task and why it was chosen (`--engine auto`); NULL engine (rows
+    # from before migration 0006) means the apply's engine, NULL reason means the submitter named
+    # the engine. `schemabot/engine_mix.py`.
+    engine: Mapped[str | None] = mapped_column(sa.String(32))
+    engine_reason: Mapped[str | None] = mapped_column(sa.String(255))
     state: Mapped[str] = mapped_column(sa.String(32))
     rows_copied: Mapped[int | None] = mapped_column(sa.BigInteger)
     rows_total: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -25,6 +25,17 @@ class NewTask:
     ddl: str | None
     action: str
     vschema: dict[str, Any] | None = None
+    engine: str | None = None  # the engine that runs it (schemabot/engine_mix.py)
+    engine_reason: str | None = None  # why `--engine auto` chose it; None when the user named it
+
+
+@dataclass(frozen=True)
+class NewOperation:
+    """One operation: its id, its context and the indexes (into `NewApply.tasks`) of its tasks."""
+
+    operation_id: str
+    context: str
+    tasks: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -36,8 +47,8 @@ class NewApply:
     options: dict[str, Any]
     grouped: bool
     request_hash: str
-    tasks: list[NewTask]
-    operation_ids: list[str]
+    tasks: list[NewTask]  # in run order: a task's seq is its index
+    operations: list[NewOperation]  # from grouping.operation_layout, in run order
     idempotency_key: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     submitted_by: str | None = None  # the API token's name, when submitted over HTTP
@@ -64,21 +75,19 @@ def _insert(session: Session, new: NewApply, for_update: bool) -> None:
             updated_at=db_now(),
         )
     )
-    # Grouped: one operation for every task, context = apply id. Sequential: one per task,
-    # context = task id. The engine derives everything it creates from the context.
-    if new.grouped:
-        contexts = [new.apply_id]
-        op_of_task = [new.operation_ids[0]] * len(new.tasks)
-    else:
-        contexts = [t.task_id for t in new.tasks]
-        op_of_task = new.operation_ids[: len(new.tasks)]
-    for seq, (op_id, context) in enumerate(zip(new.operation_ids, contexts, strict=True)):
+    # The layout comes from the one grouping predicate (grouping.operation_layout): grouped, one
+    # operation for every task (context = apply id); sequential, one per task (context = task
+    # id); mixed, per engine. The engine derives everything it creates from the context.
+    op_of_task: list[str] = [""] * len(new.tasks)
+    for seq, operation in enumerate(new.operations):
+        for index in operation.tasks:
+            op_of_task[index] = operation.operation_id
         session.execute(
             sa.insert(ApplyOperation).values(
-                operation_id=op_id,
+                operation_id=operation.operation_id,
                 apply_id=new.apply_id,
                 seq=seq,
-                context=context,
+                context=operation.context,
                 resume_context=None,
                 resume_metadata=None,
                 created_at=db_now(),
@@ -97,6 +106,8 @@ def _insert(session: Session, new: NewApply, for_update: bool) -> None:
                 ddl=task.ddl,
                 action=task.action,
                 vschema=task.vschema,
+                engine=task.engine,
+                engine_reason=task.engine_reason[:255] if task.engine_reason else None,
                 state=State.PENDING.value,
                 created_at=db_now(),
                 updated_at=db_now(),
@@ -111,12 +122,23 @@ def _insert(session: Session, new: NewApply, for_update: bool) -> None:
         new.apply_id,
         "submitted",
         f"{len(new.tasks)} task(s) on target {new.target} with engine {new.engine}"
-        f" ({'grouped' if new.grouped else 'sequential'})",
+        f" ({'grouped' if new.grouped else 'sequential'})" + _engines_note(new),
         new_state=State.PENDING.value,
         detail={**new.detail, "by": new.submitted_by} if new.submitted_by else (new.detail or None),
     )
     if waiting_for:
         audit.append(session, new.apply_id, "queued", f"waits for {', '.join(waiting_for)}")
+
+
+def _engines_note(new: NewApply) -> str:
+    """For a mixed apply (tasks on different engines): how many tasks each engine runs."""
+    counts: dict[str, int] = {}
+    for task in new.tasks:
+        if task.engine:
+            counts[task.engine] = counts.get(task.engine, 0) + 1
+    if len(counts) < 2:
+        return ""
+    return "; per task: " + ", ".join(f"{n} on {engine}" for engine, n in counts.items())
 
 
 def create_apply(db: Database, new: NewApply) -> tuple[str, bool]:

@@ -137,12 +137,18 @@ def task_rows(a: ApplyStatus) -> str:
             f'<tr data-task="{e(t.task_id)}" data-rows="{t.rows_copied or 0}"'
             f' data-total="{t.rows_total or 0}"'
             f' data-state="{e(t.state)}"><td>{e(t.namespace)}.{e(t.table or "(vschema)")}</td>'
-            f'<td>{e(t.action)}</td><td class="phase">{e(phase_of(t))}</td>'
+            f'<td>{e(t.action)}</td>{_engine_cell(t)}<td class="phase">{e(phase_of(t))}</td>'
             f'<td><span class="bar"><span class="fill" style="width:{pct:.1f}%;display:block"></span></span>'
             f' <span class="pct">{pct:.1f}%</span></td><td class="rows">{rows_text}</td>'
             f'<td class="rate">—</td><td class="eta">—</td></tr>'
         )
     return "".join(rows)
+
+
+def _engine_cell(t: TaskStatus) -> str:
+    """The task's engine; the reason `--engine auto` chose it under the name (schemabot/engine_mix.py)."""
+    why = f'<br><span class="muted">{e(t.engine_reason)}</span>' if t.engine_reason else ""
+    return f'<td class="engine">{e(t.engine or "—")}{why}</td>'
 
 
 def log_rows(entries: list[LogEntry]) -> str:
@@ -267,7 +273,8 @@ def install(app: FastAPI, client: Client) -> None:
             f'<div id="headline">{parts["headline"]}</div>'
             f'<p><span class="controls" id="controls">{parts["controls"]}</span>'
             '<span id="control-result" class="muted"></span></p>'
-            "<table><thead><tr><th>table</th><th>action</th><th>phase</th><th>progress</th><th>rows</th>"
+            "<table><thead><tr><th>table</th><th>action</th><th>engine</th><th>phase</th><th>progress</th>"
+            "<th>rows</th>"
             "<th>rate</th><th>ETA</th></tr></thead>"
             f'<tbody id="task-rows">{parts["task-rows"]}</tbody></table>'
             '<p class="muted" id="poll-status">live</p>'

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS works (
 );
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT, context TEXT, method TEXT, resume_state TEXT,
-    changes TEXT, pid INTEGER, at REAL
+    changes TEXT, pid INTEGER, at REAL, engine TEXT, defer_cutover INTEGER
 );
 CREATE TABLE IF NOT EXISTS faults (
     method TEXT NOT NULL, kind TEXT NOT NULL, remaining INTEGER NOT NULL, message TEXT
@@ -184,13 +184,16 @@ class FakeEngine(Engine):
             for ns in request.changes
         ]
         self.store.execute(
-            "INSERT INTO calls(context, method, resume_state, changes, pid, at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO calls(context, method, resume_state, changes, pid, at, engine, defer_cutover) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             request.context,
             method,
             json.dumps(request.resume_state),
             json.dumps(changes),
             os.getpid(),
             time.time(),
+            self.name,
+            int(request.options.defer_cutover),
         )
 
     def _fault(self, method: str) -> str | None:
@@ -412,3 +415,11 @@ class FakeVitessEngine(FakeEngine):
     name = "fakevitess"
     platform = "vitess"
     has_revert_window = True
+
+
+class FakeNativeEngine(FakeEngine):
+    """The same fake declaring itself native (like direct: its change is live when its statement
+    returns), for orchestration tests of an apply whose tables run on different engines."""
+
+    name = "fakenative"
+    native = True

@@ -60,6 +60,24 @@ def test_a_queued_apply_and_its_attention_are_shown_as_the_full_cli_shows_them(
     assert quick == CliRunner().invoke(cli, ["status", first]).output
 
 
+def test_a_mixed_apply_shows_each_tasks_engine_and_reason_as_the_full_cli_does(
+    stored: tuple[str, str],
+) -> None:
+    url, _ = stored
+    settings = Settings(database_url=url, targets={"local": "mysql://root@127.0.0.1:3306/app"})
+    client = Client(settings, dispatcher=RecordingDispatcher())
+    choices = [("spirit", "the server would copy the table"), ("direct", "instant")]
+    ddl = ["ALTER TABLE big MODIFY id BIGINT", "ALTER TABLE small ADD COLUMN c INT"]
+    mixed = client.submit_apply("local", "auto", [ChangeSet(ddl=ddl)], engine_choices=choices).apply_id
+    quick = fast_status.quick_status(mixed)
+    assert quick is not None and quick == CliRunner().invoke(cli, ["status", mixed]).output
+    assert quick.splitlines()[1:] == [
+        "  app.small  alter  pending  engine=direct (instant)",
+        "  app.big  alter  pending  engine=spirit (the server would copy the table)",
+    ]
+    assert "engine=auto" in quick.splitlines()[0]
+
+
 def test_it_imports_neither_sqlalchemy_nor_pydantic(stored: tuple[str, str]) -> None:
     url, apply_id = stored
     code = (

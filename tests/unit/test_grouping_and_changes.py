@@ -7,8 +7,9 @@ import pytest
 
 from engines.base import NamespaceChange, TableChange
 from schemabot.changes import rebuild_changes
+from schemabot.engine_mix import options_for, run_order
 from schemabot.errors import ResumeStateUnavailable
-from schemabot.grouping import uses_grouped_apply
+from schemabot.grouping import OperationLayout, operation_layout, uses_grouped_apply
 from schemabot.storage.models import Task
 from tests.conftest import FAKE_PLUGINS
 
@@ -27,6 +28,34 @@ from tests.conftest import FAKE_PLUGINS
 )
 def test_grouped_predicate(engine: str, defer: bool, grouped: bool) -> None:
     assert uses_grouped_apply(engine, {"defer_cutover": defer}, FAKE_PLUGINS) is grouped
+
+
+@pytest.mark.parametrize(
+    ("options", "layout"),
+    [
+        # Neither deferred nor atomic: every task its own operation, direct's first.
+        ({}, [("t1", (0,)), ("t2", (1,)), ("t3", (2,)), ("t4", (3,))]),
+        # Deferred: the predicate groups spirit's tables (context = apply id); direct is never
+        # told to defer, so its tasks stay one operation each.
+        ({"defer_cutover": True}, [("t1", (0,)), ("t2", (1,)), ("a", (2, 3))]),
+        ({"atomic": True}, [("t1", (0,)), ("t2", (1,)), ("a", (2, 3))]),
+    ],
+)
+def test_a_mixed_layout_asks_the_one_predicate_per_engine(
+    options: dict[str, bool], layout: list[tuple[str, tuple[int, ...]]]
+) -> None:
+    engines = ["spirit", "direct", "spirit", "direct"]
+    order = run_order(engines)
+    assert order == [1, 3, 0, 2]  # native (direct) first, each set in the order given
+    ordered = [engines[i] for i in order]
+    got = operation_layout("a", ["t1", "t2", "t3", "t4"], ordered, options, mixed=True)
+    assert got == [OperationLayout(c, t) for c, t in layout]
+    assert options_for("direct", {"defer_cutover": True, "atomic": True}, mixed=True) == {
+        "defer_cutover": False,
+        "atomic": False,
+    }
+    assert options_for("direct", {"defer_cutover": True}, mixed=False) == {"defer_cutover": True}
+    assert options_for("spirit", {"defer_cutover": True}, mixed=True) == {"defer_cutover": True}
 
 
 def _task(seq: int, ns: str, table: str, ddl: str | None, action: str, vschema: dict | None = None) -> Task:

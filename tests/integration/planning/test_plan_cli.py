@@ -179,16 +179,21 @@ def test_apply_from_schema_files_ends_equal_to_the_files_with_the_plan_stored(
     assert client.list_applies() == []  # nothing submitted
 
     submitted = submit_planned(client, "shop", schema_dir=str(files), allow_unsafe=True, requested_by="alice")
-    assert submitted.engine == "spirit"  # the shrink copies; spirit does the rest directly
+    assert submitted.engine == "auto"  # the shrink copies (spirit); the rest runs natively (direct)
     pump(rt, dispatcher, max_messages=2000)
     status = client.get_apply(submitted.apply_id)
     assert status.state == "completed", status
-    assert {t.table for t in status.tasks} == {"orders", "customers", "legacy"}
+    assert {t.table: t.engine for t in status.tasks} == {
+        "orders": "spirit",
+        "customers": "direct",
+        "legacy": "direct",
+    }
+    assert [t.engine for t in status.tasks] == ["direct", "direct", "spirit"]  # direct runs first
 
     again = Planner(rt.settings.target("shop")).plan_schema_dir(files)
     assert again.statements == []  # the live schema now equals the files
     plan = stored_plan(rt.settings, submitted.apply_id, db=rt.db)
-    assert plan["version"] == 1 and plan["submitted_engine"] == "spirit"
+    assert plan["version"] == 1 and plan["submitted_engine"] == "auto"
     unsafe = [e for e in client.log(submitted.apply_id) if e.event == "unsafe_allowed"]
     assert len(unsafe) == 1 and "alice" in (unsafe[0].message or "") and "SB001" in (unsafe[0].message or "")
     with connect(schema).cursor() as cur:
@@ -286,7 +291,9 @@ def test_cli_apply_engine_auto_then_plan_show(
     code, out, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *ddl, "--json")
     assert code == 0, err
     apply_id = json.loads(out)["apply_id"]
-    assert Client(runtime=rt).get_apply(apply_id).engine == "spirit"  # one statement must copy
+    submitted = Client(runtime=rt).get_apply(apply_id)
+    assert submitted.engine == "auto"  # one statement must copy, the other runs natively
+    assert [(t.table, t.engine) for t in submitted.tasks] == [("orders", "direct"), ("legacy", "spirit")]
     pump(rt, dispatcher, max_messages=2000)
     assert Client(runtime=rt).get_apply(apply_id).state == "completed"
     code, out, err = run_cli(capsys, "plan", "show", apply_id, "--json")
@@ -296,9 +303,11 @@ def test_cli_apply_engine_auto_then_plan_show(
         ("orders", "INSTANT", "direct"),
         ("legacy", "COPY", "spirit"),
     ]
-    assert shown["submitted_engine"] == "spirit" and "spirit for all" in shown["submitted_engine_reason"]
+    assert shown["submitted_engine"] == "auto"
+    assert "1 on direct, 1 on spirit" in shown["submitted_engine_reason"]
     code, out, _ = run_cli(capsys, "status", apply_id)
-    assert code == 0 and "plan: submitted with spirit" in out
+    assert code == 0 and "plan: submitted with auto" in out
+    assert "legacy  alter  completed 100.0%" in out and "engine=spirit (the server would copy" in out
     assert "orders: INSTANT -> direct (the server changes it instantly" in out
     drop = ["--ddl", "DROP TABLE legacy"]
     code, _, err = run_cli(capsys, "apply", "--target", "shop", "--engine", "auto", *drop)
@@ -335,3 +344,36 @@ def test_one_subdirectory_per_namespace(schema: str, tmp_path: Path) -> None:
         plan = Planner(shop()).plan_schema_dir(tmp_path / "multi")
         assert [(s.namespace, s.table, s.action) for s in plan.statements] == [(other, "audit", "create")]
         assert plan.statements[0].ddl.startswith("CREATE TABLE `audit`")
+
+
+def test_a_mixed_plan_applied_over_http_shows_each_tasks_engine_in_the_api_and_on_the_page(
+    runtime: tuple[Runtime, RecordingDispatcher],
+) -> None:
+    from starlette.testclient import TestClient
+
+    from schemabot.http_api import build_app
+
+    rt, dispatcher = runtime
+    http = TestClient(build_app(lambda: Client(runtime=rt)), base_url="http://localhost")
+    ddl = ["ALTER TABLE legacy MODIFY id BIGINT", "ALTER TABLE orders ADD COLUMN flag INT"]
+    applied = http.post("/v1/plans/apply", json={"target": "shop", "ddl": ddl, "defer_cutover": True})
+    assert applied.status_code == 201, applied.text
+    assert applied.json()["engine"] == "auto"
+    apply_id = applied.json()["apply_id"]
+    waiting = lambda: http.get(f"/v1/applies/{apply_id}").json()["state"] == "waiting_for_cutover"  # noqa: E731
+    pump(rt, dispatcher, max_messages=2000, until=waiting)
+    doc = http.get(f"/v1/applies/{apply_id}").json()
+    # Only the copy waits for the cutover: the native change already ran.
+    assert [(t["table"], t["engine"], t["state"]) for t in doc["tasks"]] == [
+        ("orders", "direct", "completed"),
+        ("legacy", "spirit", "waiting_for_cutover"),
+    ]
+    assert all(t["engine_reason"] for t in doc["tasks"])
+    page = http.get(f"/ui/applies/{apply_id}")
+    assert page.status_code == 200, page.text
+    assert '<td class="engine">direct<br><span class="muted">the server changes it instantly' in page.text
+    assert '<td class="engine">spirit<br><span class="muted">the server would copy the table' in page.text
+    cutover = http.post(f"/v1/applies/{apply_id}/cutover", json={})
+    assert cutover.status_code in (200, 201, 202), cutover.text
+    pump(rt, dispatcher, max_messages=2000)
+    assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
