@@ -17,8 +17,9 @@
     schemabot plan --target NAME (--ddl SQL ... | --schema-dir DIR) [--engine auto] [--json]
     schemabot plan show APPLY_ID [--json]
 
-Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
-unavailable; 2 bad input (one line on stderr, nothing stored); 3 a plan has blocking findings.
+Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service (the
+state database, PlanetScale for a Vitess plan) is unavailable; 2 bad input (one line on stderr,
+nothing stored); 3 a plan has blocking findings.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 
 from engines.targets import redact
 from schemabot.api import ChangeSet, Client, asked_to_wait
-from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.errors import ControlRejected, NotFound, ProviderError, StorageUnavailable, ValidationError
 from schemabot.states import State
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,6 +68,8 @@ def handles_errors(func: F) -> F:
             _fail(1, f"refused: {exc}")
         except StorageUnavailable as exc:
             _fail(1, str(exc))
+        except ProviderError as exc:
+            _fail(1, f"provider: {exc}")
         except sa.exc.DBAPIError as exc:
             if _missing_tables(exc):
                 _fail(1, "the state database has no schemabot tables yet; run `schemabot db upgrade`")

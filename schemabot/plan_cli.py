@@ -4,7 +4,13 @@
                    [--engine auto|direct|spirit|planetscale] [--allow-unsafe] [--json]
     schemabot plan show APPLY_ID [--json]      the plan stored on an apply
 
-Exit codes: 0 the plan is clean (warnings allowed); 3 it has blocking findings; 2 bad input.
+Exit codes: 0 the plan is clean (warnings allowed); 3 it has blocking findings; 2 bad input;
+1 the provider of a Vitess target did not answer or refused (schemabot.errors.ProviderError):
+no plan was made, which is neither clean nor blocked.
+
+For a Vitess target the plan is the diff of a deploy request opened from a plan branch and never
+deployed (schemabot/planning/vitess.py); `vschema.json` files in the schema directory are part of
+it and of `apply --schema-dir`.
 """
 
 from __future__ import annotations
@@ -52,9 +58,25 @@ def render(plan: dict[str, Any]) -> str:
             lines.append(f"      preflight: {passed} passed, {len(failed)} failed")
         for f in st["findings"]:
             lines.append("      " + _finding(f))
+        if st.get("diff"):
+            lines.append("      deploy request diff:")
+            lines += [f"        {line}" for line in st["diff"].split("\n")]
+    vitess = plan.get("vitess")
+    if vitess:
+        for change in vitess["vschemas"]:
+            lines.append(f"  {change['namespace']}  VSchema")
+            lines += [f"        {line}" for line in change["diff"].split("\n")]
     for f in plan["findings"]:
         lines.append("  " + _finding(f))
-    lines.append(f"copy rate: {rate['rows_per_second']:.0f} rows/s ({rate['source']})")
+    if vitess:
+        dr = vitess["deploy_request"]
+        branch = vitess["branch"] + (" (reused)" if vitess["branch_reused"] else "")
+        lines.append(
+            f"plan branch {branch}; deploy request #{dr['number']} ({dr['state']}, not deployed)"
+            + (f": {dr['url']}" if dr["url"] else "")
+        )
+    else:
+        lines.append(f"copy rate: {rate['rows_per_second']:.0f} rows/s ({rate['source']})")
     if plan["blocking"]:
         lines.append("BLOCKED: fix the errors above (destructive changes need --allow-unsafe)")
     else:

@@ -145,13 +145,24 @@ def submit_planned(
     )
     if plan.blocking:
         raise PlanBlocked(plan)
-    if not plan.statements:
+    vschemas = plan.vschemas  # Vitess: each keyspace's desired VSchema, submitted with its DDL
+    if not plan.statements and not vschemas:
         raise ValidationError("the plan has nothing to do: the target already matches")
-    chosen, why = resolve_engine(plan) if engine == "auto" else (engine, "asked for")
+    if engine != "auto":
+        chosen, why = engine, "asked for"
+    elif plan.platform == "vitess":
+        chosen, why = "planetscale", "Vitess target: branch and deploy request"
+    else:
+        chosen, why = resolve_engine(plan)
     by_namespace: dict[str, list[str]] = {}
     for st in plan.statements:
         by_namespace.setdefault(st.namespace, []).append(st.ddl)
-    changes = [ChangeSet(ddl=ddls, namespace=ns or None) for ns, ddls in by_namespace.items()]
+    for ns in vschemas:
+        by_namespace.setdefault(ns, [])
+    changes = [
+        ChangeSet(ddl=ddls, namespace=ns or None, vschema=vschemas.get(ns))
+        for ns, ddls in by_namespace.items()
+    ]
     who = requested_by or _current_user()
     result = client.submit_apply(target, chosen, changes, requested_by=who, **submit_options)
     document = {**plan.to_dict(), "submitted_engine": chosen, "submitted_engine_reason": why}
