@@ -56,7 +56,7 @@ from engines.sql_text import retarget
 from engines.targets import redact
 from schemabot.ddl import ParsedDDL
 from schemabot.errors import ProviderError, ValidationError
-from schemabot.planning import lint
+from schemabot.planning import lint, vschema_lint
 from schemabot.planning.differ import TableDiff, diff_table
 from schemabot.planning.schema_dir import DesiredTable
 from schemabot.planning.tabledef import TableDef, UnsupportedTable, parse_show_create, quote
@@ -117,6 +117,15 @@ class _Branch:
 
     def close(self) -> None:
         self.cur.close()
+
+
+def _document(text: str) -> dict[str, Any]:
+    """Main's VSchema as a document ({} when it is empty or not an object)."""
+    try:
+        document = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def _definition(create: str | None) -> TableDef | None:
@@ -184,7 +193,7 @@ class VitessPlanner:
             {"database": self.ps.database, "main": self.ps.main_branch, **key}, sort_keys=True, default=str
         )
         preview = PlanBranch(self.ps, plan_branch_name(canonical), timeout=self.timeout)
-        reused, desired_vschemas = False, {}
+        reused, desired_vschemas, keyspaces = False, {}, {}
         try:
             names = preview.main_keyspaces()
             unknown = [ns for ns in namespaces if ns not in names]
@@ -244,6 +253,15 @@ class VitessPlanner:
             ) from None
         finally:
             preview.close()
+        for ks in keyspaces.values():
+            if ks.name in desired_vschemas:
+                plan.findings += vschema_lint.findings(
+                    ks.name,
+                    _document(ks.main_vschema),
+                    json.loads(desired_vschemas[ks.name]),
+                    allow_unsafe=self.planner.allow_unsafe,
+                    disabled=self.planner.disabled,
+                )
         self._attach(plan, preview.name, reused, dr, desired_vschemas)
         plan.elapsed_seconds = time.monotonic() - started
         return plan

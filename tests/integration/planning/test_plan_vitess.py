@@ -393,3 +393,12 @@ def test_apply_schema_dir_submits_the_vschema_and_main_ends_equal_to_the_files(
     settled = json.loads(out)  # main now equals the files: nothing left to plan
     assert settled["statements"] == [] and settled["vitess"]["vschemas"] == []
     assert settled["vitess"]["deploy_request"]["state"] == "no_changes"
+    # A vschema.json that takes a table's routing away is destructive: blocked without --allow-unsafe.
+    (files / "customers" / "vschema.json").write_text(json.dumps({"sharded": False, "tables": {}}))
+    code, out, _ = run_cli(capsys, "plan", "--target", "ps", "--schema-dir", str(files), "--json")
+    removal = json.loads(out)
+    assert code == 3 and [(f["rule"], f["blocking"]) for f in removal["findings"]] == [("SB007", True)]
+    assert "removes the routing of table customer" in removal["findings"][0]["message"]
+    assert '-    "customer": {}' in removal["vitess"]["vschemas"][0]["diff"].split("\n")
+    code, out, _ = run_cli(capsys, "plan", "--target", "ps", "--schema-dir", str(files), "--allow-unsafe")
+    assert code == 0 and "allowed by --allow-unsafe" in out
