@@ -48,7 +48,10 @@ def render(plan: dict[str, Any]) -> str:
         rows = f"~{st['rows_estimate']} rows" if st["rows_estimate"] is not None else ""
         eta = f", copy ~{st['duration_seconds']} s" if st["duration_seconds"] is not None else ""
         name = f"{st['namespace']}.{st['table']}"
-        lines.append(f"  {name}  {st['action']}  {how} -> {st['engine']}  {rows}{eta}")
+        if st["algorithm"] is None and st["rows_estimate"] is None:  # Vitess: no rehearsal, no rows
+            lines.append(f"  {name}  {st['action']} -> {st['engine']}")
+        else:
+            lines.append(f"  {name}  {st['action']}  {how} -> {st['engine']}  {rows}{eta}")
         lines.append(f"      why: {st['engine_reason']}")
         for ddl_line in st["ddl"].split("\n"):
             lines.append(f"      {ddl_line}")

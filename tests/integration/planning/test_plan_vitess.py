@@ -144,7 +144,7 @@ def test_a_ddl_plan_is_the_deploy_requests_diff_and_a_repeat_reuses_branch_and_r
 
     code, out, _ = run_cli(capsys, "plan", "--target", "ps", "--namespace", "commerce", "--ddl", ADD_SKU)
     assert code == 0 and f"plan branch {branch} (reused); deploy request #{dr['number']}" in out
-    assert "+  `sku` varchar(32) DEFAULT NULL," in out
+    assert "+  `sku` varchar(32) DEFAULT NULL," in out and "  commerce.product  alter -> planetscale\n" in out
     assert branch != branch_name("apply-" + branch.removeprefix("sb-plan-"))  # never an apply's name
     assert main_state(emulator) == before
     nothing_deployed(emulator)
