@@ -286,7 +286,15 @@ def test_post_v1_plans_returns_the_same_document_and_refuses_bad_vschemas(
         files = {**schema_files(), "customers/vschema.json": text}
         bad = http.post("/v1/plans", json={"target": "ps", "schema_files": files})
         assert bad.status_code == 400 and "vschema.json" in bad.json()["error"], bad.text
-    nothing_deployed(emulator)
+    applied = http.post("/v1/plans/apply", json={"target": "ps", "schema_files": schema_files()})
+    assert applied.status_code == 201 and applied.json()["engine"] == "planetscale", applied.text
+    tasks = http.get(f"/v1/applies/{applied.json()['apply_id']}").json()["tasks"]
+    assert sorted((t["namespace"], t["action"]) for t in tasks) == [
+        ("commerce", "alter"),
+        ("commerce", "create"),
+        ("customers", "vschema_update"),
+    ]
+    nothing_deployed(emulator)  # submitted, not yet driven: the plan itself deployed nothing
 
 
 def test_post_v1_plans_when_the_provider_is_down_is_503(runtime: Runtime) -> None:
