@@ -258,7 +258,11 @@ class PlanBranch:
             if _tagged(dr, self.name) and dr.get("state") == "open" and not dr.get("deployed_at")
         ]
         found.sort(key=lambda dr: int(dr["number"]))
-        keep = found[0] if found and not branch_changed else None
+        # Reuse the open request only when the branch is as it was: its diff is then current. One
+        # the provider found undeployable is asked again, with a new request.
+        keep = (
+            found[0] if found and not branch_changed and found[0].get("deployment_state") != "error" else None
+        )
         for dr in found:
             if dr is not keep:  # opened for an earlier branch content: its diff may be stale
                 stale = int(dr["number"])

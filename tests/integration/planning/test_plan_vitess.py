@@ -185,6 +185,15 @@ def test_blocking_findings_and_statements_the_branch_refuses_exit_3(
     assert "nope" in doc["statements"][0]["findings"][0]["message"]
     assert doc["statements"][0]["diff"] is None  # the branch was left as main: nothing to deploy
     assert doc["vitess"]["deploy_request"]["state"] == "no_changes"
+    # PlanetScale's own verdict: a deploy request it cannot deploy blocks the plan (SB904), once.
+    emulator.fault(kind="fail_deploy", deploy_state="pending", message="lint: no primary key", times=1)
+    add = ("plan", "--target", "ps", "--namespace", "commerce", "--ddl", ADD_SKU, "--json")
+    code, out, _ = run_cli(capsys, *add)
+    refused = json.loads(out)
+    assert code == 3 and [(f["rule"], f["blocking"]) for f in refused["findings"]] == [("SB904", True)]
+    assert "cannot be deployed: lint: no primary key" in refused["findings"][0]["message"]
+    code, out, _ = run_cli(capsys, *add)
+    assert code == 0 and json.loads(out)["vitess"]["deploy_request"]["state"] == "ready"  # asked anew
     code, _, err = run_cli(capsys, "plan", "--target", "ps", "--namespace", "nowhere", "--ddl", ADD_SKU)
     assert code == 2 and "keyspace(s) nowhere do not exist" in err
     assert main_state(emulator) == before
