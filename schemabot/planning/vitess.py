@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from engines.base import EngineError
+from engines.base import EngineError, RetryableEngineError
+from engines.planetscale.branch_sql import classify
 from engines.planetscale.budget import OutOfBudget
 from engines.planetscale.preview import (
     DeployRequestDiff,
@@ -74,6 +75,13 @@ def _norm(create: str | None) -> str | None:
 
 def _server_message(exc: pymysql.MySQLError) -> str:
     return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+
+
+def _reraise_connection_problem(exc: pymysql.MySQLError) -> None:
+    """A lost connection or a busy server says nothing about the statement: not a finding, but
+    the provider failing (`ProviderError`, by way of `_plan`)."""
+    if isinstance(classify(exc, "SQL on the plan branch"), RetryableEngineError):
+        raise exc
 
 
 @dataclass
@@ -324,6 +332,7 @@ class VitessPlanner:
             else:
                 branch.cur.execute(retarget(p.statement, p.table))
         except pymysql.MySQLError as exc:
+            _reraise_connection_problem(exc)
             branch.reset(p.table, live)
             item.findings.append(
                 self._rejects(p.table, f"the branch rejects the statement: {_server_message(exc)}")
@@ -351,6 +360,7 @@ class VitessPlanner:
                 branch.cur.execute(f"DROP TABLE IF EXISTS {quote(t.table)}")
                 branch.cur.execute(retarget(t.statement, t.table))
             except pymysql.MySQLError as exc:
+                _reraise_connection_problem(exc)
                 raise PlanInputError(
                     f"{t.origin}: the server refuses the statement: {_server_message(exc)}"
                 ) from None
@@ -388,6 +398,7 @@ class VitessPlanner:
                         )
                     )
             except pymysql.MySQLError as exc:
+                _reraise_connection_problem(exc)
                 item.findings.append(self._rejects(t.table, f"the branch rejects it: {_server_message(exc)}"))
             self._lint(keyspace.name, item, diff)
             plan.statements.append(item)

@@ -243,6 +243,19 @@ def test_a_schema_dir_plan_includes_vschema_json_and_main_moving_on_is_not_in_th
     nothing_deployed(emulator)
 
 
+def test_a_schema_file_the_branch_refuses_is_bad_input_naming_the_file(
+    emulator: EmulatorProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = {
+        **schema_files(),
+        "commerce/coupon.sql": "CREATE TABLE coupon (id INT PRIMARY KEY, KEY k (nope));",
+    }
+    files = write(tmp_path / "schema", refused)
+    code, _, err = run_cli(capsys, "plan", "--target", "ps", "--schema-dir", str(files))
+    assert code == 2 and "coupon.sql: the server refuses the statement" in err and "nope" in err
+    nothing_deployed(emulator)
+
+
 def test_a_provider_that_does_not_answer_is_exit_1_not_a_plan(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
