@@ -120,7 +120,11 @@ def cli() -> None:
 @click.option("--engine", required=True, help="direct, spirit, planetscale, or auto (choose per plan).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
 @click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
-@click.option("--schema-dir", default=None, help="Apply what a plan of these CREATE TABLE files says.")
+@click.option(
+    "--schema-dir",
+    default=None,
+    help="Apply what a plan of these CREATE TABLE files (Vitess: and vschema.json files) says.",
+)
 @click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (audited).")
 @click.option("--requested-by", default=None, help="Who asks (audit log; default: the login name).")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")

@@ -104,7 +104,11 @@ def _emit(plan: Plan | dict[str, Any], as_json: bool) -> None:
 @click.option("--target", default=None, help="Target name (SCHEMABOT_TARGET_<NAME>).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
 @click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
-@click.option("--schema-dir", default=None, help="Directory of CREATE TABLE files (one per table).")
+@click.option(
+    "--schema-dir",
+    default=None,
+    help="Directory of CREATE TABLE files (one per table); Vitess: vschema.json per keyspace.",
+)
 @click.option("--engine", default="auto", show_default=True, help="auto, direct, spirit or planetscale.")
 @click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (and drop tables).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan document as JSON.")
