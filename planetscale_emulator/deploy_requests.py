@@ -9,7 +9,6 @@ accepts it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from planetscale_emulator import deploy_states as ds
@@ -194,6 +193,11 @@ def current_plan(world: World, row: Row) -> Plan:
     """The stored plan once computed; before that, what the diff would be right now."""
     if row["plan"]:
         return Plan.from_json(row["plan"])
+    return live_plan(world, row)
+
+
+def live_plan(world: World, row: Row) -> Plan:
+    """What the diff between the deploy request's two branches is right now."""
     branch = world.store.one("SELECT * FROM branches WHERE name=%s", (row["branch"],))
     into = world.store.one("SELECT * FROM branches WHERE name=%s", (row["into_branch"],))
     if branch is None or into is None:
@@ -216,7 +220,7 @@ def diff(world: World, number: int) -> dict[str, Any]:
                 "keyspace_name": t.keyspace,
                 "kind": "table",
                 "operation_name": t.operation_name,
-                "raw": t.ddl(),
+                "raw": t.diff_text(),
                 "html": "",
             }
             for t in plan.tables
@@ -227,7 +231,7 @@ def diff(world: World, number: int) -> dict[str, Any]:
                 "keyspace_name": v.keyspace,
                 "kind": "vschema",
                 "operation_name": "VSCHEMA",
-                "raw": json.dumps(json.loads(v.after), indent=2, sort_keys=True),
+                "raw": v.diff_text(),
                 "html": "",
             }
             for v in plan.vschemas

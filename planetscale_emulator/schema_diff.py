@@ -9,6 +9,7 @@ VSchema change. The result (the *plan*) is stored on the deploy request when it 
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -29,10 +30,15 @@ class TablePlan:
         return self.kind.upper()
 
     def ddl(self) -> str:
-        """A human-readable statement for the diff and operations endpoints."""
+        """A human-readable statement for the operations endpoint."""
         if self.kind == "drop":
             return f"DROP TABLE `{self.table}`"
         return self.after or ""
+
+    def diff_text(self) -> str:
+        """The deploy request diff of this table, as PlanetScale's `raw`: main's definition and
+        the branch's, line by line, `-` for a line only main has, `+` for one only the branch has."""
+        return line_diff(self.before or "", self.after or "")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,32 @@ class VSchemaPlan:
     keyspace: str
     before: str
     after: str
+
+    def diff_text(self) -> str:
+        """Both documents pretty-printed with sorted keys, diffed line by line."""
+        return line_diff(pretty_vschema(self.before), pretty_vschema(self.after))
+
+
+def pretty_vschema(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text or "{}"), indent=2, sort_keys=True)
+    except json.JSONDecodeError:
+        return text
+
+
+def line_diff(before: str, after: str) -> str:
+    """Every line of both texts, prefixed `-` (only before), `+` (only after) or a space (both),
+    in order: the shape of PlanetScale's deploy request diff, which `pscale deploy-request diff`
+    colours by that first character."""
+    old, new = before.splitlines(), after.splitlines()
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op == "equal":
+            out += [" " + line for line in old[i1:i2]]
+            continue
+        out += ["-" + line for line in old[i1:i2]]
+        out += ["+" + line for line in new[j1:j2]]
+    return "\n".join(out)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pymysql
 
 from planetscale_emulator import branches, cutover, faults
 from planetscale_emulator import deploy_states as ds
-from planetscale_emulator.deploy_requests import current_plan
+from planetscale_emulator.deploy_requests import current_plan, live_plan
 from planetscale_emulator.errors import ApiError
 from planetscale_emulator.schema_diff import Plan, instant_eligible, plan_summary
 from planetscale_emulator.store import Row
@@ -56,6 +56,26 @@ def _tick_once(world: World) -> None:
         if row["state"] == "closed" and row["deployment_state"] == ds.PENDING:
             continue
         _step(world, world.deploy_request_row(int(row["number"])))
+    _recheck_undeployed(world)
+
+
+def _recheck_undeployed(world: World) -> None:
+    """An open deploy request that was never deployed follows its branches, as on PlanetScale:
+    when the branch (or main) changed since its diff was computed, it goes back to `pending` and
+    the next tick computes the diff again. Once deployed, the stored plan is what runs."""
+    rows = world.store.query(
+        "SELECT * FROM deploy_requests WHERE state='open' AND deployment_state IN (%s, %s)"
+        " AND queued_at IS NULL",
+        (ds.READY, ds.NO_CHANGES),
+    )
+    for row in rows:
+        try:
+            live = live_plan(world, row)
+        except ApiError:
+            continue  # a branch is gone: nothing to follow
+        if live.to_json() != row["plan"]:
+            world.event("deploy_request.outdated", str(row["number"]))
+            set_state(world, int(row["number"]), ds.PENDING, plan=None, operations=None)
 
 
 def _step(world: World, row: Row) -> None:

@@ -17,8 +17,9 @@
     schemabot plan --target NAME (--ddl SQL ... | --schema-dir DIR) [--engine auto] [--json]
     schemabot plan show APPLY_ID [--json]
 
-Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service is
-unavailable; 2 bad input (one line on stderr, nothing stored); 3 a plan has blocking findings.
+Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service (the
+state database, PlanetScale for a Vitess plan) is unavailable; 2 bad input (one line on stderr,
+nothing stored); 3 a plan has blocking findings.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 
 from engines.targets import redact
 from schemabot.api import ChangeSet, Client, asked_to_wait
-from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, ValidationError
+from schemabot.errors import ControlRejected, NotFound, ProviderError, StorageUnavailable, ValidationError
 from schemabot.states import State
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,6 +68,8 @@ def handles_errors(func: F) -> F:
             _fail(1, f"refused: {exc}")
         except StorageUnavailable as exc:
             _fail(1, str(exc))
+        except ProviderError as exc:
+            _fail(1, f"provider: {exc}")
         except sa.exc.DBAPIError as exc:
             if _missing_tables(exc):
                 _fail(1, "the state database has no schemabot tables yet; run `schemabot db upgrade`")
@@ -117,7 +120,11 @@ def cli() -> None:
 @click.option("--engine", required=True, help="direct, spirit, planetscale, or auto (choose per plan).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
 @click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
-@click.option("--schema-dir", default=None, help="Apply what a plan of these CREATE TABLE files says.")
+@click.option(
+    "--schema-dir",
+    default=None,
+    help="Apply what a plan of these CREATE TABLE files (Vitess: and vschema.json files) says.",
+)
 @click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (audited).")
 @click.option("--requested-by", default=None, help="Who asks (audit log; default: the login name).")
 @click.option("--defer-cutover", is_flag=True, help="Wait at waiting_for_cutover until `cutover`.")

@@ -25,6 +25,16 @@ class ControlRejected(SchemabotError):
     """A control request that the apply's current state does not allow; nothing was stored."""
 
 
+class ProviderError(SchemabotError):
+    """A plan could not ask the provider (PlanetScale) what it would deploy: it did not answer in
+    time (`transient`), or it refused the request (a bad token, an unknown database). Neither bad
+    input nor a finding: the CLI exits 1, HTTP answers 503 (transient) or 502."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class DriverExit(SchemabotError):
     """The current driver must return at once without side effects; a later sweep re-drives."""
 

@@ -16,7 +16,8 @@
 Errors are always `{"error": "...", "code": "..."}` (ErrorBody): 400 bad input, 401 no or unknown
 token, 403 wrong scope/target or a cross-origin write, 404, 405, 409 refused in this state (or, code
 "conflict", a table held by another unfinished apply), 413
-body too large, 415 not JSON, 503 state database unavailable.
+body too large, 415 not JSON, 502 the provider refused a Vitess plan's request, 503 state database
+(or, code "provider_unavailable", the provider of a Vitess plan) unavailable.
 
 Built on FastAPI (on the starlette the project already used): the request models below are the
 single source of validation *and* of the OpenAPI document, so neither is written by hand.
@@ -52,7 +53,14 @@ from engines.base import CONTROL_KINDS
 from engines.targets import redact
 from schemabot import auth, web
 from schemabot.api import ApplyStatus, ChangeSet, Client, ControlReceipt, LogEntry
-from schemabot.errors import ControlRejected, NotFound, StorageUnavailable, TableConflict, ValidationError
+from schemabot.errors import (
+    ControlRejected,
+    NotFound,
+    ProviderError,
+    StorageUnavailable,
+    TableConflict,
+    ValidationError,
+)
 from schemabot.planning.http_routes import install_plan_routes
 from schemabot.settings import Settings
 from schemabot.states import State
@@ -167,6 +175,7 @@ _HTTP_CODES = {
     409: "refused",
     413: "too_large",
     415: "unsupported_media_type",
+    502: "provider_error",
     503: "unavailable",
 }
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -187,6 +196,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             return error_response(status, code, str(exc))
 
         app.add_exception_handler(exc_type, handler)
+
+    async def provider(_: Request, exc: Exception) -> JSONResponse:
+        """A Vitess plan whose provider did not answer (503) or refused (502)."""
+        transient = getattr(exc, "transient", True)
+        status, code = (503, "provider_unavailable") if transient else (502, "provider_error")
+        return error_response(status, code, f"provider: {exc}")
+
+    app.add_exception_handler(ProviderError, provider)
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

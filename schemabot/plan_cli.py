@@ -4,7 +4,13 @@
                    [--engine auto|direct|spirit|planetscale] [--allow-unsafe] [--json]
     schemabot plan show APPLY_ID [--json]      the plan stored on an apply
 
-Exit codes: 0 the plan is clean (warnings allowed); 3 it has blocking findings; 2 bad input.
+Exit codes: 0 the plan is clean (warnings allowed); 3 it has blocking findings; 2 bad input;
+1 the provider of a Vitess target did not answer or refused (schemabot.errors.ProviderError):
+no plan was made, which is neither clean nor blocked.
+
+For a Vitess target the plan is the diff of a deploy request opened from a plan branch and never
+deployed (schemabot/planning/vitess.py); `vschema.json` files in the schema directory are part of
+it and of `apply --schema-dir`.
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ def render(plan: dict[str, Any]) -> str:
         rows = f"~{st['rows_estimate']} rows" if st["rows_estimate"] is not None else ""
         eta = f", copy ~{st['duration_seconds']} s" if st["duration_seconds"] is not None else ""
         name = f"{st['namespace']}.{st['table']}"
-        lines.append(f"  {name}  {st['action']}  {how} -> {st['engine']}  {rows}{eta}")
+        if st["algorithm"] is None and st["rows_estimate"] is None:  # Vitess: no rehearsal, no rows
+            lines.append(f"  {name}  {st['action']} -> {st['engine']}")
+        else:
+            lines.append(f"  {name}  {st['action']}  {how} -> {st['engine']}  {rows}{eta}")
         lines.append(f"      why: {st['engine_reason']}")
         for ddl_line in st["ddl"].split("\n"):
             lines.append(f"      {ddl_line}")
@@ -52,9 +61,25 @@ def render(plan: dict[str, Any]) -> str:
             lines.append(f"      preflight: {passed} passed, {len(failed)} failed")
         for f in st["findings"]:
             lines.append("      " + _finding(f))
+        if st.get("diff"):
+            lines.append("      deploy request diff:")
+            lines += [f"        {line}" for line in st["diff"].split("\n")]
+    vitess = plan.get("vitess")
+    if vitess:
+        for change in vitess["vschemas"]:
+            lines.append(f"  {change['namespace']}  VSchema")
+            lines += [f"        {line}" for line in change["diff"].split("\n")]
     for f in plan["findings"]:
         lines.append("  " + _finding(f))
-    lines.append(f"copy rate: {rate['rows_per_second']:.0f} rows/s ({rate['source']})")
+    if vitess:
+        dr = vitess["deploy_request"]
+        branch = vitess["branch"] + (" (reused)" if vitess["branch_reused"] else "")
+        lines.append(
+            f"plan branch {branch}; deploy request #{dr['number']} ({dr['state']}, not deployed)"
+            + (f": {dr['url']}" if dr["url"] else "")
+        )
+    else:
+        lines.append(f"copy rate: {rate['rows_per_second']:.0f} rows/s ({rate['source']})")
     if plan["blocking"]:
         lines.append("BLOCKED: fix the errors above (destructive changes need --allow-unsafe)")
     else:
@@ -79,7 +104,11 @@ def _emit(plan: Plan | dict[str, Any], as_json: bool) -> None:
 @click.option("--target", default=None, help="Target name (SCHEMABOT_TARGET_<NAME>).")
 @click.option("--namespace", default=None, help="Schema or keyspace (default: the target DSN's schema).")
 @click.option("--ddl", "ddls", multiple=True, help="One statement; repeat for more.")
-@click.option("--schema-dir", default=None, help="Directory of CREATE TABLE files (one per table).")
+@click.option(
+    "--schema-dir",
+    default=None,
+    help="Directory of CREATE TABLE files (one per table); Vitess: vschema.json per keyspace.",
+)
 @click.option("--engine", default="auto", show_default=True, help="auto, direct, spirit or planetscale.")
 @click.option("--allow-unsafe", is_flag=True, help="Let destructive changes through (and drop tables).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan document as JSON.")

@@ -187,6 +187,9 @@ class PlanetScaleAPI:
             json={"name": name, "role": "admin", "ttl": ttl},
         )
 
+    def delete_password(self, branch: str, password_id: str, budget: Budget) -> Json:
+        return self.request("DELETE", f"/branches/{quote(branch)}/passwords/{quote(password_id)}", budget)
+
     # -- deploy requests --------------------------------------------------------------------
 
     def list_deploy_requests(self, branch: str, into: str, budget: Budget) -> list[Json]:
@@ -206,6 +209,9 @@ class PlanetScaleAPI:
                 "auto_cutover": auto_cutover,
             },
         )
+
+    def close_deploy_request(self, number: int, budget: Budget) -> Json:
+        return self.request("PATCH", f"/deploy-requests/{number}", budget, json={"state": "closed"})
 
     def get_deploy_request(self, number: int, budget: Budget) -> Json:
         return self.request("GET", f"/deploy-requests/{number}", budget)

@@ -7,8 +7,10 @@
                                 when it is blocked                                           apply
     GET  /v1/applies/{id}/plan  the plan stored on an apply                                  read
 
-`schema_files` keys are file names, or "<namespace>/<file>" for several namespaces; they are
-written to a private temporary directory and read as `--schema-dir` would. Who asked is the
+`schema_files` keys are file names, or "<namespace>/<file>" for several namespaces (for a Vitess
+target "<keyspace>/vschema.json" is the keyspace's desired VSchema); they are written to a private
+temporary directory and read as `--schema-dir` would. A Vitess plan whose provider does not
+answer is 503 (502 when it refuses): no plan was made. Who asked is the
 caller's token name, as for every other write of the API.
 """
 

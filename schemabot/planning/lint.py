@@ -215,6 +215,18 @@ def _drop_primary_key(s: LintSubject) -> Iterable[str]:
         yield f"the primary key of {s.table} is dropped"
 
 
+@rule(
+    "SB007",
+    "vschema-removal",
+    ERROR,
+    "removing or redefining a vindex or a table's routing changes Vitess query routing at once",
+    destructive=True,
+)
+def _vschema_removal(s: LintSubject) -> Iterable[str]:
+    """A VSchema change, not a table's: checked by planning/vschema_lint.py on a Vitess plan."""
+    return ()
+
+
 # -- risky rules ---------------------------------------------------------------------------------
 
 

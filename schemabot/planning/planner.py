@@ -37,6 +37,7 @@ from schemabot.planning.scratch import (
     scratch_schema,
 )
 from schemabot.planning.tabledef import TableDef, UnsupportedTable, quote
+from schemabot.planning.vschema_files import VSCHEMA_FILE, read_vschemas
 
 PLAN_VERSION = 1
 ENGINES = ("auto", "direct", "spirit", "planetscale")
@@ -55,6 +56,7 @@ class PlannedStatement:
     duration_seconds: float | None = None
     preflight: list[dict[str, str]] = field(default_factory=list)
     findings: list[lint.Finding] = field(default_factory=list)
+    diff: str | None = None  # Vitess: the deploy request's diff of this table (lines -, + or space)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class PlannedStatement:
             "duration_seconds": self.duration_seconds,
             "preflight": self.preflight,
             "findings": [f.to_dict() for f in self.findings],
+            "diff": self.diff,
         }
 
 
@@ -85,6 +88,9 @@ class Plan:
     findings: list[lint.Finding] = field(default_factory=list)  # not tied to a statement
     disabled_rules: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    # Vitess only (planning/vitess.py): the plan branch, its deploy request (never deployed) and
+    # the VSchema changes [{"namespace", "document", "diff"}].
+    vitess: dict[str, Any] | None = None
 
     @property
     def all_findings(self) -> list[lint.Finding]:
@@ -113,7 +119,13 @@ class Plan:
             "findings": [f.to_dict() for f in self.findings],
             "disabled_rules": self.disabled_rules,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "vitess": self.vitess,
         }
+
+    @property
+    def vschemas(self) -> dict[str, dict[str, Any]]:
+        """{keyspace: desired VSchema} of a Vitess plan: the apply's VSchema changes."""
+        return {v["namespace"]: v["document"] for v in (self.vitess or {}).get("vschemas", [])}
 
 
 class PlanInputError(ValidationError):
@@ -238,17 +250,11 @@ class Planner:
                     f"table {p.table} is changed twice; combine the changes into one statement"
                 )
             seen.add(p.table.lower())
+        if self.platform == "vitess":  # the deploy request's diff of a plan branch
+            from schemabot.planning.vitess import VitessPlanner
+
+            return VitessPlanner(self).plan_ddl(parsed, namespace)
         plan = self._new_plan("ddl")
-        if self.platform == "vitess":
-            # No server to rehearse on here: the branch diff (§5) is not planned yet. What the
-            # statement's text shows as destructive is still linted.
-            for p in parsed:
-                engine, reason = choose_engine("vitess", p.action, None)
-                item = PlannedStatement(namespace or "", p.table, p.action, p.statement, None, engine, reason)
-                item.findings += _text_findings(p.table, p.statement, self.allow_unsafe, self.disabled)
-                plan.statements.append(item)
-            plan.elapsed_seconds = time.monotonic() - started
-            return plan
         namespace = namespace or self.default_namespace()
         if not namespace:
             raise ValidationError("no namespace given and the target's DSN names no schema")
@@ -299,9 +305,16 @@ class Planner:
 
     def plan_schema_dir(self, path: str | Path, namespace: str | None = None) -> Plan:
         started = time.monotonic()
-        if self.platform == "vitess":
-            raise ValidationError("--schema-dir plans for Vitess targets are not supported yet; use --ddl")
         desired_by_ns = read_schema_dir(path, namespace or self.default_namespace())
+        vschemas = read_vschemas(path, namespace or self.default_namespace())
+        if self.platform == "vitess":  # the deploy request's diff of a plan branch
+            from schemabot.planning.vitess import VitessPlanner
+
+            return VitessPlanner(self).plan_desired(desired_by_ns, vschemas)
+        if vschemas:
+            raise ValidationError(
+                f"{VSCHEMA_FILE} is a Vitess VSchema; target {self.target.name} is MySQL ({self.target.scheme}://)"
+            )
         plan = self._new_plan("schema_dir")
         with self._connection() as conn, conn.cursor() as cur:
             for ns, desired_tables in desired_by_ns.items():
@@ -413,7 +426,6 @@ class Planner:
 
 
 ROW_COUNT_CAP = 100_000
-_TEXT_RULES = {"drops table": "SB001", "drops column": "SB002", "drops the primary key": "SB006"}
 
 
 def _with_foreign_keys(diff: TableDiff | None, algorithm: str | None) -> str | None:
@@ -422,20 +434,6 @@ def _with_foreign_keys(diff: TableDiff | None, algorithm: str | None) -> str | N
     if diff is not None and algorithm and any(k.kind == "FOREIGN KEY" for k in diff.added_keys):
         return COPY
     return algorithm
-
-
-def _text_findings(table: str, ddl: str, allow_unsafe: bool, disabled: Sequence[str]) -> list[lint.Finding]:
-    from schemabot.planning.destructive import destructive_reasons
-
-    off = {r.id for name in disabled if (r := lint.lookup(name)) is not None}
-    findings = []
-    for reason in destructive_reasons(ddl):
-        rule = lint.RULES[next(v for k, v in _TEXT_RULES.items() if reason.startswith(k))]
-        if rule.id not in off:
-            message = f"{table}: {reason}"
-            finding = lint.Finding(rule.id, rule.name, rule.severity, message, table, True, allow_unsafe)
-            findings.append(finding)
-    return findings
 
 
 def _rows(cur: Any, namespace: str, table: str, estimates: dict[str, int]) -> int:

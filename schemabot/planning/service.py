@@ -153,22 +153,30 @@ def submit_planned(
     )
     if plan.blocking:
         raise PlanBlocked(plan)
-    if not plan.statements:
+    vschemas = plan.vschemas  # Vitess: each keyspace's desired VSchema, submitted with its DDL
+    if not plan.statements and not vschemas:
         raise ValidationError("the plan has nothing to do: the target already matches")
     by_namespace: dict[str, list[PlannedStatement]] = {}
     for st in plan.statements:
         by_namespace.setdefault(st.namespace, []).append(st)
+    for ns in vschemas:
+        by_namespace.setdefault(ns, [])
     ordered = [st for statements in by_namespace.values() for st in statements]  # as submitted
     changes = [
-        ChangeSet(ddl=[st.ddl for st in statements], namespace=ns or None)
+        ChangeSet(ddl=[st.ddl for st in statements], namespace=ns or None, vschema=vschemas.get(ns))
         for ns, statements in by_namespace.items()
     ]
-    auto = engine == "auto"
+    auto = engine == "auto" and plan.platform != "vitess"
     choices = engine_choices(ordered) if auto else None
-    chosen, why = submitted_engine(choices) if choices else (engine, "asked for")
+    if choices:
+        chosen, why = submitted_engine(choices)
+    elif engine == "auto":
+        chosen, why = "planetscale", "Vitess target: branch and deploy request"
+    else:
+        chosen, why = engine, "asked for"
     who = requested_by or _current_user()
     result = client.submit_apply(
-        target, MIXED if auto else engine, changes, requested_by=who, engine_choices=choices, **submit_options
+        target, MIXED if auto else chosen, changes, requested_by=who, engine_choices=choices, **submit_options
     )
     document = {**plan.to_dict(), "submitted_engine": chosen, "submitted_engine_reason": why}
     if result.created:

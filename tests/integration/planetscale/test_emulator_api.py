@@ -231,6 +231,37 @@ def test_no_changes_and_close(emulator: EmulatorProcess) -> None:
     assert closed["state"] == "closed"
 
 
+def test_an_undeployed_request_follows_its_branch_and_its_diff_marks_lines(emulator: EmulatorProcess) -> None:
+    """As on PlanetScale: a change to the branch after the diff was computed sends an open,
+    never deployed request back to pending, and the next diff is of the branch as it is now. The
+    diff's `raw` marks main's lines with -, the branch's with +."""
+    ready_branch(emulator)
+    number = open_dr(emulator, auto_cutover=True)
+    assert dr_state(emulator, number) == "no_changes"
+    conn = branch_sql(emulator, "dev")
+    with conn.cursor() as cur:
+        cur.execute("USE commerce")
+        cur.execute("ALTER TABLE product ADD COLUMN sku VARCHAR(8)")
+    conn.close()
+    emulator.advance(1)
+    assert dr_state(emulator, number) == "pending" and emulator.events("deploy_request.outdated")
+    emulator.advance(1)
+    assert dr_state(emulator, number) == "ready"
+    [entry] = ok(emulator.api("GET", f"/deploy-requests/{number}/diff"))["data"]
+    assert (entry["name"], entry["operation_name"]) == ("product", "ALTER")
+    assert "+  `sku` varchar(8) DEFAULT NULL," in entry["raw"].split("\n")
+    assert "   `name` varchar(64) NOT NULL," in entry["raw"].split("\n")
+    ok(emulator.api("POST", f"/deploy-requests/{number}/deploy"))
+    emulator.advance(1)
+    conn = branch_sql(emulator, "dev")
+    with conn.cursor() as cur:
+        cur.execute("USE commerce")
+        cur.execute("CREATE TABLE late (id INT PRIMARY KEY)")
+    conn.close()
+    run_until(emulator, number, "complete_pending_revert")  # once queued, the stored diff deploys
+    assert "late" not in emulator.tables("commerce") and len(emulator.events("deploy_request.outdated")) == 1
+
+
 def test_list_filters_by_state_branch_and_into_branch(emulator: EmulatorProcess) -> None:
     branch_with_change(emulator, "dev")
     branch_with_change(emulator, "other")
