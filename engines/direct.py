@@ -46,8 +46,11 @@ from engines.options import DirectOptions
 from engines.sql_text import (
     HiddenSQL,
     UnterminatedSQL,
+    absent_table_message,
     add_algorithm,
     algorithm_or_lock_clause,
+    already_absent_message,
+    drop_if_exists,
     renames_table,
     retarget,
     strip_comments,
@@ -88,9 +91,6 @@ def fingerprint(create_table_sql: str, table: str) -> str:
     first = re.sub(r"^CREATE TABLE `(?:[^`]|``)+`", "CREATE TABLE `t`", first)
     body = _AUTO_INCREMENT.sub("", first + "\n" + rest)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-_DROP_IF_EXISTS = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\b", re.IGNORECASE)
 
 
 # The server dropping the connection while one statement runs is transient once; when it keeps
@@ -192,13 +192,13 @@ class DirectEngine(Engine):
                     expected = self._table_fingerprint(cur, scratch)
                     return _Statement(namespace, change.table, "create", ddl, None, expected)
                 if change.action == "drop":
+                    # The rule for an absent table is decided here, at the first attempt, and kept
+                    # in the resume state (`absent`) before anything runs: a later attempt that
+                    # finds the table gone after our own DROP says "dropped", never "absent".
                     if self._show_create(cur, change.table) is not None:
                         return _Statement(namespace, change.table, "drop", ddl, None, None)
-                    if not _DROP_IF_EXISTS.match(ddl):
-                        raise PermanentEngineError(
-                            f"table {namespace}.{change.table} does not exist, so there is nothing to "
-                            "drop (write DROP TABLE IF EXISTS to accept an absent table)"
-                        )
+                    if not drop_if_exists(ddl):
+                        raise PermanentEngineError(absent_table_message(f"{namespace}.{change.table}"))
                     return _Statement(namespace, change.table, "drop", ddl, None, None, absent=True)
                 if _REBUILDING_PARTITION_CLAUSES.search(ddl):
                     raise PermanentEngineError(
@@ -327,8 +327,8 @@ class DirectEngine(Engine):
                 current = self._table_fingerprint(cur, statement.table)
                 if statement.action == "drop" and current is None:
                     if statement.absent:
-                        return f"{statement.table}: already absent (DROP TABLE IF EXISTS did nothing)"
-                    return f"{statement.table}: already dropped"
+                        return already_absent_message(f"{statement.namespace}.{statement.table}")
+                    return f"{statement.table}: dropped (by an earlier attempt of this operation)"
                 if statement.action in ("create", "alter") and current == statement.expected:
                     return f"{statement.table}: already applied"
                 if statement.action == "create" and current is not None:
