@@ -80,6 +80,7 @@ class _Statement:
     done: bool = False
     absent: bool = False  # DROP TABLE IF EXISTS of a table that was not there at the check
     interrupted: int = 0  # times in a row the server dropped the connection while it ran
+    outcome: str | None = None  # what running it did ("... was already absent"), for status
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -302,6 +303,7 @@ class DirectEngine(Engine):
                     f"waiting for a metadata lock on {statement.namespace}.{statement.table}",
                 )
             statement.done = True
+            statement.outcome = outcome
             events.append(outcome)
             state = {**state, "statements": [s.to_json() for s in statements]}
             request.save_state(state)  # persist after each statement, so it is never re-run
@@ -376,6 +378,7 @@ class DirectEngine(Engine):
                 table=s.table,
                 state=EngineState.COMPLETED if s.done else overall,
                 percent=100.0 if s.done else 0.0,
+                message=s.outcome or "",
             )
             for s in statements
         ]

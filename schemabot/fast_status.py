@@ -26,9 +26,11 @@ _NEEDS_FULL_CLI = (
     " + (SELECT COUNT(*) FROM apply_plan WHERE apply_id = {p})"
 )
 _TASKS = (
-    "SELECT namespace, table_name, action, state, percent, rows_copied, rows_total "
+    "SELECT namespace, table_name, action, state, percent, rows_copied, rows_total, message "
     "FROM task WHERE apply_id = {p} ORDER BY seq"
 )
+
+_TASK_FIELDS = ("namespace", "table", "action", "state", "percent", "rows_copied", "rows_total", "message")
 
 
 def database_url() -> str:
@@ -92,7 +94,7 @@ def quick_status(apply_id: str) -> str | None:
             if cur.fetchone()[0]:
                 return None
             cur.execute(_TASKS.format(p=p), (apply_id,))
-            names = ("namespace", "table", "action", "state", "percent", "rows_copied", "rows_total")
+            names = _TASK_FIELDS
             tasks = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
         finally:
             conn.close()

@@ -10,7 +10,7 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     """`apply` has apply_id, state, engine, target, attempt, error, and may have queue_position
     and waiting_for (a queued apply), attention (why it is not moving on by itself) and
     resume_outcome; each task has namespace, table, action, state, percent, rows_copied,
-    rows_total."""
+    rows_total, and may have message (shown for a DROP: what it did)."""
     head = f"{apply.apply_id}  {apply.state}  engine={apply.engine} target={apply.target}"
     lines = [f"{head} attempt={apply.attempt}"]
     if apply.error:
@@ -25,5 +25,7 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     for t in tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
-        lines.append(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}")
+        # What a DROP did ("dropped", "already absent") is the outcome a person asks about.
+        said = f"  ({t.message})" if t.action == "drop" and getattr(t, "message", None) else ""
+        lines.append(f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}{said}")
     return "\n".join(lines) + "\n"
