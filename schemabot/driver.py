@@ -359,10 +359,15 @@ class _Tick:
 
     def _run_control(self, snap: Snapshot, control_id: int, kind: str, value: str | None) -> State:
         parked_by_limit = sweep.parked_by_orphan_limit(snap.apply)
-        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel" and not parked_by_limit:
+        # An apply parked by the orphan limit is cancelled through the engine (it cleans up),
+        # unless a driver already died carrying that out (the count went past the limit).
+        engine_cancel = parked_by_limit and snap.apply.orphan_claims <= self.settings.orphan_claim_limit
+        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel" and not engine_cancel:
             # Recovery cannot attach (that is why it needs attention), so the engine is not
             # called: the apply ends cancelled and says what may be left on the target.
             message = f"cancelled by the operator while it needed attention ({snap.apply.attention})"
+            if parked_by_limit:
+                message += "; the engine's own cancel died with its worker too, so it was not called again"
             return driving.record_control(
                 self.rt.db,
                 self.apply_id,

@@ -189,8 +189,12 @@ def claim_orphans(
             unstarted = state == State.PENDING.value and lease_expires_at is None
             # The driver died mid-tick: a tick began under this lease (`poll_seq > 0`: not a lost
             # message) and did not end on purpose (`driver._note_exit` clears the owner then).
-            died = state in _ACTIVE and lease_expires_at is not None and poll_seq > 0 and owner_set
-            if died and orphan_limit is not None and orphan_claims >= orphan_limit:
+            # Counted in every state (a parked apply's operator request can kill its driver too:
+            # `driver._run_control` then cancels without the engine); only an active apply is
+            # parked by the limit, a parked one is parked already.
+            died = lease_expires_at is not None and poll_seq > 0 and owner_set
+            active = state in _ACTIVE
+            if died and active and orphan_limit is not None and orphan_claims >= orphan_limit:
                 if _park(session, apply_id, token, state, orphan_claims):
                     claimed.append(Claimed(apply_id, token + 1, "parked"))
                 continue

@@ -202,3 +202,30 @@ def test_expiry_past_the_retry_budget_sets_the_timestamps_of_the_apply_and_its_t
         assert task.state == "cancelled"
         assert _recent(task.updated_at, rt) and _recent(task.completed_at, rt)
         assert task.completed_at == task.updated_at
+
+
+def test_a_cancel_whose_engine_call_kills_the_worker_too_ends_without_the_engine(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    """The operator's request must not loop either: when the engine's cancel of an apply parked
+    by the limit kills its worker as well, the next owner cancels without calling the engine."""
+    _limited(rt, 1)
+    apply_id = submit(rt, "fake")
+    deliver(rt, dispatcher.take())  # type: ignore[arg-type]
+    _die_in_next_tick(rt, dispatcher, apply_id)
+    recovery_sweep(rt)
+    _attach_then_die(rt, dispatcher, apply_id)
+    assert [c.reason for c in recovery_sweep(rt).claimed] == ["parked"]
+
+    client(rt).request_control(apply_id, "cancel")
+    wake = dispatcher.take()
+    assert wake is not None and wake.name == "recovery_sweep"
+    deliver(rt, wake)  # claims it for the request
+    _die_in_next_tick(rt, dispatcher, apply_id)  # the owner dies inside the engine's cancel
+    assert status(rt, apply_id).state == "needs_attention"
+    assert [c.reason for c in recovery_sweep(rt).claimed] == ["orphaned"]  # the request, again
+    final = run_until(rt, dispatcher, apply_id, "cancelled")
+    assert fake_target.calls("cancel") == []
+    done = [e.message for e in client(rt).log(apply_id) if e.event == "control"][-1] or ""
+    assert "the engine's own cancel died with its worker too" in done
+    assert final.state == "cancelled"
