@@ -395,8 +395,7 @@ def record_attention(db: Database, apply_id: str, token: int, reason: str) -> St
             )
         apply.state = State.NEEDS_ATTENTION.value
         apply.attention = reason
-        # A live driver parked it, so it is not the orphan limit's doing
-        # (`sweep.parked_by_orphan_limit` reads a non-zero count as that).
+        # A live driver parked it: not the orphan limit's doing (`sweep.parked_by_orphan_limit`).
         apply.orphan_claims = 0
         session.flush()
         release_in(session, apply_id, token)

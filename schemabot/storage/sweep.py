@@ -106,18 +106,24 @@ def candidates_query(
     )
 
 
+_ORPHAN_LIMIT_REASON = "its driver died mid-tick"
+
+
 def parked_by_orphan_limit(apply: Apply) -> bool:
     """Did the sweep park this apply because its drivers kept dying (and not resume's own
-    needs_attention)? A tick that records attention resets the count, so a non-zero count in
-    needs_attention can only come from `claim_orphans`."""
-    return apply.state == State.NEEDS_ATTENTION.value and apply.orphan_claims > 0
+    needs_attention, whose reason differs and which resets the count)?"""
+    return (
+        apply.state == State.NEEDS_ATTENTION.value
+        and apply.orphan_claims > 0
+        and (apply.attention or "").startswith(_ORPHAN_LIMIT_REASON)
+    )
 
 
 def orphan_limit_reason(apply_id: str, claims: int) -> str:
     """What `status` shows for an apply parked by the orphan limit: what happened, the likely
     causes, and the two ways out."""
     return (
-        f"its driver died mid-tick {claims + 1} times in a row without the apply moving on (a "
+        f"{_ORPHAN_LIMIT_REASON} {claims + 1} times in a row without the apply moving on (a "
         "worker killed by the task time limit, out of memory, or a crash inside the engine step); "
         "the recovery sweep stopped handing it to the next worker, which would likely die the "
         f"same way. Check the worker logs, then `schemabot adopt {apply_id}` to drive it again "
