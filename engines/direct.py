@@ -45,8 +45,11 @@ from engines.mysql.connections import MysqlErrorKind, classify, connect, error_k
 from engines.mysql.ddl_text import (
     HiddenSQL,
     UnterminatedSQL,
+    absent_table_message,
     add_algorithm,
     algorithm_or_lock_clause,
+    already_absent_message,
+    drop_if_exists,
     renames_table,
     retarget,
     strip_comments,
@@ -78,6 +81,7 @@ class _Statement:
     done: bool = False
     absent: bool = False  # DROP TABLE IF EXISTS of a table that was not there at the check
     interrupted: int = 0  # times in a row the server dropped the connection while it ran
+    outcome: str | None = None  # what running it did ("... was already absent"), for status
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -89,9 +93,6 @@ def fingerprint(create_table_sql: str, table: str) -> str:
     first = re.sub(r"^CREATE TABLE `(?:[^`]|``)+`", "CREATE TABLE `t`", first)
     body = _AUTO_INCREMENT.sub("", first + "\n" + rest)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-_DROP_IF_EXISTS = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\b", re.IGNORECASE)
 
 
 # The server dropping the connection while one statement runs is transient once; when it keeps
@@ -194,13 +195,13 @@ class DirectEngine(Engine):
                     expected = self._table_fingerprint(cur, scratch)
                     return _Statement(namespace, change.table, "create", ddl, None, expected)
                 if change.action == "drop":
+                    # The rule for an absent table is decided here, at the first attempt, and kept
+                    # in the resume state (`absent`) before anything runs: a later attempt that
+                    # finds the table gone after our own DROP says "dropped", never "absent".
                     if self._show_create(cur, change.table) is not None:
                         return _Statement(namespace, change.table, "drop", ddl, None, None)
-                    if not _DROP_IF_EXISTS.match(ddl):
-                        raise PermanentEngineError(
-                            f"table {namespace}.{change.table} does not exist, so there is nothing to "
-                            "drop (write DROP TABLE IF EXISTS to accept an absent table)"
-                        )
+                    if not drop_if_exists(ddl):
+                        raise PermanentEngineError(absent_table_message(f"{namespace}.{change.table}"))
                     return _Statement(namespace, change.table, "drop", ddl, None, None, absent=True)
                 if _REBUILDING_PARTITION_CLAUSES.search(ddl):
                     raise PermanentEngineError(
@@ -304,6 +305,7 @@ class DirectEngine(Engine):
                     f"waiting for a metadata lock on {statement.namespace}.{statement.table}",
                 )
             statement.done = True
+            statement.outcome = outcome
             events.append(outcome)
             state = {**state, "statements": [s.to_json() for s in statements]}
             request.save_state(state)  # persist after each statement, so it is never re-run
@@ -329,8 +331,8 @@ class DirectEngine(Engine):
                 current = self._table_fingerprint(cur, statement.table)
                 if statement.action == "drop" and current is None:
                     if statement.absent:
-                        return f"{statement.table}: already absent (DROP TABLE IF EXISTS did nothing)"
-                    return f"{statement.table}: already dropped"
+                        return already_absent_message(f"{statement.namespace}.{statement.table}")
+                    return f"{statement.table}: dropped (by an earlier attempt of this operation)"
                 if statement.action in ("create", "alter") and current == statement.expected:
                     return f"{statement.table}: already applied"
                 if statement.action == "create" and current is not None:
@@ -378,6 +380,7 @@ class DirectEngine(Engine):
                 table=s.table,
                 state=EngineState.COMPLETED if s.done else overall,
                 percent=100.0 if s.done else 0.0,
+                message=s.outcome or "",
             )
             for s in statements
         ]

@@ -57,7 +57,7 @@ from schemabot.errors import (
 from schemabot.lease_keeper import LeaseKeeper
 from schemabot.runtime import Runtime
 from schemabot.states import PARKED, State
-from schemabot.storage import fenced_writes, leases, reads
+from schemabot.storage import fenced_writes, leases, reads, sweep
 from schemabot.storage.reads import Snapshot
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,20 @@ def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
     except DriverExit as exc:
         log.info("tick of %s (token %s) exits without writing: %s", apply_id, token, exc)
         metrics.infrastructure_error()
+        _note_exit(rt, apply_id, token, exc)
         return TickOutcome.EXITED
+
+
+def _note_exit(rt: Runtime, apply_id: str, token: int, exc: DriverExit) -> None:
+    """Best effort: tell the sweep this owner ended its tick alive, so its expired lease is not
+    counted as a driver that died (docs/architecture.md §10 S30). Skipped when the lease is gone
+    or the state database is what failed (the write would only wait for it)."""
+    if isinstance(exc, (LeaseLost, StorageUnavailable)) or isinstance(exc.__cause__, StorageUnavailable):
+        return
+    try:
+        leases.note_exit(rt.db, apply_id, token)
+    except DriverExit as again:
+        log.info("%s: could not note the exit: %s", apply_id, again)
 
 
 @dataclass(frozen=True)
@@ -375,10 +388,16 @@ class _Tick:
         return state
 
     def _run_control(self, snap: Snapshot, control_id: int, kind: str, value: str | None) -> State:
-        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel":
+        parked_by_limit = sweep.parked_by_orphan_limit(snap.apply)
+        # An apply parked by the orphan limit is cancelled through the engine (it cleans up),
+        # unless a driver already died carrying that out (the count went past the limit).
+        engine_cancel = parked_by_limit and snap.apply.orphan_claims <= self.settings.orphan_claim_limit
+        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel" and not engine_cancel:
             # Recovery cannot attach (that is why it needs attention), so the engine is not
             # called: the apply ends cancelled and says what may be left on the target.
             message = f"cancelled by the operator while it needed attention ({snap.apply.attention})"
+            if parked_by_limit:
+                message += "; the engine's own cancel died with its worker too, so it was not called again"
             return fenced_writes.record_control(
                 self.rt.db,
                 self.apply_id,
@@ -389,7 +408,7 @@ class _Tick:
                 task_states=self._control_task_states(snap, kind, None),
             )
         if kind == "adopt":
-            return self._adopt(snap, control_id)
+            return self._adopt(snap, control_id, parked_by_limit)
         op = self._current_operation(snap)
         attached = op is not None and _attached_token(snap, op) is not None
         message = "done"
@@ -430,9 +449,21 @@ class _Tick:
             operation_id=op.attachment.operation_id if op else None,
         )
 
-    def _adopt(self, snap: Snapshot, control_id: int) -> State:
+    def _adopt(self, snap: Snapshot, control_id: int, parked_by_limit: bool = False) -> State:
         """The operator allows one attach without a resume state: the engine finds its branch and
-        deploy request by name and tag (the planetscale engine refuses if it finds more than one)."""
+        deploy request by name and tag (the planetscale engine refuses if it finds more than one).
+
+        For an apply the sweep parked because its drivers kept dying (`parked_by_limit`), adopt is
+        the operator's "drive it again": the count of orphan claims starts over."""
+        if parked_by_limit:
+            return fenced_writes.record_control(
+                self.rt.db,
+                self.apply_id,
+                self.token,
+                control_id,
+                status="done",
+                message="adopted: driving it again",
+            )
         linked = {t.operation_id for t in snap.tasks}
         op = snap.operation(next(iter(linked))) if len(linked) == 1 else None
         if op is None:

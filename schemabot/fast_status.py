@@ -35,6 +35,7 @@ _TASK_COLUMNS = (
     "rows_total",
     "engine",
     "engine_reason",
+    "message",
 )
 _TASKS = f"SELECT {', '.join(_TASK_COLUMNS)} FROM task WHERE apply_id = {{p}} ORDER BY seq"
 

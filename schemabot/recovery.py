@@ -38,11 +38,15 @@ def recovery_sweep(rt: Runtime) -> SweepReport:
             ttl=settings.lease_ttl,
             start_grace=settings.start_grace,
             retry_budget=settings.retry_budget,
+            orphan_limit=settings.orphan_claim_limit,
         )
     except StorageUnavailable as exc:
         log.warning("recovery sweep skipped: %s", exc)
         return SweepReport(storage_error=str(exc))
     for item in claimed:
+        if item.reason == "parked":  # nobody drives it until an operator adopts or cancels it
+            log.warning("recovery sweep: %s needs attention: its driver keeps dying", item.apply_id)
+            continue
         log.info("recovery sweep: %s %s (token %s)", item.reason, item.apply_id, item.token)
         rt.dispatcher.resume_apply(item.apply_id, item.token, 0)
     for apply_id in expired:

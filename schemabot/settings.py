@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     retry_max_age: float = Field(
         default=24 * 3600, gt=0, description="failed_retryable applies older than this fail."
     )
+    orphan_claim_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Times in a row the sweep re-drives an apply whose driver died mid-tick without "
+        "the apply moving on; one more death parks it in needs_attention.",
+    )
     task_time_limit: float = Field(default=300.0, gt=0, description="Hard limit per Celery task.")
     storage_retry_seconds: float = Field(
         default=3.0, ge=0, description="How long one tick retries the state database before giving up."

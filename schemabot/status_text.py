@@ -11,7 +11,8 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     and waiting_for (a queued apply), attention (why it is not moving on by itself) and
     resume_outcome; each task has namespace, table, action, state, percent, rows_copied,
     rows_total, and may have engine and engine_reason (shown when `--engine auto` chose it, or
-    when it differs from the apply's: a mixed apply, schemabot/engine_mix.py)."""
+    when it differs from the apply's: a mixed apply, schemabot/engine_mix.py) and message
+    (shown for a DROP: what it did)."""
     head = f"{apply.apply_id}  {apply.state}  engine={apply.engine} target={apply.target}"
     lines = [f"{head} attempt={apply.attempt}"]
     if apply.error:
@@ -26,9 +27,10 @@ def render(apply: Any, tasks: Iterable[Any]) -> str:
     for t in tasks:
         rows = f" {t.rows_copied or 0}/{t.rows_total} rows" if t.rows_total else ""
         pct = f" {t.percent:.1f}%" if t.percent is not None else ""
-        lines.append(
-            f"  {t.namespace}.{t.table or '(vschema)'}  {t.action}  {t.state}{pct}{rows}{_engine(apply, t)}"
-        )
+        # What a DROP did ("dropped", "already absent") is the outcome a person asks about.
+        said = f"  ({t.message})" if t.action == "drop" and getattr(t, "message", None) else ""
+        where = f"{t.namespace}.{t.table or '(vschema)'}"
+        lines.append(f"  {where}  {t.action}  {t.state}{pct}{rows}{said}{_engine(apply, t)}")
     return "\n".join(lines) + "\n"
 
 

@@ -154,3 +154,23 @@ def add_algorithm(alter_ddl: str, clause: str) -> str:
     rest = text[match.end("name") :]
     separator = " " if _NO_COMMA_BEFORE.match(rest) else ", "
     return f"{text[: match.end('name')]} {clause}{separator}{rest.lstrip()}"
+
+
+# -- DROP TABLE of an absent table: one rule for every engine (docs/architecture.md §5.1) ----------
+
+_DROP_IF_EXISTS = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\b", re.IGNORECASE)
+
+
+def drop_if_exists(ddl: str) -> bool:
+    """Is this (comment-free, as stored at submit) statement a `DROP TABLE IF EXISTS`?"""
+    return bool(_DROP_IF_EXISTS.match(strip_comments(ddl)))
+
+
+def absent_table_message(label: str) -> str:
+    """The permanent error of a plain DROP TABLE whose table is absent at its first attempt."""
+    return f"table {label} does not exist; use DROP TABLE IF EXISTS to accept that"
+
+
+def already_absent_message(label: str) -> str:
+    """What status and the audit log say when DROP TABLE IF EXISTS found nothing to drop."""
+    return f"{label} was already absent (DROP TABLE IF EXISTS did nothing)"

@@ -42,6 +42,9 @@ class PSResumeState:
     branch_adopted: bool = False
     vschema_done: list[str] = field(default_factory=list)
     ddl_done: list[str] = field(default_factory=list)
+    # Keys of DROP TABLE IF EXISTS changes whose table was absent at their first attempt: done
+    # with nothing run, and not expected to differ from main (docs/architecture.md §5.1).
+    ddl_absent: list[str] = field(default_factory=list)
     # The one side effect in flight, e.g. {"call": "create_deploy_request"} or
     # {"call": "ddl", "key": "ks/table/0", "before": "<fingerprint>"}.
     intent: dict[str, Any] | None = None

@@ -26,8 +26,10 @@ from engines.base import (
 from engines.planetscale import deploy_states as ds
 from engines.planetscale import naming
 from engines.planetscale.api import ApiError, ApiUnreachable, Json, NotFound
+from engines.planetscale.branch_sql import ABSENT
 from engines.planetscale.retry import retrying
 from engines.planetscale.session import Session, Waiting
+from engines.sql_text import absent_table_message, already_absent_message, drop_if_exists
 from engines.targets import redact
 
 _AUTO_INCREMENT = re.compile(r"\s+AUTO_INCREMENT=\d+")
@@ -168,6 +170,22 @@ def _already_on_branch(s: Session, change: NamespaceChange, table: str, action: 
     return table in branch and table in main and branch[table] != main[table]
 
 
+def _accept_absent(s: Session, keyspace: str, table: str, ddl: str, key: str) -> None:
+    """The one rule for a DROP of an absent table (docs/architecture.md §5.1): a plain DROP fails
+    for good, DROP TABLE IF EXISTS is done with nothing run, and says so."""
+    label = f"{keyspace}.{table}"
+    if not drop_if_exists(ddl):
+        raise PermanentEngineError(absent_table_message(label))
+    s.state.ddl_absent.append(key)
+    s.events.append(already_absent_message(label))
+
+
+def _absent_tables(s: Session, keyspace: str) -> set[str]:
+    """Tables of `keyspace` whose DROP TABLE IF EXISTS found nothing to drop."""
+    prefix = f"{keyspace}/"
+    return {k[len(prefix) : k.rindex("/")] for k in s.state.ddl_absent if k.startswith(prefix)}
+
+
 def step_ddl(s: Session) -> Waiting | None:
     for change in s.request.changes:
         for index, table_change in enumerate(change.tables):
@@ -184,9 +202,14 @@ def step_ddl(s: Session) -> Waiting | None:
                 ran = _already_on_branch(s, change, table, table_change.action)
             if not ran:
                 before = s.sql.fingerprint(s.budget, change.namespace, table)
-                s.intend("ddl", key=key, before=before)
-                s.sql.run_ddl(s.budget, change.namespace, table, table_change.ddl)
-                s.events.append(f"ran {table_change.action} of {change.namespace}.{table} on branch")
+                if table_change.action == "drop" and before == ABSENT:
+                    # Absent at its first attempt: a DROP that ran before a crash is caught
+                    # above by its intent, so this is never our own earlier DROP.
+                    _accept_absent(s, change.namespace, table, table_change.ddl, key)
+                else:
+                    s.intend("ddl", key=key, before=before)
+                    s.sql.run_ddl(s.budget, change.namespace, table, table_change.ddl)
+                    s.events.append(f"ran {table_change.action} of {change.namespace}.{table} on branch")
             s.state.ddl_done.append(key)
             s.state.intent = None
             s.save()
@@ -207,7 +230,10 @@ def step_validate_branch(s: Session) -> Waiting | None:
             branch = _schema(s, s.state.branch, change.namespace)
             main = _schema(s, s.target.main_branch, change.namespace)
             wanted = {t.table: t.action for t in change.tables}
+            absent = _absent_tables(s, change.namespace)
             for table, action in wanted.items():
+                if action == "drop" and table in absent and table not in branch and table not in main:
+                    continue  # DROP TABLE IF EXISTS of a table that was never there
                 if action == "create" and (table not in branch or table in main):
                     problems.append(f"{change.namespace}.{table} should be new on the branch")
                 if action == "drop" and (table in branch or table not in main):

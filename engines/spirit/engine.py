@@ -88,6 +88,8 @@ def _point(cp: Checkpoint, total: int) -> str:
         return f"building the deferred secondary indexes ({cp.rows_copied} rows copied)"
     if cp.phase == checkpoint.CHECKSUM:
         return f"checksum watermark {describe(cp.checksum_watermark)} ({cp.rows_checksummed} rows)"
+    if cp.phase == checkpoint.DONE and cp.kind == "direct" and cp.message:
+        return cp.message  # what a CREATE or DROP did ("already absent"), for status and the log
     return cp.phase
 
 

@@ -8,14 +8,18 @@ whose table is gone is done, an instant ALTER whose table already has the expect
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pymysql
 from pymysql.cursors import Cursor
 
 from engines.base import PermanentEngineError
 from engines.spirit.connection import error_code, is_transient, user_ddl_errors
 from engines.spirit.naming import TableNames
+from engines.spirit.plan import TablePlan
 from engines.spirit.statement import Statement
 from engines.spirit.tableinfo import fingerprint_of, show_create, table_exists
+from engines.sql_text import absent_table_message, already_absent_message
 
 # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON): "ALGORITHM=INSTANT is not supported ..."
 NOT_INSTANT_CODES = frozenset({1845, 1846})
@@ -55,9 +59,21 @@ def create_table(cur: Cursor, statement: Statement, names: TableNames) -> str:
     return "already there"
 
 
-def drop_table(cur: Cursor, names: TableNames) -> str:
+def drop_table(cur: Cursor, plan: TablePlan, intended: Callable[[], None], ours: bool) -> str:
+    """DROP TABLE with the one rule of every engine for an absent table (docs/architecture.md
+    §5.1): dropped by an earlier attempt of this operation (`ours`: its intent was recorded
+    before the DROP) is done; absent at the first attempt fails, unless the statement says
+    IF EXISTS, which completes as "already absent". `intended()` records the intent before the
+    DROP runs, so a worker that dies right after it is never told "it was not there"."""
+    names, statement = plan.names, plan.statement
+    label = f"{names.schema}.{names.table}"
     if not table_exists(cur, names.schema, names.table):
-        return "already gone"
-    with user_ddl_errors(f"{names.schema}.{names.table}: DROP TABLE"):
+        if ours:
+            return "dropped (by an earlier attempt of this operation)"
+        if statement.if_exists:
+            return already_absent_message(label)
+        raise PermanentEngineError(absent_table_message(label))
+    intended()
+    with user_ddl_errors(f"{label}: DROP TABLE"):
         cur.execute(f"DROP TABLE {names.q()}")
     return "dropped"

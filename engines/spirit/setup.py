@@ -94,11 +94,39 @@ def _direct(cur: Cursor, plan: TablePlan, context: str, group: tuple[str, ...]) 
     st = plan.statement
     if st.kind == "create":
         how = fastpath.create_table(cur, st, plan.names)
-    else:
-        how = fastpath.drop_table(cur, plan.names)
-    cp = _new_checkpoint(plan, context, group, "direct", checkpoint.DONE, None)
-    cp = cp.but(message=f"{st.kind.upper()} TABLE: {how}")
-    checkpoint.create(cur, cp)
+        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.DONE, None)
+        cp = cp.but(message=f"CREATE TABLE: {how}")
+        checkpoint.create(cur, cp)
+        return cp
+    return _drop(cur, plan, context, group)
+
+
+def _drop(cur: Cursor, plan: TablePlan, context: str, group: tuple[str, ...]) -> Checkpoint:
+    """DROP TABLE, exact across a crash: the checkpoint row (phase `setup`) records the intent
+    before the DROP runs, so an attempt that finds the table gone tells "dropped by our own
+    earlier attempt" (the row is there) from "absent at the first attempt" (it is not)."""
+    names = plan.names
+    earlier = checkpoint.load(cur, names.schema, names.table, context)
+    ours = (
+        earlier is not None
+        and earlier.kind == "direct"
+        and earlier.phase == checkpoint.SETUP
+        and earlier.statement_hash == plan.statement.digest
+    )
+    cp = earlier if ours and earlier is not None else None
+
+    def intended() -> None:
+        nonlocal cp
+        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.SETUP, None)
+        cp = cp.but(message="DROP TABLE: about to drop")
+        checkpoint.create(cur, cp)
+
+    how = fastpath.drop_table(cur, plan, intended, ours)
+    if cp is None:  # nothing ran: absent, and accepted by IF EXISTS
+        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.SETUP, None)
+        checkpoint.create(cur, cp)
+    cp = cp.but(phase=checkpoint.DONE, message=f"DROP TABLE: {how}")
+    checkpoint.save(cur, cp)
     return cp
 
 

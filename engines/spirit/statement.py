@@ -37,7 +37,7 @@ _HEADS: Mapping[StatementKind, re.Pattern[str]] = {
         re.IGNORECASE | re.DOTALL,
     ),
     "drop": re.compile(
-        rf"^\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?{_NAME}(?P<rest>.*)$",
+        rf"^\s*DROP\s+TABLE\s+(?P<if_exists>IF\s+EXISTS\s+)?{_NAME}(?P<rest>.*)$",
         re.IGNORECASE | re.DOTALL,
     ),
 }
@@ -67,6 +67,9 @@ class Statement:
     dropped: frozenset[str] = frozenset()
     """Columns the statement drops, lower-cased (identity is case-insensitive): a column added
     again under a dropped name is a new column, not the old one."""
+    if_exists: bool = False
+    """DROP TABLE IF EXISTS: a table absent at the first attempt is accepted ("already absent");
+    without it, that is a permanent error (docs/architecture.md §5.1, DROP of an absent table)."""
 
     @property
     def digest(self) -> str:
@@ -177,7 +180,7 @@ def parse_change(namespace: str, change: TableChange) -> Statement:
         )
     rest = match["rest"].strip()
     if kind == "drop":
-        return Statement(kind, namespace, table, ddl)
+        return Statement(kind, namespace, table, ddl, if_exists=bool(match["if_exists"]))
     if kind == "create":
         return Statement(kind, namespace, table, ddl, clauses=rest)
     if not rest:

@@ -40,10 +40,13 @@ def _tasks(session: Session, apply_id: str) -> list[Task]:
     return list(session.scalars(sa.select(Task).where(Task.apply_id == apply_id).order_by(Task.seq)))
 
 
-def _set_task_state(session: Session, task: Task, new: State, token: int, why: str) -> None:
+def set_task_state(session: Session, task: Task, new: State, token: int | None, why: str) -> bool:
+    """Move one task (with its timestamps and audit entry); False when it was already there.
+    The one writer of a task's state: the driver's reports and controls, and the sweep when a
+    retry budget runs out (token None)."""
     old = task.state
     if old == new.value:
-        return
+        return False
     task.state = new.value
     task.updated_at = session.scalar(sa.select(db_now()))
     if new.is_terminal:
@@ -58,6 +61,7 @@ def _set_task_state(session: Session, task: Task, new: State, token: int, why: s
         new_state=new.value,
         token=token,
     )
+    return True
 
 
 def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, token: int | None) -> None:
@@ -67,9 +71,11 @@ def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, tok
     old = apply.state
     if new.value == old:
         return
+    now = session.scalar(sa.select(db_now()))
     apply.state = new.value
+    apply.updated_at = now  # also when no fence ran (the sweep)
     if new.is_terminal:
-        apply.completed_at = session.scalar(sa.select(db_now()))
+        apply.completed_at = now
         release_claims(session, apply.apply_id)  # its tables are free, in the same transaction
     audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
 
@@ -174,7 +180,7 @@ def record_attach(db: Database, apply_id: str, token: int, record: AttachRecord)
         if record.recovering:
             for task in _tasks(session, apply_id):
                 if task.state == State.WAITING_FOR_CUTOVER.value:
-                    _set_task_state(
+                    set_task_state(
                         session,
                         task,
                         State.RECOVERING,
@@ -225,7 +231,12 @@ def _progress_for(task: Task, by_table: Mapping[tuple[str, str], TableProgress])
 def record_progress(
     db: Database, apply_id: str, token: int, operation_id: str, result: ProgressResult
 ) -> State:
-    """Store one engine report: resume state, task progress (forward only), events, apply state."""
+    """Store one engine report: resume state, task progress (forward only), events, apply state.
+
+    A report that moves anything (a task's state or progress, the resume state, an event) proves
+    the apply is going on, and clears the count of orphan claims (docs/architecture.md §10 S30);
+    a report that repeats what is stored does not, so drivers that keep dying right after it
+    still reach the orphan limit."""
     by_table = {(tp.namespace, tp.table): tp for tp in result.tables}
     overall = State.from_engine(result.state)
 
@@ -233,8 +244,10 @@ def record_progress(
         fence(session, apply_id, token)
         apply = _apply_row(session, apply_id)
         _recovered(apply)
+        moved = bool(result.events)
         if tracked(result.resume_state) is not None:
             op = _operation_row(session, operation_id)
+            moved = moved or op.resume_context != result.resume_state
             op.resume_context = result.resume_state
             op.updated_at = session.scalar(sa.select(db_now()))
         for task in _tasks(session, apply_id):
@@ -246,6 +259,7 @@ def record_progress(
             if not task_transition_allowed(current, reported):
                 # A stale or backwards report: keep what is stored (docs/architecture.md §8 invariant 5).
                 continue
+            before = (task.rows_copied, task.percent, task.message)
             if detail is not None:
                 task.rows_copied = detail.rows_copied
                 task.rows_total = detail.rows_total
@@ -254,9 +268,12 @@ def record_progress(
                 task.message = redact(detail.message) if detail.message else None
             elif reported is State.COMPLETED and task.action != "vschema_update":
                 task.percent = 100.0
-            _set_task_state(session, task, reported, token, result.message or "engine report")
+            moved = set_task_state(session, task, reported, token, result.message or "engine report") or moved
+            moved = moved or before != (task.rows_copied, task.percent, task.message)
         for event in result.events:
             audit.append(session, apply_id, "engine", event, token=token)
+        if moved and apply.orphan_claims:
+            apply.orphan_claims = 0
         return _rederive(session, apply, token, result.message or "engine report")
 
     return db.run(work)
@@ -332,7 +349,7 @@ def record_failure(
             if State(task.state).is_terminal:
                 continue
             target = State.FAILED if task.operation_id == operation_id else State.CANCELLED
-            _set_task_state(session, task, target, token, message)
+            set_task_state(session, task, target, token, message)
         return _rederive(session, apply, token, message)
 
     return db.run(work)
@@ -378,6 +395,8 @@ def record_attention(db: Database, apply_id: str, token: int, reason: str) -> St
             )
         apply.state = State.NEEDS_ATTENTION.value
         apply.attention = reason
+        # A live driver parked it: not the orphan limit's doing (`sweep.parked_by_orphan_limit`).
+        apply.orphan_claims = 0
         session.flush()
         release_in(session, apply_id, token)
         return State.NEEDS_ATTENTION
@@ -430,11 +449,12 @@ def record_control(
         adopted = control.kind == "adopt" and status == "done"
         if adopted:
             apply.attention = None
+            apply.orphan_claims = 0  # the operator gives it a fresh run of re-drives
         if task_states:
             for task in _tasks(session, apply_id):
                 new = task_states.get(task.task_id)
                 if new is not None and not State(task.state).is_terminal:
-                    _set_task_state(session, task, new, token, f"{control.kind} requested")
+                    set_task_state(session, task, new, token, f"{control.kind} requested")
             if apply.state in _VERDICT_VALUES:
                 # The verdict gives way to what the tasks now say; _rederive writes that state
                 # through set_apply_state, so an apply that ends here frees its tables too.

@@ -42,6 +42,50 @@ def fence(session: Session, apply_id: str, token: int) -> None:
         raise LeaseLost(f"{apply_id}: lease token {token} is no longer current")
 
 
+def claim_in(
+    session: Session,
+    apply_id: str,
+    *,
+    expected_token: int,
+    owner: str,
+    ttl: float,
+    states: Iterable[State],
+    bump_attempt: bool = False,
+    count_orphan: bool = False,
+) -> int | None:
+    """The claim's compare-and-swap, in the caller's transaction (the sweep claims many applies
+    in one). Returns the new token, or None when someone else got there first.
+
+    `count_orphan`: the claim takes over from a driver that died mid-tick, which the sweep counts
+    (`apply.orphan_claims`) so that an apply whose driver dies on every tick is parked instead of
+    re-driven forever (docs/architecture.md §4, §10 S30).
+    """
+    values: dict[str, object] = {
+        "lease_token": Apply.lease_token + 1,
+        "lease_owner": owner,
+        "poll_seq": 0,
+        "heartbeat_at": db_now(),
+        "lease_expires_at": db_now(ttl),
+        "updated_at": db_now(),
+    }
+    if bump_attempt:
+        values["attempt"] = Apply.attempt + 1
+    if count_orphan:
+        values["orphan_claims"] = Apply.orphan_claims + 1
+    result = session.execute(
+        sa.update(Apply)
+        .where(
+            Apply.apply_id == apply_id,
+            Apply.lease_token == expected_token,
+            Apply.state.in_([s.value for s in states]),
+            sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < db_now()),
+            not_queued(Apply.apply_id),  # waiting for another apply's tables
+        )
+        .values(**values)
+    )
+    return expected_token + 1 if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
 def claim(
     db: Database,
     apply_id: str,
@@ -58,33 +102,18 @@ def claim(
     `expected_token + 1`, which is what makes two concurrent claims on one row impossible to
     both win: the second CAS no longer sees the token it expected.
     """
-    allowed = [s.value for s in states]
-
-    def work(session: Session) -> int | None:
-        values: dict[str, object] = {
-            "lease_token": Apply.lease_token + 1,
-            "lease_owner": owner,
-            "poll_seq": 0,
-            "heartbeat_at": db_now(),
-            "lease_expires_at": db_now(ttl),
-            "updated_at": db_now(),
-        }
-        if bump_attempt:
-            values["attempt"] = Apply.attempt + 1
-        result = session.execute(
-            sa.update(Apply)
-            .where(
-                Apply.apply_id == apply_id,
-                Apply.lease_token == expected_token,
-                Apply.state.in_(allowed),
-                sa.or_(Apply.lease_expires_at.is_(None), Apply.lease_expires_at < db_now()),
-                not_queued(Apply.apply_id),  # waiting for another apply's tables
-            )
-            .values(**values)
+    allowed = list(states)
+    return db.run(
+        lambda session: claim_in(
+            session,
+            apply_id,
+            expected_token=expected_token,
+            owner=owner,
+            ttl=ttl,
+            states=allowed,
+            bump_attempt=bump_attempt,
         )
-        return expected_token + 1 if result.rowcount == 1 else None  # type: ignore[attr-defined]
-
-    return db.run(work)
+    )
 
 
 def begin_tick(db: Database, apply_id: str, token: int, seq: int, owner: str, ttl: float) -> bool:
@@ -123,6 +152,19 @@ def heartbeat(db: Database, apply_id: str, token: int, ttl: float) -> bool:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     return db.run(work)
+
+
+def note_exit(db: Database, apply_id: str, token: int) -> None:
+    """The owner ends its tick on purpose without writing progress (a `DriverExit`): it is alive,
+    so the sweep must not count the expired lease as a driver that died (`orphan_claims`). The
+    owner's name is cleared; the lease itself runs out as before, so recovery keeps its pace."""
+    db.run(
+        lambda session: session.execute(
+            sa.update(Apply)
+            .where(Apply.apply_id == apply_id, Apply.lease_token == token, Apply.state.not_in(_TERMINAL))
+            .values(lease_owner=None)
+        )
+    )
 
 
 def release_in(session: Session, apply_id: str, token: int) -> None:

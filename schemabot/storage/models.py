@@ -67,6 +67,10 @@ class Apply(Base):
     attention: Mapped[str | None] = mapped_column(LongText)
     # The outcome of the last attach by a later owner: "reattached at X" or "restarted because Y".
     resume_outcome: Mapped[str | None] = mapped_column(LongText)
+    # Sweep claims of this apply as an orphan whose driver had begun a tick and died, since an
+    # engine report last moved it on; past `orphan_claim_limit` the sweep parks it in
+    # needs_attention instead of re-driving it (migration 0007; docs/architecture.md §10 S30).
+    orphan_claims: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -195,6 +195,43 @@ def test_s25_ddl_rejected_by_the_target_fails_with_its_message(env: ProcEnv, wor
     assert status.tasks[0].state == "failed"
 
 
+@pytest.mark.parametrize("engine", ["direct", "spirit"])
+def test_drop_of_an_absent_table_through_the_cli_fails_unless_if_exists_which_says_already_absent(
+    env: ProcEnv, worker: Cluster, engine: str
+) -> None:
+    """Issue 10 §3: `DROP TABLE` of a table that does not exist reported `completed` (spirit).
+    The rule of every engine (docs/architecture.md §5.1): it fails and says how to accept it;
+    with IF EXISTS it completes and says "already absent" in status and in the log."""
+    ghost = f"ghost_{engine}"
+    ddl = f"DROP TABLE {ghost}"
+    args = ("--target", "local", "--engine", engine, "--ddl", ddl, "--allow-unsafe", "--wait")
+    plain = env.cli("apply", *args)
+    assert plain.returncode == 1, plain.stderr + worker.logs()
+    failed = env.client().get_apply(plain.stdout.split()[0])
+    assert failed.state == "failed"
+    assert f"{env.target_schema}.{ghost} does not exist; use DROP TABLE IF EXISTS" in (failed.error or "")
+
+    accepted = env.cli(
+        "apply",
+        "--target",
+        "local",
+        "--engine",
+        engine,
+        "--ddl",
+        f"DROP TABLE IF EXISTS {ghost}",
+        "--wait",
+        "--allow-unsafe",
+        "--json",
+    )
+    assert accepted.returncode == 0, accepted.stderr + worker.logs()
+    apply_id = _json(accepted)["apply_id"]
+    absent = f"{env.target_schema}.{ghost} was already absent"
+    status = env.cli("status", apply_id)
+    assert "completed" in status.stdout and absent in status.stdout, status.stdout
+    log = env.cli("log", apply_id)
+    assert absent in log.stdout, log.stdout
+
+
 def test_a_write_with_a_stale_fencing_token_is_refused(env: ProcEnv, worker: Cluster) -> None:
     client = env.client()
     apply_id = client.submit_apply("fake", "fake", [ChangeSet(["ALTER TABLE t ADD c INT"], "app")]).apply_id

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import time
 from contextlib import closing
@@ -69,6 +70,9 @@ DEFAULT_KNOBS = {
     "ready_after_reattach": 2,
     "revert_window_steps": 3,
     "stop_cancels": False,  # like PlanetScale: a deploy cannot pause, stopping cancels it
+    # A table whose every progress step kills the worker process (SIGKILL, as the OOM killer or a
+    # task hard time limit would): docs/architecture.md §10 S30.
+    "kill_on_table": None,
 }
 
 
@@ -299,6 +303,9 @@ class FakeEngine(Engine):
 
     def _progress(self, request: ProgressRequest) -> ProgressResult:
         self._record(request, "progress")
+        doomed = self.store.knob("kill_on_table")
+        if doomed and any(t.table == doomed for ns in request.changes for t in ns.tables):
+            os.kill(os.getpid(), signal.SIGKILL)
         self._fault("progress")
         if request.resume_state is None and self.platform == "vitess":
             raise ResumeStateNotFound("no resume state handed to progress")

@@ -313,3 +313,67 @@ def test_unexpected_change_in_deploy_request_is_refused(emulator: EmulatorProces
     emulator.sql("commerce", "CREATE TABLE audit (id INT PRIMARY KEY)")  # main moves on
     with pytest.raises(PermanentEngineError, match="audit"):
         drive(engine, req, box, emulator)
+
+
+# -- DROP TABLE of an absent table: the rule of every engine (docs/architecture.md §5.1) ------------
+
+
+def _drop(table: str, ddl: str) -> tuple[NamespaceChange, ...]:
+    return (NamespaceChange("commerce", (TableChange(table, ddl, "drop"),)),)
+
+
+def test_drop_of_an_absent_table_fails_and_if_exists_completes_saying_so(emulator: EmulatorProcess) -> None:
+    box = StateBox()
+    req = request(new_context(), box, _drop("nosuch", "DROP TABLE nosuch"))
+    engine = PlanetScaleEngine(emulator.target())
+    start(engine, req, box)
+    with pytest.raises(PermanentEngineError, match="does not exist; use DROP TABLE IF EXISTS"):
+        drive(engine, req, box, emulator)
+
+    box = StateBox()
+    options = ApplyOptions(skip_revert=True)
+    req = request(new_context(), box, _drop("nosuch", "DROP TABLE IF EXISTS nosuch"), options=options)
+    start(engine, req, box)
+    events: list[str] = []
+    for _ in range(60):
+        result = engine.progress(replace(req, resume_state=box.state))
+        assert result.resume_state is not None
+        box.save(result.resume_state)
+        events += result.events
+        if result.state in (EngineState.COMPLETED, EngineState.FAILED):
+            break
+        emulator.advance(1)
+    assert result.state is EngineState.COMPLETED, result.message
+    assert "commerce.nosuch was already absent (DROP TABLE IF EXISTS did nothing)" in events, events
+    assert box.state is not None and box.state["ddl_absent"] == ["commerce/nosuch/0"]
+
+
+def test_a_drop_that_ran_before_its_worker_died_is_done_not_absent(
+    emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DROP ran on the branch and the worker died before recording it: the intent saved
+    before the DROP tells the next owner the table is gone because of it."""
+    from engines.planetscale.branch_sql import BranchSQL
+
+    real = BranchSQL.run_ddl
+
+    def run_then_die(self: BranchSQL, *args: object) -> None:
+        real(self, *args)  # type: ignore[arg-type]
+        raise SystemExit("worker killed right after its DROP")
+
+    box = StateBox()
+    options = ApplyOptions(skip_revert=True)
+    req = request(new_context(), box, _drop("product", "DROP TABLE product"), options=options)
+    first = PlanetScaleEngine(emulator.target())
+    start(first, req, box)
+    monkeypatch.setattr(BranchSQL, "run_ddl", run_then_die)
+    with pytest.raises(SystemExit):
+        drive(first, req, box, emulator)
+    assert (box.state or {}).get("intent", {}).get("call") == "ddl"
+    monkeypatch.setattr(BranchSQL, "run_ddl", real)
+
+    second = PlanetScaleEngine(emulator.target())
+    final = drive(second, replace(req, resume_state=box.state), box, emulator)
+    assert final.state is EngineState.COMPLETED, final.message
+    assert box.state is not None and box.state["ddl_absent"] == []
+    assert "product" not in emulator.tables("commerce")

@@ -121,8 +121,12 @@ def test_create_and_drop_table_are_direct_and_idempotent(
     assert eng.progress(drop).state == EngineState.COMPLETED
     assert tables(schema) == {"u", "_sb_spirit_checkpoint"}
     with db.cursor() as cur:
-        cur.execute("DELETE FROM _sb_spirit_checkpoint")  # as if the worker died before writing
+        # As if each worker died right after its statement, before recording it done: the CREATE
+        # left no row; the DROP left the intent it records before it runs (phase setup).
+        cur.execute("DELETE FROM _sb_spirit_checkpoint WHERE context = 'task-c'")
+        cur.execute("UPDATE _sb_spirit_checkpoint SET phase = 'setup' WHERE context = 'task-d'")
     assert eng.apply(create).accepted and eng.apply(drop).accepted
+    assert "by an earlier attempt" in eng.progress(drop).tables[0].message
     assert tables(schema) == {"u", "_sb_spirit_checkpoint"}
     clash = request([(schema, "u", "CREATE TABLE u (id BIGINT PRIMARY KEY)")], context="task-e")
     with pytest.raises(PermanentEngineError, match="different definition"):
