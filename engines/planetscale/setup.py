@@ -23,13 +23,13 @@ from engines.base import (
     ResumeStateNotFound,
     RetryableEngineError,
 )
+from engines.mysql.ddl_text import absent_table_message, already_absent_message, drop_if_exists
 from engines.planetscale import deploy_states as ds
 from engines.planetscale import naming
 from engines.planetscale.api import ApiError, ApiUnreachable, Json, NotFound
 from engines.planetscale.branch_sql import ABSENT
 from engines.planetscale.retry import retrying
 from engines.planetscale.session import Session, Waiting
-from engines.sql_text import absent_table_message, already_absent_message, drop_if_exists
 from engines.targets import redact
 
 _AUTO_INCREMENT = re.compile(r"\s+AUTO_INCREMENT=\d+")

@@ -14,12 +14,12 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from engines.base import PermanentEngineError
+from engines.mysql.ddl_text import absent_table_message, already_absent_message
 from engines.spirit.connection import error_code, is_transient, user_ddl_errors
 from engines.spirit.naming import TableNames
 from engines.spirit.plan import TablePlan
 from engines.spirit.statement import Statement
 from engines.spirit.tableinfo import fingerprint_of, show_create, table_exists
-from engines.sql_text import absent_table_message, already_absent_message
 
 # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON): "ALGORITHM=INSTANT is not supported ..."
 NOT_INSTANT_CODES = frozenset({1845, 1846})
