@@ -122,12 +122,18 @@ def _insert(session: Session, new: NewApply, for_update: bool) -> None:
         new.apply_id,
         "submitted",
         f"{len(new.tasks)} task(s) on target {new.target} with engine {new.engine}"
-        f" ({'grouped' if new.grouped else 'sequential'})" + _engines_note(new),
+        f" ({_mode(new)})" + _engines_note(new),
         new_state=State.PENDING.value,
         detail={**new.detail, "by": new.submitted_by} if new.submitted_by else (new.detail or None),
     )
     if waiting_for:
         audit.append(session, new.apply_id, "queued", f"waits for {', '.join(waiting_for)}")
+
+
+def _mode(new: NewApply) -> str:
+    if _engines_note(new):
+        return f"mixed: {len(new.operations)} operation(s)"
+    return "grouped" if new.grouped else "sequential"
 
 
 def _engines_note(new: NewApply) -> str:

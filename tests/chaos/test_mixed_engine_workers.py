@@ -6,6 +6,7 @@ attach answers "busy" and the apply is held exactly between its two operations."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,14 +64,19 @@ def test_s29_worker_killed_between_the_direct_and_the_spirit_task_resumes_at_the
         wait_for(between, 60, "direct's task completed and spirit's attach refused as busy")
         first_token = reads.snapshot(db, apply_id).apply.lease_token
         cluster.owner_of(reads.snapshot(db, apply_id).apply.lease_owner or "").kill()
+        killed = time.monotonic()
         # Its next poll is lost with it (the queue too), so only the sweep can go on: a new owner.
         redis.Redis(db=TEST_REDIS_DB).delete(env.env["SCHEMABOT_QUEUE"])
         killed_at = len(client.log(apply_id))
         with holder.cursor() as cur:
             cur.execute("SELECT RELEASE_LOCK(%s)", (TableNames(env.target_schema, "events").lock_name,))
         cluster.worker("b")
+        claimed = lambda: any(e.event == "claimed" for e in client.log(apply_id)[killed_at:])  # noqa: E731
+        wait_for(claimed, 60, "the sweep claims the orphan")
+        print(f"S29: claimed {time.monotonic() - killed:.1f} s after the kill")  # lease TTL + sweep
 
         final = client.wait(apply_id, timeout=120)
+        print(f"S29: completed {time.monotonic() - killed:.1f} s after the kill")
         assert final.state == "completed", (final.error, cluster.logs())
     finally:
         holder.close()

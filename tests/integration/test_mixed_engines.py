@@ -208,3 +208,17 @@ def test_a_mixed_submit_that_cannot_run_is_refused_and_nothing_is_stored(
     with pytest.raises(ValidationError, match=message):
         client(rt).submit_apply("fake", engine, THREE_TABLES, engine_choices=choices)
     assert client(rt).list_applies() == []
+
+
+def test_a_task_stored_before_migration_0006_runs_on_the_applys_engine(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    import sqlalchemy as sa
+
+    from schemabot.storage.models import Task
+
+    apply_id = client(rt).submit_apply("fake", "fake", THREE_TABLES).apply_id
+    rt.db.run(lambda s: s.execute(sa.update(Task).where(Task.apply_id == apply_id).values(engine=None)))
+    assert {t.engine for t in status(rt, apply_id).tasks} == {"fake"}  # shown as the apply's
+    assert run_until(rt, dispatcher, apply_id, "completed", "failed").state == "completed"
+    assert {c["engine"] for c in fake_target.calls()} == {"fake"}
