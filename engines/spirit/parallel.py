@@ -14,7 +14,9 @@ each chunk in one transaction with the checkpoint row, which carries every lane'
 lanes take turns only for that UPDATE and the COMMIT (a mutex in this process, so they never wait
 for each other on the checkpoint's row lock). A lane with a second connection checksums its
 previous chunk behind its copy (trailing.py). The step's main connection, which holds the lock,
-only watches: it asks the throttle about once a second and stops the lanes when it says so.
+only watches: it asks the throttle about once a second and stops the lanes when it says so, and
+pings its own connection every few seconds, so the server never closes it as idle (which would
+free the table) and the lanes stop if it is gone.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from engines.spirit.volume import Pace
 
 MAX_CHUNK_RETRIES = 5
 WATCH_SECONDS = 0.2
+PING_SECONDS = 5.0
 
 LaneConnections = list[tuple[Connection, Connection | None]]
 """Per lane: the copy's connection and, for the trailing checksum, a second one (or None)."""
@@ -126,9 +129,22 @@ def copy(
     for thread in threads:
         thread.start()
     why: str | None = None
+    next_ping = time.monotonic() + PING_SECONDS
     while any(thread.is_alive() for thread in threads):
         for thread in threads:
             thread.join(WATCH_SECONDS / max(len(threads), 1))
+        if time.monotonic() >= next_ping and not shared.stop.is_set():
+            # The lock's connection is idle while the lanes work: keep the server from closing
+            # it as idle (which would free the table for another worker), and stop the lanes if
+            # it is gone.
+            next_ping = time.monotonic() + PING_SECONDS
+            try:
+                conn.ping(reconnect=False)
+            except BaseException as error:
+                shared.errors.append(
+                    RetryableEngineError(f"{plan.label}: the step lost its connection: {error}")
+                )
+                shared.stop.set()
         if throttled is not None and why is None and not shared.stop.is_set():
             try:
                 why = throttled()
