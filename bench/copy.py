@@ -56,6 +56,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from bench import private_server
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
 from engines.targets import Target
@@ -169,7 +170,10 @@ def fill(server: Server, rows: int) -> None:
 
 SPIRIT_VOLUME: int | None = None  # --volume (engine-only runs)
 SPIRIT_OPTIONS: dict[str, object] = {}  # --copy-lanes
-SPIRIT_PHASES: list[dict[str, float]] = []  # seconds per phase of each engine-only spirit run
+PRIVATE: private_server.PrivateServer | None = None  # --private-server
+DEADLOCK_OFFSET = 0
+SERVER_CPU: dict[str, list[float]] = {}  # the private server's CPU seconds per run, per tool
+SPIRIT_PHASES: dict[str, list[dict[str, float]]] = {}  # per tool: seconds per phase of each run
 PHASES = ("setup", "copy", "index build", "checksum", "cutover", "other")
 
 
@@ -240,7 +244,7 @@ def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
         engine.close()
     phases = dict(clock.seconds)
     phases["other"] = max(0.0, time.monotonic() - started - sum(phases.values()))
-    SPIRIT_PHASES.append(phases)
+    SPIRIT_PHASES.setdefault("spirit" if lanes is None else f"spirit-L{lanes}", []).append(phases)
     shown = f" [{message.split(' (')[0]}]" if message else ""
     print(
         "            spirit phases: "
@@ -420,6 +424,16 @@ def differences(server: Server) -> dict[str, int]:
     conn = server.connect()
     found = {}
     with conn.cursor() as cur:
+        # One scan of each side first: equal counts and row sums mean no difference, and spare
+        # the joins, which on a table twice the buffer pool take a minute of random reads.
+        every = ", ".join(SHAPE.columns)
+        sums = []
+        for table in ("t", "expected"):
+            cur.execute(f"SELECT COUNT(*), SUM(CRC32(CONCAT_WS('#', {every}))) FROM {table}")
+            sums.append(cur.fetchone())
+        if sums[0] == sums[1]:
+            conn.close()
+            return {"missing": 0, "extra": 0, "differing": 0}
         for name, sql in {
             "missing": "SELECT COUNT(*) FROM expected e LEFT JOIN t ON t.id = e.id WHERE t.id IS NULL",
             "extra": "SELECT COUNT(*) FROM t LEFT JOIN expected e ON t.id = e.id WHERE e.id IS NULL",
@@ -448,6 +462,7 @@ def measure(
         for name, tool in tools.items():
             fill(server, rows)
             load_label = f" under {rate:g} writes/s" if rate else ""
+            cpu_before = PRIVATE.cpu_seconds() if PRIVATE is not None else 0.0
             started = time.monotonic()
             if rate:
                 with Load(server, rate, rows) as load:
@@ -464,11 +479,21 @@ def measure(
                 tool(server, f"bench-{name}-{run}-{time.time_ns()}")
                 elapsed = time.monotonic() - started
                 writes = ""
+            cpu = ""
+            if PRIVATE is not None:
+                used = PRIVATE.cpu_seconds() - cpu_before
+                SERVER_CPU.setdefault(name, []).append(used)
+                cpu = f" (server CPU {used:.2f}s)"
             lost = differences(server)
             times[name].append(elapsed)
-            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
+            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{cpu}{writes}; rows lost: {lost}")
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
+            if PRIVATE is not None:
+                global DEADLOCK_OFFSET
+                found, DEADLOCK_OFFSET = private_server.read(PRIVATE.error_log, DEADLOCK_OFFSET)
+                for line in private_server.summary(found):
+                    print(f"      deadlock {line}")
     if rate:
         for name in tools:
             print(
@@ -483,19 +508,22 @@ def report(label: str, times: dict[str, list[float]], rows: int) -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"\n{label}: medians ({SHAPE.name}: {SHAPE.alter})")
     for name, median in medians.items():
+        cpu = SERVER_CPU.get(name)
+        shown = f"  server CPU {statistics.median(cpu):5.2f}s" if cpu else ""
         print(
-            f"  {name:9s} {median:6.2f}s  {rows / median:9,.0f} rows/s   "
+            f"  {name:9s} {median:6.2f}s  {rows / median:9,.0f} rows/s{shown}   "
             f"runs: {', '.join(f'{v:.2f}' for v in times[name])}"
         )
-    if SPIRIT_PHASES:
-        names = [n for n in PHASES if any(n in p for p in SPIRIT_PHASES)]
-        parts = [f"{n} {statistics.median(p.get(n, 0.0) for p in SPIRIT_PHASES):.2f}s" for n in names]
-        copy_s = statistics.median(p.get("copy", 0.0) for p in SPIRIT_PHASES)
+    SERVER_CPU.clear()
+    for tool, runs in SPIRIT_PHASES.items():
+        names = [n for n in PHASES if any(n in p for p in runs)]
+        parts = [f"{n} {statistics.median(p.get(n, 0.0) for p in runs):.2f}s" for n in names]
+        copy_s = statistics.median(p.get("copy", 0.0) for p in runs)
         print(
-            "  spirit by phase (medians): " + ", ".join(parts)
+            f"  {tool} by phase (medians): " + ", ".join(parts)
             + (f"; copy {rows / copy_s:,.0f} rows/s" if copy_s else "")
         )
-        SPIRIT_PHASES.clear()
+    SPIRIT_PHASES.clear()
     spirit = medians["spirit"]
     if "pt-osc" in medians:
         print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
@@ -523,6 +551,11 @@ def main() -> int:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="bench", help="table and change")
     parser.add_argument("--copy-lanes", help="spirit's engine option copy_lanes (a number or auto)")
     parser.add_argument(
+        "--private-server",
+        action="store_true",
+        help="a private mariadbd: its CPU seconds per run, every deadlock (bench/private_server.py)",
+    )
+    parser.add_argument(
         "--compare-lanes",
         help="also run spirit with these copy_lanes, e.g. 1,4 (engine-only; tools spirit-L1, ...)",
     )
@@ -543,6 +576,22 @@ def main() -> int:
         tools["pt-osc"] = run_pt_osc
     tools["blocking"] = run_blocking
 
+    global PRIVATE
+    if args.private_server:
+        private = private_server.PrivateServer()
+        PRIVATE = private
+        private.start()
+        args.host, args.port, args.user, args.password = "127.0.0.1", private.port, "root", ""
+        print(f"a private mariadbd (CPU time per run, every deadlock logged): {private.workdir}")
+    try:
+        return _run(args, tools)
+    finally:
+        if PRIVATE is not None:
+            PRIVATE.stop()
+            shutil.rmtree(PRIVATE.workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, tools: dict[str, Callable[[Server, str], None]]) -> int:
     admin = Server(args.host, args.port, args.user, args.password, "")
     conn = pymysql.connect(
         host=args.host, port=args.port, user=args.user, password=args.password, autocommit=True
