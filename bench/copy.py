@@ -524,6 +524,12 @@ def report(label: str, times: dict[str, list[float]], rows: int) -> None:
             + (f"; copy {rows / copy_s:,.0f} rows/s" if copy_s else "")
         )
     SPIRIT_PHASES.clear()
+    for other in [n for n in times if n != "spirit"]:
+        # Runs of one round are next to each other in time: their ratio shares the machine's
+        # mood, so its median is steadier than the ratio of medians on a busy machine.
+        pairs = [a / b for a, b in zip(times["spirit"], times[other], strict=False) if b]
+        if pairs:
+            print(f"  spirit / {other}, median of paired runs = {statistics.median(pairs):.2f}x")
     spirit = medians["spirit"]
     if "pt-osc" in medians:
         print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
