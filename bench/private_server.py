@@ -20,10 +20,10 @@ from pathlib import Path
 
 from schemabot.local_services import MariaDBServer
 
-_TRANSACTION = re.compile(r"^\*\*\* \((\d)\) TRANSACTION:", re.MULTILINE)
-_ROLLED_BACK = re.compile(r"^\*\*\* WE ROLL BACK TRANSACTION \((\d)\)", re.MULTILINE)
+_TRANSACTION = re.compile(r"\*\*\* \((\d)\) TRANSACTION:")
+_ROLLED_BACK = re.compile(r"\*\*\* WE ROLL BACK TRANSACTION \((\d)\)")
 _STATEMENT = re.compile(
-    r"^(INSERT|UPDATE|DELETE|SELECT|REPLACE|ALTER|CREATE|DROP|RENAME|LOCK)\b.*$",
+    r"^(INSERT|UPDATE|DELETE|SELECT|REPLACE|ALTER|CREATE|DROP|RENAME|LOCK TABLES)\b.*$",
     re.MULTILINE | re.IGNORECASE,
 )
 _WAITING = re.compile(r"WAITING FOR THIS LOCK TO BE GRANTED:\s*\n(.*)$", re.MULTILINE)
@@ -60,9 +60,13 @@ class Deadlock:
     victim: str
     other: str
     waited_for: str
+    other_waited_for: str
 
     def __str__(self) -> str:
-        return f"{self.victim}  <-  {self.other}  [victim waited for: {self.waited_for}]"
+        return (
+            f"victim: {self.victim} [waited for: {self.waited_for}]; other: {self.other} "
+            f"[waited for: {self.other_waited_for}]"
+        )
 
 
 def _shape(statement: str) -> str:
@@ -94,11 +98,13 @@ def read(log: Path, offset: int = 0) -> tuple[list[Deadlock], int]:
         victim = victim_match[1]
         other = "1" if victim == "2" else "2"
         waiting = _WAITING.search(bodies.get(victim, ""))
+        other_waiting = _WAITING.search(bodies.get(other, ""))
         found.append(
             Deadlock(
                 _statement(bodies.get(victim, "")),
                 _statement(bodies.get(other, "")),
                 _lock(waiting[1]) if waiting else "?",
+                _lock(other_waiting[1]) if other_waiting else "?",
             )
         )
     return found, len(data)
