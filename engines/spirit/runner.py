@@ -15,7 +15,7 @@ import pymysql
 from pymysql.connections import Connection
 
 from engines.base import PermanentEngineError, RetryableEngineError
-from engines.spirit import checkpoint, checksum, lanes, parallel
+from engines.spirit import checkpoint, checksum, copier, lanes, parallel
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
@@ -215,6 +215,8 @@ def _copy(
     copied_any = False
     first = True
     started = time.monotonic()
+    with conn.cursor() as cur:
+        lock_first = copier.needs_lock_first(cur, view.shadow)
     while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
         if not first and throttled is not None:
             report.throttled = throttled()
@@ -228,7 +230,9 @@ def _copy(
                 high = chunker.next(cur, cp.copy_watermark, sizer.size)
                 cur.execute("BEGIN")
                 try:
-                    inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
+                    inserted = copy_chunk(
+                        cur, names, cmap, cp.copy_watermark, high, lock_first=lock_first
+                    )
                     # The previous chunk's comparison ran meanwhile; it is recorded with this one.
                     cp = trailer.collect(cp)
                     if high is None:
