@@ -17,10 +17,16 @@ same again while four writers share a fixed rate of inserts, updates and deletes
 mirrored into an `expected` table in the same transaction; after every run the table is compared
 with `expected` row by row, and any missing, extra or differing row is reported (rows lost).
 
-Table shape (sysbench's): `id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k INT UNSIGNED (indexed,
-random), c CHAR(120), pad CHAR(60)`; about 230 MB for a million rows. The change
-`MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0` cannot be done
-instantly by MariaDB 10.11, so every tool copies the table.
+Cases (`--shape`), none of which MariaDB 10.11 can do instantly, so every tool copies the table:
+- `bench` (sysbench's shape): `id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k INT UNSIGNED (indexed,
+  random), c CHAR(120), pad CHAR(60)`, about 230 MB for a million rows; the change
+  `MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0`.
+- `bench-bigint`: the same table, `MODIFY k BIGINT UNSIGNED NOT NULL DEFAULT 0` (INT -> BIGINT).
+- `narrow` (the bars' narrower table): `id BIGINT PRIMARY KEY` (no AUTO_INCREMENT, so spirit
+  copies in parallel lanes), `a INT, b INT, c VARCHAR(16)`; `MODIFY a BIGINT NOT NULL`.
+
+For spirit the report also gives where the time went, by phase (copy with its trailing checksum,
+index build, checksum, cutover), and every tool's rows/s.
 """
 
 # ruff: noqa: E402  (the import path is fixed before the imports; see below)
@@ -46,9 +52,11 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import pymysql
 
+from bench import private_server
 from devservers.servers import start_celery, stop_process, wait_for
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine
@@ -57,12 +65,66 @@ from schemabot.api import ChangeSet, Client
 from schemabot.migrate import upgrade
 from schemabot.settings import Settings
 
-ALTER = "MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0"
-TABLE = (
+
+@dataclass(frozen=True)
+class Shape:
+    """A table, how to fill it, the change, and the load's writes on it."""
+
+    name: str
+    create: str
+    fill: str
+    """`SELECT` of the rows from MariaDB's seq_1_to_{rows} (the columns of `columns`)."""
+    alter: str
+    columns: tuple[str, ...]
+    """Every column, the key first; the load writes them all and the check compares them."""
+    update: str
+    """The load's `SET` clause of an update."""
+
+    def insert_values(self, key: int, n: int) -> tuple[object, ...]:
+        if self.name == "narrow":
+            return (n, key, key * 2, f"c{key}")
+        return (n, key, f"c{key}", "load")
+
+
+BENCH_TABLE = (
     "CREATE TABLE {name} (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
     "k INT UNSIGNED NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', "
     "pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) ENGINE=InnoDB"
 )
+BENCH_FILL = (
+    "SELECT seq, FLOOR(RAND() * {rows}), "
+    "CONCAT(MD5(seq), MD5(seq + 1), MD5(seq + 2), LEFT(MD5(seq + 3), 24)), "
+    "CONCAT(MD5(seq + 4), LEFT(MD5(seq + 5), 28)) FROM seq_1_to_{rows}"
+)
+SHAPES = {
+    "bench": Shape(
+        "bench",
+        BENCH_TABLE,
+        BENCH_FILL,
+        "MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0",
+        ("id", "k", "c", "pad"),
+        "k = k + 1, pad = 'upd'",
+    ),
+    "bench-bigint": Shape(
+        "bench-bigint",
+        BENCH_TABLE,
+        BENCH_FILL,
+        "MODIFY k BIGINT UNSIGNED NOT NULL DEFAULT 0",
+        ("id", "k", "c", "pad"),
+        "k = k + 1, pad = 'upd'",
+    ),
+    "narrow": Shape(
+        "narrow",
+        "CREATE TABLE {name} (id BIGINT NOT NULL PRIMARY KEY, a INT NOT NULL, b INT NOT NULL, "
+        "c VARCHAR(16) NOT NULL) ENGINE=InnoDB",
+        "SELECT seq, FLOOR(RAND() * 2000000000), seq % 1000, CONCAT('v', seq) "
+        "FROM seq_1_to_{rows}",
+        "MODIFY a BIGINT NOT NULL",
+        ("id", "a", "b", "c"),
+        "a = a + 1, b = b + 1",
+    ),
+}
+SHAPE = SHAPES["bench"]  # --shape
 
 
 class Server:
@@ -99,45 +161,103 @@ def fill(server: Server, rows: int) -> None:
     with conn.cursor() as cur:
         for name in ("t", "expected", "_sb_t_old", "_sb_t_new", "_sb_t_err", "_sb_spirit_checkpoint"):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
-        cur.execute(TABLE.format(name="t"))
-        cur.execute(
-            f"INSERT INTO t (k, c, pad) SELECT FLOOR(RAND() * {rows}), "
-            "CONCAT(MD5(seq), MD5(seq + 1), MD5(seq + 2), LEFT(MD5(seq + 3), 24)), "
-            f"CONCAT(MD5(seq + 4), LEFT(MD5(seq + 5), 28)) FROM seq_1_to_{rows}"
-        )
-        cur.execute(TABLE.format(name="expected"))
+        cur.execute(SHAPE.create.format(name="t"))
+        cur.execute(f"INSERT INTO t {SHAPE.fill.format(rows=rows)}")
+        cur.execute(SHAPE.create.format(name="expected"))
         cur.execute("INSERT INTO expected SELECT * FROM t")
     conn.close()
 
 
 SPIRIT_VOLUME: int | None = None  # --volume (engine-only runs)
+SPIRIT_OPTIONS: dict[str, object] = {}  # --copy-lanes
+PRIVATE: private_server.PrivateServer | None = None  # --private-server
+DEADLOCK_OFFSET = 0
+SERVER_CPU: dict[str, list[float]] = {}  # the private server's CPU seconds per run, per tool
+SPIRIT_PHASES: dict[str, list[dict[str, float]]] = {}  # per tool: seconds per phase of each run
+PHASES = ("setup", "copy", "index build", "checksum", "cutover", "other")
 
 
-def run_spirit(server: Server, context: str) -> None:
+class PhaseClock:
+    """Where an engine-only spirit run's time goes: the engine's phase functions are wrapped with
+    timers for the run (the engine calls them through their modules). `other` is the rest: each
+    step's validation of triggers and definitions, locks, progress bookkeeping."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._saved: list[tuple[object, str, object]] = []
+
+    def _wrap(self, owner: object, attribute: str, phase: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            t0 = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - t0
+
+        self._saved.append((owner, attribute, original))
+        setattr(owner, attribute, timed)
+
+    def __enter__(self) -> PhaseClock:
+        from engines.spirit import engine as engine_module
+        from engines.spirit import runner
+
+        self._wrap(runner, "copy", "copy")
+        self._wrap(runner, "build_indexes", "index build")
+        self._wrap(runner, "verify", "checksum")
+        self._wrap(engine_module.SpiritEngine, "_cutover", "cutover")
+        self._wrap(engine_module.SpiritEngine, "apply", "setup")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for owner, attribute, original in reversed(self._saved):
+            setattr(owner, attribute, original)
+
+
+def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
+    """One engine-only run; `lanes` overrides `copy_lanes` (--compare-lanes)."""
+    extra = dict(SPIRIT_OPTIONS)
+    if lanes is not None:
+        extra["copy_lanes"] = lanes
     engine = SpiritEngine(Target("bench", server.dsn))
     request = OperationRequest(
         context=context,
-        changes=[NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))],
-        options=ApplyOptions(volume=SPIRIT_VOLUME),
+        changes=[
+            NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {SHAPE.alter}", "alter"),))
+        ],
+        options=ApplyOptions(volume=SPIRIT_VOLUME, extra=extra),
     )
     started = time.monotonic()
-    phases: dict[str, float] = {}
+    message = ""
     try:
-        if not engine.apply(request).accepted:
-            raise RuntimeError("apply not accepted")
-        phase = "copy"
-        while True:
-            result = engine.progress(request)
-            now = (result.resume_state or {}).get("phase", phase)
-            if now != phase:
-                phases[phase] = time.monotonic() - started - sum(phases.values())
-                phase = now
-            if result.state == EngineState.COMPLETED:
-                break
-        phases["cutover"] = time.monotonic() - started - sum(phases.values())
+        with PhaseClock() as clock:
+            if not engine.apply(request).accepted:
+                raise RuntimeError("apply not accepted")
+            while True:
+                result = engine.progress(request)
+                if result.tables and "lane" in result.tables[0].message:
+                    message = result.tables[0].message
+                if result.state == EngineState.COMPLETED:
+                    break
     finally:
         engine.close()
-    print("            spirit phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
+    phases = dict(clock.seconds)
+    phases["other"] = max(0.0, time.monotonic() - started - sum(phases.values()))
+    SPIRIT_PHASES.setdefault("spirit" if lanes is None else f"spirit-L{lanes}", []).append(phases)
+    shown = f" [{message.split(' (')[0]}]" if message else ""
+    print(
+        "            spirit phases: "
+        + ", ".join(f"{k} {phases[k]:.2f}s" for k in PHASES if k in phases)
+        + shown
+    )
+
+
+def spirit_with_lanes(count: int) -> Callable[[Server, str], None]:
+    def run(server: Server, context: str) -> None:
+        run_spirit(server, context, count)
+
+    return run
 
 
 class Pipeline:
@@ -185,7 +305,10 @@ class Pipeline:
 
     def run(self, server: Server, context: str) -> None:
         apply_id = self.client.submit_apply(
-            "bench", "spirit", [ChangeSet([f"ALTER TABLE t {ALTER}"], server.schema)]
+            "bench",
+            "spirit",
+            [ChangeSet([f"ALTER TABLE t {SHAPE.alter}"], server.schema)],
+            engine_options=dict(SPIRIT_OPTIONS) or None,
         ).apply_id
         final = self.client.wait(apply_id, interval=0.05)
         if final.state != "completed":
@@ -204,7 +327,7 @@ def run_pt_osc(server: Server, _: str) -> None:
     if server.password:
         dsn += f",p={server.password}"
     subprocess.run(
-        ["pt-online-schema-change", "--alter", ALTER, dsn, "--execute", "--recursion-method=none"],
+        ["pt-online-schema-change", "--alter", SHAPE.alter, dsn, "--execute", "--recursion-method=none"],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -213,7 +336,7 @@ def run_pt_osc(server: Server, _: str) -> None:
 def run_blocking(server: Server, _: str) -> None:
     conn = server.connect()
     with conn.cursor() as cur:
-        cur.execute(f"ALTER TABLE t {ALTER}, ALGORITHM=COPY")
+        cur.execute(f"ALTER TABLE t {SHAPE.alter}, ALGORITHM=COPY")
     conn.close()
 
 
@@ -271,11 +394,12 @@ class Load:
                     for table in ("t", "expected"):
                         if op == "insert":
                             cur.execute(
-                                f"INSERT INTO {table} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
-                                (next_id, key, f"c{key}", "load"),
+                                f"INSERT INTO {table} ({', '.join(SHAPE.columns)}) "
+                                f"VALUES ({', '.join(['%s'] * len(SHAPE.columns))})",
+                                SHAPE.insert_values(key, next_id),
                             )
                         elif op == "update":
-                            cur.execute(f"UPDATE {table} SET k = k + 1, pad = 'upd' WHERE id = %s", (key,))
+                            cur.execute(f"UPDATE {table} SET {SHAPE.update} WHERE id = %s", (key,))
                         else:
                             cur.execute(f"DELETE FROM {table} WHERE id = %s", (key,))
                     cur.execute("COMMIT")
@@ -300,11 +424,22 @@ def differences(server: Server) -> dict[str, int]:
     conn = server.connect()
     found = {}
     with conn.cursor() as cur:
+        # One scan of each side first: equal counts and row sums mean no difference, and spare
+        # the joins, which on a table twice the buffer pool take a minute of random reads.
+        every = ", ".join(SHAPE.columns)
+        sums = []
+        for table in ("t", "expected"):
+            cur.execute(f"SELECT COUNT(*), SUM(CRC32(CONCAT_WS('#', {every}))) FROM {table}")
+            sums.append(cur.fetchone())
+        if sums[0] == sums[1]:
+            conn.close()
+            return {"missing": 0, "extra": 0, "differing": 0}
         for name, sql in {
             "missing": "SELECT COUNT(*) FROM expected e LEFT JOIN t ON t.id = e.id WHERE t.id IS NULL",
             "extra": "SELECT COUNT(*) FROM t LEFT JOIN expected e ON t.id = e.id WHERE e.id IS NULL",
-            "differing": "SELECT COUNT(*) FROM expected e JOIN t ON t.id = e.id "
-            "WHERE NOT (e.k <=> t.k AND e.c <=> t.c AND e.pad <=> t.pad)",
+            "differing": "SELECT COUNT(*) FROM expected e JOIN t ON t.id = e.id WHERE NOT ("
+            + " AND ".join(f"e.{c} <=> t.{c}" for c in SHAPE.columns[1:])
+            + ")",
         }.items():
             cur.execute(sql)
             row = cur.fetchone()
@@ -327,6 +462,7 @@ def measure(
         for name, tool in tools.items():
             fill(server, rows)
             load_label = f" under {rate:g} writes/s" if rate else ""
+            cpu_before = PRIVATE.cpu_seconds() if PRIVATE is not None else 0.0
             started = time.monotonic()
             if rate:
                 with Load(server, rate, rows) as load:
@@ -343,11 +479,21 @@ def measure(
                 tool(server, f"bench-{name}-{run}-{time.time_ns()}")
                 elapsed = time.monotonic() - started
                 writes = ""
+            cpu = ""
+            if PRIVATE is not None:
+                used = PRIVATE.cpu_seconds() - cpu_before
+                SERVER_CPU.setdefault(name, []).append(used)
+                cpu = f" (server CPU {used:.2f}s)"
             lost = differences(server)
             times[name].append(elapsed)
-            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
+            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{cpu}{writes}; rows lost: {lost}")
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
+            if PRIVATE is not None:
+                global DEADLOCK_OFFSET
+                found, DEADLOCK_OFFSET = private_server.read(PRIVATE.error_log, DEADLOCK_OFFSET)
+                for line in private_server.summary(found):
+                    print(f"      deadlock {line}")
     if rate:
         for name in tools:
             print(
@@ -358,11 +504,32 @@ def measure(
     return times
 
 
-def report(label: str, times: dict[str, list[float]]) -> None:
+def report(label: str, times: dict[str, list[float]], rows: int) -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"\n{label}: medians")
+    print(f"\n{label}: medians ({SHAPE.name}: {SHAPE.alter})")
     for name, median in medians.items():
-        print(f"  {name:9s} {median:6.2f}s   runs: {', '.join(f'{v:.2f}' for v in times[name])}")
+        cpu = SERVER_CPU.get(name)
+        shown = f"  server CPU {statistics.median(cpu):5.2f}s" if cpu else ""
+        print(
+            f"  {name:9s} {median:6.2f}s  {rows / median:9,.0f} rows/s{shown}   "
+            f"runs: {', '.join(f'{v:.2f}' for v in times[name])}"
+        )
+    SERVER_CPU.clear()
+    for tool, runs in SPIRIT_PHASES.items():
+        names = [n for n in PHASES if any(n in p for p in runs)]
+        parts = [f"{n} {statistics.median(p.get(n, 0.0) for p in runs):.2f}s" for n in names]
+        copy_s = statistics.median(p.get("copy", 0.0) for p in runs)
+        print(
+            f"  {tool} by phase (medians): " + ", ".join(parts)
+            + (f"; copy {rows / copy_s:,.0f} rows/s" if copy_s else "")
+        )
+    SPIRIT_PHASES.clear()
+    for other in [n for n in times if n != "spirit"]:
+        # Runs of one round are next to each other in time: their ratio shares the machine's
+        # mood, so its median is steadier than the ratio of medians on a busy machine.
+        pairs = [a / b for a, b in zip(times["spirit"], times[other], strict=False) if b]
+        if pairs:
+            print(f"  spirit / {other}, median of paired runs = {statistics.median(pairs):.2f}x")
     spirit = medians["spirit"]
     if "pt-osc" in medians:
         print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
@@ -387,6 +554,17 @@ def main() -> int:
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--volume", type=int, help="spirit's volume 1..11 (engine-only runs)")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="bench", help="table and change")
+    parser.add_argument("--copy-lanes", help="spirit's engine option copy_lanes (a number or auto)")
+    parser.add_argument(
+        "--private-server",
+        action="store_true",
+        help="a private mariadbd: its CPU seconds per run, every deadlock (bench/private_server.py)",
+    )
+    parser.add_argument(
+        "--compare-lanes",
+        help="also run spirit with these copy_lanes, e.g. 1,4 (engine-only; tools spirit-L1, ...)",
+    )
     parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
     parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
     args = parser.parse_args()
@@ -404,6 +582,22 @@ def main() -> int:
         tools["pt-osc"] = run_pt_osc
     tools["blocking"] = run_blocking
 
+    global PRIVATE
+    if args.private_server:
+        private = private_server.PrivateServer()
+        PRIVATE = private
+        private.start()
+        args.host, args.port, args.user, args.password = "127.0.0.1", private.port, "root", ""
+        print(f"a private mariadbd (CPU time per run, every deadlock logged): {private.workdir}")
+    try:
+        return _run(args, tools)
+    finally:
+        if PRIVATE is not None:
+            PRIVATE.stop()
+            shutil.rmtree(PRIVATE.workdir, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, tools: dict[str, Callable[[Server, str], None]]) -> int:
     admin = Server(args.host, args.port, args.user, args.password, "")
     conn = pymysql.connect(
         host=args.host, port=args.port, user=args.user, password=args.password, autocommit=True
@@ -415,20 +609,31 @@ def main() -> int:
         version = (cur.fetchone() or ("?",))[0]
     server = Server(admin.host, admin.port, admin.user, admin.password, args.schema)
     mode = "engine only" if args.engine_only else "full pipeline: submit to completed"
-    print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; spirit {mode}; change: {ALTER}\n")
+    global SHAPE
+    SHAPE = SHAPES[args.shape]
+    if args.copy_lanes:
+        SPIRIT_OPTIONS["copy_lanes"] = "auto" if args.copy_lanes == "auto" else int(args.copy_lanes)
+    print(
+        f"server {version}; {args.rows} rows; {args.runs} runs per tool; spirit {mode}; "
+        f"{SHAPE.name}: {SHAPE.alter}; spirit options {SPIRIT_OPTIONS or 'default'}\n"
+    )
     pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
     tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
+    if args.compare_lanes and pipeline is None:
+        for count in (int(n) for n in args.compare_lanes.split(",")):
+            tools[f"spirit-L{count}"] = spirit_with_lanes(count)
     try:
         global SPIRIT_VOLUME
         SPIRIT_VOLUME = args.volume
         if not args.load_only:
             print("without load")
-            report("without load", measure(server, tools, args.runs, args.rows, 0))
+            report("without load", measure(server, tools, args.runs, args.rows, 0), args.rows)
         if not args.no_load_only:
             print(f"with a fixed write load of {args.write_rate:g}/s")
             report(
                 f"with {args.write_rate:g} writes/s",
                 measure(server, tools, args.runs, args.rows, args.write_rate),
+                args.rows,
             )
     finally:
         if pipeline is not None:

@@ -61,6 +61,7 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   repaired_chunks INT NOT NULL DEFAULT 0,
   cutover_attempts INT NOT NULL DEFAULT 0,
   deferred_keys TEXT NULL,
+  copy_lanes TEXT NULL,
   message TEXT NULL,
   stopped TINYINT NOT NULL DEFAULT 0,
   volume TINYINT NULL,
@@ -96,6 +97,9 @@ class Checkpoint:
     deferred_keys: str | None = None
     """deferred.Deferred as JSON: secondary keys built after the copy, the shadow's lean
     fingerprint (None: nothing deferred)."""
+    copy_lanes: str | None = None
+    """lanes.LanePlan as JSON: how many copy lanes were chosen and why, and each lane's key
+    range and copy and checksum watermarks (None: not chosen yet, a run of an older engine)."""
     message: str | None = None
     stopped: bool = False
     volume: int | None = None
@@ -118,6 +122,7 @@ _PROGRESS = (
     "repaired_chunks",
     "cutover_attempts",
     "deferred_keys",
+    "copy_lanes",
     "message",
     "shadow_fingerprint",
 )
@@ -154,7 +159,7 @@ def ensure_table(cur: Cursor, schema: str) -> None:
 
 # Columns added after the table's first version; a table made by an older engine gets them when
 # it is first read (NULL means what the older engine did: nothing deferred).
-_ADDED = {"deferred_keys": "TEXT NULL"}
+_ADDED = {"deferred_keys": "TEXT NULL", "copy_lanes": "TEXT NULL"}
 _UPGRADED: set[str] = set()
 
 

@@ -19,14 +19,38 @@ from pymysql.cursors import Cursor
 from engines.base import PermanentEngineError
 from engines.spirit.columnmap import ColumnMap
 from engines.spirit.keyset import Key, key_range, order_by
+from engines.spirit.lanes import autoinc_lock_serialises
 from engines.spirit.naming import TableNames, quote
+from engines.spirit.tableinfo import TableInfo
 
 
 def copy_chunk(
-    cur: Cursor, names: TableNames, cmap: ColumnMap, low: Key | None, high: Key | None
+    cur: Cursor,
+    names: TableNames,
+    cmap: ColumnMap,
+    low: Key | None,
+    high: Key | None,
+    *,
+    lock_first: bool = False,
 ) -> int:
-    """Copy keys in (low, high]; returns the number of rows inserted."""
+    """Copy keys in (low, high]; returns the number of rows inserted.
+
+    `lock_first`: take the chunk's shared locks on the source in a statement of their own before
+    the `INSERT ... SELECT`. Where the shadow has an AUTO_INCREMENT column under
+    `innodb_autoinc_lock_mode` 0 or 1, the `INSERT ... SELECT` holds the shadow's table-level
+    AUTO-INC lock from its first row to its end; if it then waits for a source row that an
+    application's transaction holds, whose trigger waits for that AUTO-INC lock to insert into
+    the shadow, the server fails one of them (1213), usually the application's write. With the
+    chunk's rows and gaps locked first (no AUTO-INC lock held yet), the `INSERT ... SELECT` finds
+    them all its own. Same rows, same order: exactness does not change."""
     where, params = key_range(cmap.key, low, high)
+    if lock_first:
+        cur.execute(
+            f"SELECT COUNT(*) FROM {names.q()} FORCE INDEX (PRIMARY) WHERE {where} "
+            "LOCK IN SHARE MODE",
+            params,
+        )
+        cur.fetchall()
     cur.execute(
         f"INSERT IGNORE INTO {names.q(names.shadow)} ({', '.join(quote(c) for c in cmap.shadow)}) "
         f"SELECT {', '.join(quote(c) for c in cmap.source)} FROM {names.q()} FORCE INDEX (PRIMARY) "
@@ -41,6 +65,12 @@ def copy_chunk(
             "a blocking ALTER would fail the same way"
         )
     return inserted
+
+
+def needs_lock_first(cur: Cursor, shadow: TableInfo) -> bool:
+    """Whether chunks take their source locks first (`copy_chunk`): this server holds the
+    shadow's AUTO-INC lock for a whole `INSERT ... SELECT`."""
+    return autoinc_lock_serialises(cur, shadow) is not None
 
 
 def _refusal(cur: Cursor) -> str | None:

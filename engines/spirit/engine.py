@@ -33,12 +33,13 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import SpiritOptions
-from engines.spirit import checkpoint, cutover, resume_rules, runner, sentinel, setup, throttle
+from engines.spirit import checkpoint, cutover, lanes, resume_rules, runner, sentinel, setup, throttle
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
 from engines.spirit.keyset import describe
 from engines.spirit.naming import CHECKPOINT_TABLE
+from engines.spirit.parallel import LaneConnections, LaneSupply
 from engines.spirit.plan import TablePlan, group_of, plan_tables
 from engines.spirit.resume_rules import RunView
 from engines.spirit.tableinfo import auto_increment, estimated_rows
@@ -80,14 +81,21 @@ def _point(cp: Checkpoint, total: int) -> str:
     """Where a run stands, for the audit log."""
     if cp.phase == checkpoint.COPY:
         pct = 100.0 * cp.rows_copied / total if total else 0.0
-        return (
-            f"copy watermark {describe(cp.copy_watermark)} "
-            f"({cp.rows_copied} rows, {min(pct, 99.9):.1f}%)"
-        )
+        plan = lanes.LanePlan.load(cp.copy_lanes)
+        where = f"copy watermark {describe(cp.copy_watermark)}"
+        if plan is not None:
+            where = plan.describe() if plan.parallel else f"{where}, {plan.describe()}"
+        return f"{where} ({cp.rows_copied} rows, {min(pct, 99.9):.1f}%)"
     if cp.phase == checkpoint.INDEX:
         return f"building the deferred secondary indexes ({cp.rows_copied} rows copied)"
     if cp.phase == checkpoint.CHECKSUM:
-        return f"checksum watermark {describe(cp.checksum_watermark)} ({cp.rows_checksummed} rows)"
+        plan = lanes.LanePlan.load(cp.copy_lanes)
+        if plan is not None and plan.parallel and cp.checksum_pass == 1:
+            done = sum(lane.sum_done for lane in plan.lanes)
+            where = f"checksum of {len(plan.lanes)} copy lanes, {done} done"
+        else:
+            where = f"checksum watermark {describe(cp.checksum_watermark)}"
+        return f"{where} ({cp.rows_checksummed} rows)"
     if cp.phase == checkpoint.DONE and cp.kind == "direct" and cp.message:
         return cp.message  # what a CREATE or DROP did ("already absent"), for status and the log
     return cp.phase
@@ -100,7 +108,9 @@ class SpiritEngine(Engine):
     chunks to the volume's chunk time; `lock_wait_seconds` sets the row lock wait of the copy;
     `cutover_lock_wait_seconds` the metadata lock wait of each rename attempt;
     `trailing_checksum` (default true) checksums each chunk behind the copy (trailing.py);
-    `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py).
+    `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py);
+    `copy_lanes` (a number, or "auto", the default) copies key ranges in parallel where no
+    AUTO-INC lock serialises them (lanes.py).
     """
 
     name = "spirit"
@@ -111,6 +121,7 @@ class SpiritEngine(Engine):
         super().__init__(target)
         self._conn: Connection | None = None
         self._peer: Connection | None = None  # second connection for checksum reads
+        self._lanes: LaneConnections = []  # per copy lane: its connection and its checksum peer
         self._throttler = throttle.Throttler(target)
         self._rates = runner.CopyRate()
         self.sleep: Callable[[float], None] = time.sleep
@@ -144,9 +155,31 @@ class SpiritEngine(Engine):
         _close_quietly(self._peer)
         self._peer = None
 
+    def _lane_connections(self, count: int, trailing: bool, lock_wait: int | None) -> LaneConnections:
+        """`count` pairs of connections for copy lanes (parallel.py), reused between steps.
+        They hold no lock: the step's main connection owns the table while they work."""
+        pairs: LaneConnections = []
+        for index in range(count):
+            conn, peer = self._lanes[index] if index < len(self._lanes) else (None, None)
+            conn = self._reuse_or_connect(conn)
+            peer = self._reuse_or_connect(peer) if trailing else peer
+            if lock_wait is not None:
+                with target_errors("session settings"), conn.cursor() as cur:
+                    cur.execute(f"SET SESSION innodb_lock_wait_timeout = {int(lock_wait)}")
+            pairs.append((conn, peer))
+        self._lanes[: len(pairs)] = pairs
+        return pairs
+
+    def _drop_lanes(self) -> None:
+        for conn, peer in self._lanes:
+            _close_quietly(conn)
+            _close_quietly(peer)
+        self._lanes = []
+
     def close(self) -> None:
         self._drop_connection()
         self._drop_peer()
+        self._drop_lanes()
         self._throttler.close()
 
     @contextmanager
@@ -316,6 +349,7 @@ class SpiritEngine(Engine):
             checksum_pass=1,
             repaired_chunks=0,
             message="re-verifying the shadow table after a restart",
+            copy_lanes=lanes.forget_checksum(cp.copy_lanes),
         )
         checkpoint.save(cur, cp)
         return cp
@@ -475,6 +509,11 @@ class SpiritEngine(Engine):
                 return self._result(conn, request, plans, cps, events, f"throttled: {why}")
         reports: dict[str, runner.StepReport] = {}
         trailing = bool(request.options.extra.get("trailing_checksum", True))
+        lock_wait = request.options.extra.get("lock_wait_seconds")
+        supply = LaneSupply(
+            request.options.extra.get("copy_lanes"),
+            lambda n: self._lane_connections(n, trailing, lock_wait),
+        )
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)
@@ -493,6 +532,7 @@ class SpiritEngine(Engine):
                     self.sleep,
                     throttled=None if gate is None else gate.closed,
                     peer=self._peer_connection() if trailing else None,
+                    supply=supply,
                 )
                 view = replace(view, checkpoint=cp)
                 worked = True

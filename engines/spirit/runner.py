@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pymysql
 from pymysql.connections import Connection
 
 from engines.base import PermanentEngineError, RetryableEngineError
-from engines.spirit import checkpoint, checksum
+from engines.spirit import checkpoint, checksum, copier, lanes, parallel
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.copier import copy_chunk
 from engines.spirit.deferred import Deferred, build
-from engines.spirit.keyset import describe
+from engines.spirit.keyset import Key, describe
+from engines.spirit.lanes import LanePlan
+from engines.spirit.parallel import LaneSupply
 from engines.spirit.plan import TablePlan
 from engines.spirit.resume_rules import RunView
-from engines.spirit.tableinfo import read_table
+from engines.spirit.tableinfo import estimated_rows, read_table
 from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
@@ -89,11 +91,22 @@ def copy(
     sleep: Callable[[float], None] = time.sleep,
     throttled: Callable[[], str | None] | None = None,
     peer: Connection | None = None,
+    supply: LaneSupply | None = None,
 ) -> Checkpoint:
     """Copy chunks until the deadline or the end of the table. Always copies at least one chunk,
     so a step budget shorter than one chunk still makes progress; `throttled` (throttle.py),
     asked before every further chunk, stops the step early with its reason. With `peer`, a
-    second connection, each copied chunk is checksummed behind the copy (trailing.py)."""
+    second connection, each copied chunk is checksummed behind the copy (trailing.py). With
+    `supply`, the first step of a run chooses its copy lanes (lanes.py), and a run with more
+    than one copies them in parallel (parallel.py)."""
+    if supply is not None:
+        view = _with_lanes(conn, plan, view, pace, supply.wanted, report)
+        lane_plan = LanePlan.load(view.checkpoint.copy_lanes)
+        if lane_plan is not None and lane_plan.parallel:
+            return _copy_in_lanes(
+                conn, plan, view, lane_plan, pace, deadline, report, sleep, throttled, supply,
+                trailing=peer is not None,
+            )
     trailer = Trailer(peer, plan.names, view.columns, view.checkpoint)
     try:
         cp = _copy(conn, plan, view, pace, deadline, report, sleep, throttled, trailer)
@@ -107,6 +120,79 @@ def copy(
         return cp
     finally:
         trailer.close()
+
+
+def _with_lanes(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    pace: Pace,
+    wanted: int | str | None,
+    report: StepReport,
+) -> RunView:
+    """The view with the run's lane plan chosen and saved, once, before its first chunk. A run
+    begun by an engine without lanes (a watermark, no plan) goes on in one lane."""
+    cp = view.checkpoint
+    if cp.copy_lanes is not None:
+        return view
+    names = plan.names
+    with conn.cursor() as cur:
+        if cp.copy_watermark is not None or cp.rows_copied:
+            count, why = 1, "a copy begun in one lane"
+        else:
+            total = estimated_rows(cur, names.schema, names.table)
+            count, why = lanes.choose(
+                cur, view.source, view.shadow, view.columns.key, wanted, total
+            )
+        ranges: tuple[lanes.Lane, ...] = ()
+        if count > 1:
+            ranges = lanes.split(cur, names.q(), view.columns.key[0], count, cp.chunk_size)
+            if not ranges:
+                count, why = 1, "fewer keys than lanes"
+        chosen = LanePlan(count, why, ranges)
+        cp = cp.but(copy_lanes=chosen.dump())
+        checkpoint.save(cur, cp)
+    report.events.append(f"{plan.label}: copying in {chosen.describe()}")
+    return replace(view, checkpoint=cp)
+
+
+def _copy_in_lanes(
+    conn: Connection,
+    plan: TablePlan,
+    view: RunView,
+    lane_plan: LanePlan,
+    pace: Pace,
+    deadline: float,
+    report: StepReport,
+    sleep: Callable[[float], None],
+    throttled: Callable[[], str | None] | None,
+    supply: LaneSupply,
+    trailing: bool,
+) -> Checkpoint:
+    connections = supply.connections(len(lane_plan.lanes))
+    if not trailing:
+        connections = [(lane_conn, None) for lane_conn, _ in connections]
+
+    def rows_added(rows: int, seconds: float) -> None:
+        report.rows_copied += rows
+        report.seconds += seconds
+
+    cp, why, events = parallel.copy(
+        conn,
+        plan,
+        view,
+        lane_plan,
+        chunker_for(plan, view, pace),
+        pace,
+        deadline,
+        rows_added,
+        sleep,
+        throttled,
+        connections,
+    )
+    report.throttled = report.throttled or why
+    report.events.extend(events)
+    return cp
 
 
 def _copy(
@@ -129,6 +215,8 @@ def _copy(
     copied_any = False
     first = True
     started = time.monotonic()
+    with conn.cursor() as cur:
+        lock_first = copier.needs_lock_first(cur, view.shadow)
     while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
         if not first and throttled is not None:
             report.throttled = throttled()
@@ -142,7 +230,9 @@ def _copy(
                 high = chunker.next(cur, cp.copy_watermark, sizer.size)
                 cur.execute("BEGIN")
                 try:
-                    inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high)
+                    inserted = copy_chunk(
+                        cur, names, cmap, cp.copy_watermark, high, lock_first=lock_first
+                    )
                     # The previous chunk's comparison ran meanwhile; it is recorded with this one.
                     cp = trailer.collect(cp)
                     if high is None:
@@ -246,12 +336,27 @@ def verify(
     chunker = chunker_for(plan, view, pace)
     sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds, pace.fixed_chunk)
     first = True
+    # A copy in lanes left each lane's own checksum watermark (what trailed behind it): the first
+    # pass finishes every lane's range in turn. A second pass is over the whole table.
+    lane_plan = LanePlan.load(cp.copy_lanes)
+    if lane_plan is not None and not (lane_plan.parallel and cp.checksum_pass == 1):
+        lane_plan = None
     while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
         first = False
         t0 = time.monotonic()
-        low = cp.checksum_watermark
+        lane_index, lane_last = -1, False
+        low: Key | None
+        high: Key | None
         with conn.cursor() as cur:
-            high = chunker.next(cur, low, sizer.size)
+            if lane_plan is not None:
+                lane_index = next(i for i, ln in enumerate(lane_plan.lanes) if not ln.sum_done)
+                lane = lane_plan.lanes[lane_index]
+                low = lane.sum_low
+                high, lane_last = lane.cap(chunker.next(cur, low, sizer.size))
+            else:
+                low = cp.checksum_watermark
+                high = chunker.next(cur, low, sizer.size)
+        short = lane_last if lane_plan is not None else high is None
         result = checksum.compare(conn, names, cmap, low, high, peer)
         if not result.equal:
             if cp.checksum_pass >= 2:
@@ -278,11 +383,26 @@ def verify(
                 f"({result.source_rows} source rows, {result.shadow_rows} shadow rows, "
                 f"{result.differing} differing)"
             )
-        cp = cp.but(
-            checksum_watermark=high, rows_checksummed=cp.rows_checksummed + result.source_rows
-        )
-        if high is None:
+        finished = high is None
+        if lane_plan is not None:
+            lane = lane_plan.lanes[lane_index]
+            lane_plan = lane_plan.but_lane(
+                lane_index,
+                summed=int(high[0]) if high is not None else lane.summed,
+                sum_done=lane_last,
+            )
+            finished = all(ln.sum_done for ln in lane_plan.lanes)
+            cp = cp.but(
+                copy_lanes=lane_plan.dump(),
+                rows_checksummed=cp.rows_checksummed + result.source_rows,
+            )
+        else:
+            cp = cp.but(
+                checksum_watermark=high, rows_checksummed=cp.rows_checksummed + result.source_rows
+            )
+        if finished:
             if cp.repaired_chunks and cp.checksum_pass == 1:
+                lane_plan = None
                 cp = cp.but(
                     checksum_pass=2, checksum_watermark=None, rows_checksummed=0, repaired_chunks=0
                 )
@@ -294,7 +414,7 @@ def verify(
                 report.events.append(f"{plan.label}: checksum passed; ready for cutover")
         with conn.cursor() as cur:
             checkpoint.save(cur, cp)
-        sizer.record(time.monotonic() - t0, full=high is not None)
+        sizer.record(time.monotonic() - t0, full=not short)
     return cp
 
 

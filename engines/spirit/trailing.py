@@ -28,14 +28,19 @@ from engines.spirit.naming import TableNames
 
 class Trailer:
     def __init__(
-        self, peer: Connection | None, names: TableNames, cmap: ColumnMap, cp: Checkpoint
+        self,
+        peer: Connection | None,
+        names: TableNames,
+        cmap: ColumnMap,
+        cp: Checkpoint,
+        caught_up: bool | None = None,
     ) -> None:
+        """`caught_up`: whether the checksum is level with the copy where this trailer starts
+        (a copy lane's own watermarks, lanes.py); by default, the checkpoint's watermarks."""
         self.peer, self.names, self.cmap = peer, names, cmap
-        self.active = (
-            peer is not None
-            and cp.checksum_pass == 1
-            and dump_key(cp.checksum_watermark) == dump_key(cp.copy_watermark)
-        )
+        if caught_up is None:
+            caught_up = dump_key(cp.checksum_watermark) == dump_key(cp.copy_watermark)
+        self.active = peer is not None and cp.checksum_pass == 1 and caught_up
         self.differed: Key | None = None
         self._pool = ThreadPoolExecutor(max_workers=1) if self.active else None
         self._pending: tuple[Future[ChunkComparison | None], Key | None, Key] | None = None
@@ -50,8 +55,17 @@ class Trailer:
 
     def collect(self, cp: Checkpoint) -> Checkpoint:
         """`cp` with the pending comparison accounted for."""
-        if self._pending is None:
+        agreed = self.take()
+        if agreed is None:
             return cp
+        high, rows = agreed
+        return cp.but(checksum_watermark=high, rows_checksummed=cp.rows_checksummed + rows)
+
+    def take(self) -> tuple[Key, int] | None:
+        """The pending comparison, waited for: (its upper key, its source rows) when both sides
+        agreed; None when nothing was pending or it differed (the trailing then stops)."""
+        if self._pending is None:
+            return None
         future, low, high = self._pending
         self._pending = None
         try:
@@ -61,10 +75,12 @@ class Trailer:
         if result is None:
             self.active = False
             self.differed = low if low is not None else ()
-            return cp
-        return cp.but(
-            checksum_watermark=high, rows_checksummed=cp.rows_checksummed + result.source_rows
-        )
+            return None
+        return high, result.source_rows
+
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
 
     def event(self, label: str) -> str | None:
         if self.differed is None:

@@ -1,9 +1,19 @@
 """Trigger-based change source: three AFTER triggers copy every write on the source to the shadow.
 
-- insert: delete the new row's key from the shadow, then `INSERT` the new row.
-- update: delete the old key (and the new one, when the primary key changed), then `INSERT` the
-  new row. Keys are compared null-safe (`<=>`).
+- insert: `INSERT` the new row into the shadow; if its key is already there, delete that row and
+  `INSERT` again.
+- update: when the primary key changed, delete the old key; then as for an insert. Keys are
+  compared null-safe (`<=>`).
 - delete: delete the key from the shadow.
+
+Insert first, delete only on a duplicate: a `DELETE` of a key the shadow does not hold yet (a row
+the copy has not reached) takes a gap lock on the shadow, and the copy's next rows go into that
+gap. Under `innodb_autoinc_lock_mode=1` the copy's `INSERT ... SELECT` holds the shadow's AUTO-INC
+lock while it waits for that gap, and the trigger's own `INSERT` then waits for the AUTO-INC lock:
+a deadlock the server resolved by failing the application's write (1213; issue 12, profiled with
+`bench/copy.py --private-server`). The rows stored are the same: the new row replaces whatever
+the shadow held under its key, and a duplicate of a new unique key still fails the second
+`INSERT` and is recorded as a refused write.
 
 Never `REPLACE`: it would silently delete a *different* shadow row that collides with the new
 one on a unique key the ALTER adds, and the apply would complete with that row gone. A plain
@@ -51,6 +61,18 @@ class TriggerChangeSource:
         values = ", ".join(f"NEW.{quote(c)}" for c in self.columns.source)
         return f"INSERT INTO {self.names.q(self.names.shadow)} ({shadow_cols}) VALUES ({values})"
 
+    def _upsert_new_row(self) -> tuple[str, str]:
+        """Insert the new row; on a duplicate (its key already in the shadow, or a new unique
+        key), delete the row under its key and insert again, outside the inner handler, so that a
+        second duplicate (a new unique key) is recorded as a refused write."""
+        shadow = self.names.q(self.names.shadow)
+        return (
+            "BEGIN DECLARE CONTINUE HANDLER FOR 1062 SET sb_dup = 1; "
+            f"{self._insert_new_row()}; END",
+            f"IF sb_dup = 1 THEN DELETE IGNORE FROM {shadow} WHERE {self._key_is('NEW')}; "
+            f"{self._insert_new_row()}; END IF",
+        )
+
     def _guarded(self, *statements: str) -> str:
         """`statements` in a block whose data errors are recorded, not raised. A handler for a
         code also catches that code's warnings and notes (a DECIMAL rounded is note 1265, which
@@ -62,7 +84,7 @@ class TriggerChangeSource:
         )
         return (
             "BEGIN DECLARE sb_errno INT DEFAULT 0; DECLARE sb_message TEXT DEFAULT ''; "
-            "DECLARE sb_state CHAR(5) DEFAULT '00000'; "
+            "DECLARE sb_state CHAR(5) DEFAULT '00000'; DECLARE sb_dup INT DEFAULT 0; "
             f"DECLARE CONTINUE HANDLER FOR {codes} BEGIN GET DIAGNOSTICS CONDITION 1 "
             "sb_errno = MYSQL_ERRNO, sb_message = MESSAGE_TEXT, sb_state = RETURNED_SQLSTATE; "
             f"IF sb_state NOT LIKE '01%' THEN {record}; END IF; END; "
@@ -83,7 +105,6 @@ class TriggerChangeSource:
             f"WHERE ({key_changed}) AND {self._key_is('OLD')}"
         )
         shadow = self.names.q(self.names.shadow)
-        delete_new = f"DELETE IGNORE FROM {shadow} WHERE {self._key_is('NEW')}"
         return {
             self.names.trigger_delete: (
                 "DELETE",
@@ -91,15 +112,11 @@ class TriggerChangeSource:
             ),
             self.names.trigger_update: (
                 "UPDATE",
-                self._guarded(
-                    f"DELETE IGNORE FROM {shadow} WHERE {self._key_is('OLD')}",
-                    delete_old.replace(self._key_is("OLD"), self._key_is("NEW")),
-                    self._insert_new_row(),
-                ),
+                self._guarded(delete_old, *self._upsert_new_row()),
             ),
             self.names.trigger_insert: (
                 "INSERT",
-                self._guarded(delete_new, self._insert_new_row()),
+                self._guarded(*self._upsert_new_row()),
             ),
         }
 

@@ -3,6 +3,7 @@ and 21 of docs/architecture.md §10 with the real online copy, a concurrent writ
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -25,8 +26,10 @@ from tests.support.servers import wait_for
 pytestmark = pytest.mark.chaos
 ROWS = 200_000
 # Small fixed chunks at volume 1 keep a copy of ROWS running for several seconds, long enough to
-# kill or stop a worker in the middle of it (by default the copy would take about a second).
-SLOW = {"volume": 1, "engine_options": {"chunk_rows": 1000}}
+# kill or stop a worker in the middle of it (by default the copy would take about a second). The
+# table has no AUTO_INCREMENT column, so the copy runs in two lanes (engines/spirit/lanes.py):
+# chunks of 500 keep it as long as one lane of 1000 did.
+SLOW = {"volume": 1, "engine_options": {"chunk_rows": 500}}
 
 
 @pytest.fixture
@@ -116,6 +119,16 @@ def lock_holder(schema: str) -> int | None:
     return holder
 
 
+def copy_lanes(schema: str) -> dict[str, object]:
+    """The lane plan the engine recorded in the table's checkpoint (engines/spirit/lanes.py)."""
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute("SELECT copy_lanes FROM _sb_spirit_checkpoint WHERE table_name = 't'")
+        (text,) = cur.fetchone()  # type: ignore[misc]
+    conn.close()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 def submit(client: Client, env: ProcEnv, **options: object) -> str:
     return client.submit_apply(
         "local",
@@ -155,6 +168,9 @@ def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(e
         assert resumes and all(e.detail["reattached"] for e in resumes), [(e.event, e.message) for e in log]  # type: ignore[index]
         # Continued from the checkpoint: the resumed owner starts at (or after) the stored count.
         assert copied_at_kill > 0
+        # The table has no AUTO_INCREMENT column: the copy ran in parallel lanes (lanes.py), and
+        # the kill hit a step with both lanes copying.
+        assert copy_lanes(env.target_schema)["count"] == 2
     finally:
         writer.stop.set()
         cluster.stop()

@@ -336,10 +336,16 @@ def _drive(
 
 
 def run_case(
-    schema: str, oracle_schema: str, case: Case, *, kill_mid_copy: bool = False
+    schema: str,
+    oracle_schema: str,
+    case: Case,
+    *,
+    kill_mid_copy: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Outcome:
     """Run `case` through spirit and through a blocking ALTER; assert they agree (see the module
-    docstring) and return what happened."""
+    docstring) and return what happened. `options`: engine options besides the oracle's own
+    (small fixed chunks), e.g. `copy_lanes`."""
     seed(schema, case)
     conn = connect(schema)
     cur = conn.cursor()
@@ -351,7 +357,7 @@ def run_case(
         context=f"fid-{case.name}",
         defer_cutover=True,
         step_budget=0.03,
-        chunk_rows=25,
+        **{"chunk_rows": 25, **(options or {})},
     )
     eng = engine(schema)
     outcome = Outcome("identical", writes=writers.counts, writer_errors=writers.errors)

@@ -73,8 +73,8 @@ def test_copy_killed_at_half_resumes_from_checkpoint_without_copying_rows_again(
     chunks: list[tuple[object, object, int]] = []
     original = runner.copy_chunk
 
-    def recording(cur, names, cmap, low, high):  # type: ignore[no-untyped-def]
-        inserted = original(cur, names, cmap, low, high)
+    def recording(cur, names, cmap, low, high, **how):  # type: ignore[no-untyped-def]
+        inserted = original(cur, names, cmap, low, high, **how)
         chunks.append((low, high, inserted))
         return inserted
 
@@ -202,10 +202,10 @@ def test_lost_connection_mid_step_is_retryable_and_keeps_the_checkpoint(
     req = request([(schema, "t", ALTER)], chunk_rows=500)
     original = runner.copy_chunk
 
-    def killed_connection(cur, names, cmap, low, high):  # type: ignore[no-untyped-def]
+    def killed_connection(cur, names, cmap, low, high, **how):  # type: ignore[no-untyped-def]
         with db.cursor() as other:
             other.execute("KILL CONNECTION %s", (cur.connection.thread_id(),))
-        return original(cur, names, cmap, low, high)
+        return original(cur, names, cmap, low, high, **how)
 
     monkeypatch.setattr(runner, "copy_chunk", killed_connection)
     with pytest.raises(RetryableEngineError):

@@ -58,8 +58,8 @@ def test_a_chunk_that_differs_behind_the_copy_is_repaired_by_the_checksum_phase(
     _create(db)
     original = runner.copy_chunk
 
-    def copy_then_tamper(cur, names, cmap, low, high):  # type: ignore[no-untyped-def]
-        inserted = original(cur, names, cmap, low, high)
+    def copy_then_tamper(cur, names, cmap, low, high, **how):  # type: ignore[no-untyped-def]
+        inserted = original(cur, names, cmap, low, high, **how)
         cur.execute(f"UPDATE {names.q(names.shadow)} SET v = 'tampered' WHERE id = 250")
         return inserted
 

@@ -51,7 +51,8 @@ def main(spec: dict[str, Any]) -> None:
 
         def save_then_die(cur: Any, cp: Any) -> None:
             original_save(cur, cp)
-            if cp.phase == checkpoint.COPY and cp.copy_watermark is not None:
+            # A chunk's save moves the copy on (one watermark, or a lane's: rows_copied).
+            if cp.phase == checkpoint.COPY and (cp.copy_watermark is not None or cp.rows_copied):
                 chunks[0] += 1
                 if chunks[0] >= int(hooks["die_mid_copy_after"]):
                     _die()
