@@ -189,7 +189,9 @@ def test_s16_redis_restarted_without_persistence_every_apply_still_completes_onc
                 assert fake.query("SELECT * FROM violations") == []  # never two drivers at once
                 for f in finals:
                     assert fake.work(f.tasks[0].task_id)["created"] == 1
-                    assert any(e.event == "claimed" for e in client.log(f.apply_id))
+                # An apply whose tick was running during the restart sends its next message to the
+                # new broker and needs no sweep; the others lost theirs and were claimed by it.
+                assert any(any(e.event == "claimed" for e in client.log(f.apply_id)) for f in finals)
             finally:
                 cluster.stop()
     finally:
