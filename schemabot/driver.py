@@ -430,7 +430,7 @@ class _Tick:
         self, snap: Snapshot, kind: str, op: _Operation | None, after: State | None = None
     ) -> dict[str, State] | None:
         """How a carried-out control moves the tasks; the engine's own word (`after`) wins."""
-        unfinished = [t for t in snap.tasks if not State(t.state).is_terminal]
+        unfinished = [t for t in snap.tasks if not t.state.is_terminal]
         if after is not None and (after.is_terminal or after is State.STOPPED):
             return {t.task_id: after for t in unfinished}
         if kind == "stop":

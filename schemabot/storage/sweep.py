@@ -163,7 +163,7 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
             )
             message = f"{why}; last error: {apply.error}"
             for task in session.scalars(sa.select(Task).where(Task.apply_id == apply.apply_id)):
-                if not State(task.state).is_terminal:
+                if not task.state.is_terminal:
                     audit.append(
                         session,
                         apply.apply_id,
@@ -173,7 +173,7 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
                         old_state=task.state,
                         new_state=State.CANCELLED.value,
                     )
-                    task.state = State.CANCELLED.value
+                    task.state = State.CANCELLED
             apply.error = message
             set_apply_state(session, apply, State.FAILED, message, token=None)
             expired.append(apply.apply_id)
