@@ -1,11 +1,12 @@
 # Two entry points: `make demo` (the main job on defaults) and `make test` (the whole suite).
 # Both create .venv and install the project on first use, so a fresh clone needs nothing else.
+# The inner loop is `make check` (ruff + mypy + the unit tests, no servers, under a minute).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test unit lint typecheck demo bench browser clean
+.PHONY: venv test unit check lint typecheck demo bench browser clean
 
 venv: $(STAMP)
 
@@ -24,8 +25,12 @@ typecheck: venv
 test: lint typecheck
 	$(BIN)/pytest -q -ra --durations=20
 
+# No servers needed: tests/unit may not connect to MariaDB, Redis, PostgreSQL or RabbitMQ
+# (tests/conftest.py refuses it); the service markers are in pyproject.toml.
 unit: venv
 	$(BIN)/pytest -q tests/unit
+
+check: lint typecheck unit
 
 demo: venv
 	$(BIN)/schemabot demo

@@ -2,13 +2,16 @@
 unknown key), so a bad knob is refused before anything is stored instead of failing, or being
 silently clamped, in a worker (issue 10 §4).
 
-An engine declares its model as `Engine.options_model`; the base class accepts no options.
+An engine declares its model as `Engine.options_model`; the base class accepts no options. The
+options reach the engine as `ApplyOptions.extra`, a JSON mapping (it crosses the state database);
+the engine reads them back through its model with `read_options`, so inside the engine each knob
+is a typed attribute with one default, not a dict key converted at every use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
@@ -46,6 +49,22 @@ class OptionsError(ValueError):
     """The options do not fit the engine's model; the message names each bad key."""
 
 
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def read_options(model: type[Options], extra: Mapping[str, Any]) -> Options:
+    """The engine's options from `ApplyOptions.extra`, as the model's typed attributes.
+
+    Not validated again: `check_options` did that at submit, and an engine called directly (the
+    engine tests, the benchmarks) may pass values outside the submit limits on purpose, e.g.
+    `max_threads_running=0` to force throttling. Keys the model does not know (an apply submitted
+    by an older version) are left out rather than failing work in flight; absent knobs are None,
+    so the engine's own default applies.
+    """
+    known = {key: value for key, value in extra.items() if key in model.model_fields}
+    return model.model_construct(**known)
+
+
 def check_options(
     engine: str, model: type[BaseModel], options: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -74,4 +93,5 @@ __all__ = [
     "PlanetScaleOptions",
     "SpiritOptions",
     "check_options",
+    "read_options",
 ]

@@ -73,7 +73,7 @@ class TaskStatus:
     table: str
     action: str
     ddl: str | None
-    state: str
+    state: State
     rows_copied: int | None
     rows_total: int | None
     percent: float | None
@@ -109,7 +109,7 @@ def _iso(value: datetime | None) -> str | None:
 @dataclass(frozen=True)
 class ApplyStatus:
     apply_id: str
-    state: str
+    state: State
     engine: str
     target: str
     database: str
@@ -154,7 +154,7 @@ class ApplyStatus:
 
     @property
     def is_terminal(self) -> bool:
-        return State(self.state).is_terminal
+        return self.state.is_terminal
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,7 +397,7 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.get_apply(apply_id)
-            state = State(status.state)
+            state = status.state
             if state in TERMINAL:
                 return status
             if stop_at_waiting and state in WAITING_STATES and asked_to_wait(status, state):
@@ -420,15 +420,14 @@ class Client:
         name = control_rules.normalise_kind(kind)
         normalised = control_rules.normalise_value(name, value)
         status = self.get_apply(apply_id)
-        control_rules.check_request(name, State(status.state))
+        control_rules.check_request(name, status.state)
         if name == "cancel" and status.queue_position is not None:
             # A queued apply has no driver: cancel it here, and let the line move on.
             cancelled = cancel_queued(self.runtime.db, apply_id)
             if cancelled is not None:
                 return ControlReceipt(apply_id, name, cancelled, True)
         control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
-        state = State(status.state)
-        if name in control_rules.WAKING_KINDS and state in control_rules.OWNERLESS_REQUEST_STATES:
+        if name in control_rules.WAKING_KINDS and status.state in control_rules.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)
 

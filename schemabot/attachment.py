@@ -56,7 +56,7 @@ def read_resume_state(db: Database, operation_id: str) -> ResumeState | None:
 
 
 def unfinished_task(snapshot: Snapshot) -> Task | None:
-    return next((t for t in snapshot.tasks if not State(t.state).is_terminal), None)
+    return next((t for t in snapshot.tasks if not t.state.is_terminal), None)
 
 
 def resolve(
@@ -125,15 +125,15 @@ def resolve(
 def _furthest(snapshot: Snapshot) -> State:
     """How far the apply got, from its tasks (the apply's own state may be a verdict such as
     waiting_for_provider, which says nothing about the branch)."""
-    states = [State(t.state) for t in snapshot.tasks]
+    states = [t.state for t in snapshot.tasks]
     unfinished = [s for s in states if not s.is_terminal]
     if not unfinished:
-        return State(snapshot.apply.state)
+        return snapshot.apply.state
     return max(unfinished, key=rank)
 
 
 def _may_start_fresh(snapshot: Snapshot) -> bool:
-    state = State(snapshot.apply.state)
+    state = snapshot.apply.state
     if state in VITESS_FRESH_STATES:
         return True
     if state in VERDICTS:

@@ -204,7 +204,7 @@ def apply(
         # `wait` returns in a waiting state only when the apply asked for it: a deferred cutover,
         # or the revert window a Vitess deploy opens unless --skip-revert. Both are success, as
         # for `watch`; anything else short of completed is not.
-        ok = status.state == State.COMPLETED.value or asked_to_wait(status, State(status.state))
+        ok = status.state == State.COMPLETED.value or asked_to_wait(status, status.state)
         if not as_json:
             click.echo(
                 f"{status.apply_id} {status.state}" + (f": {status.error}" if status.error else ""),
@@ -240,7 +240,7 @@ def watch(apply_id: str) -> None:
 
     client = _client()
     final = run_watch(client, apply_id)
-    ok = final.state == State.COMPLETED.value or asked_to_wait(final, State(final.state))
+    ok = final.state == State.COMPLETED.value or asked_to_wait(final, final.state)
     raise Exit(0 if ok else 1)
 
 

@@ -218,13 +218,13 @@ class _Tick:
 
     def _run(self) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
-        if State(snap.apply.state).is_terminal:
+        if snap.apply.state.is_terminal:
             leases.release(self.rt.db, self.apply_id, self.token)
             return self.finish()
         if snap.pending_controls:
             self._run_controls(snap)
             snap = reads.snapshot(self.rt.db, self.apply_id)
-        state = State(snap.apply.state)
+        state = snap.apply.state
         if state.is_terminal:
             return self.finish()
         if state in (State.FAILED_RETRYABLE, State.WAITING_FOR_PROVIDER):  # another attempt
@@ -366,7 +366,7 @@ class _Tick:
     # -- controls -----------------------------------------------------------------------------
 
     def _run_controls(self, snap: Snapshot) -> State:
-        state = State(snap.apply.state)
+        state = snap.apply.state
         for control in snap.pending_controls:
             verdict = control_rules.decide(control.kind, state)
             if verdict.decision is control_rules.Decision.HOLD:
@@ -392,7 +392,7 @@ class _Tick:
         # An apply parked by the orphan limit is cancelled through the engine (it cleans up),
         # unless a driver already died carrying that out (the count went past the limit).
         engine_cancel = parked_by_limit and snap.apply.orphan_claims <= self.settings.orphan_claim_limit
-        if State(snap.apply.state) is State.NEEDS_ATTENTION and kind == "cancel" and not engine_cancel:
+        if snap.apply.state is State.NEEDS_ATTENTION and kind == "cancel" and not engine_cancel:
             # Recovery cannot attach (that is why it needs attention), so the engine is not
             # called: the apply ends cancelled and says what may be left on the target.
             message = f"cancelled by the operator while it needed attention ({snap.apply.attention})"
@@ -429,7 +429,7 @@ class _Tick:
                     fenced_writes.note(
                         self.rt.db, self.apply_id, self.token, "control", f"{kind} will be retried: {exc}"
                     )
-                    return State(snap.apply.state)
+                    return snap.apply.state
                 return self._close_control(control_id, "rejected", str(exc))
             if not result.accepted:
                 return self._close_control(control_id, "rejected", result.message or "refused by the engine")
@@ -485,7 +485,7 @@ class _Tick:
         self, snap: Snapshot, kind: str, op: _Operation | None, after: State | None = None
     ) -> dict[str, State] | None:
         """How a carried-out control moves the tasks; the engine's own word (`after`) wins."""
-        unfinished = [t for t in snap.tasks if not State(t.state).is_terminal]
+        unfinished = [t for t in snap.tasks if not t.state.is_terminal]
         if after is not None and (after.is_terminal or after is State.STOPPED):
             return {t.task_id: after for t in unfinished}
         if kind == "stop":

@@ -17,7 +17,6 @@ from rich.text import Text
 
 from schemabot.api import ApplyStatus, Client, TaskStatus, asked_to_wait
 from schemabot.progress import RateEstimate, duration, next_command, phase_of, rows_per_second
-from schemabot.states import State
 
 _STYLE = {
     "completed": "green",
@@ -111,11 +110,10 @@ def watch(
                     bars[task.task_id] = progress.add_task(label, total=100.0, detail="")
                 progress.update(bars[task.task_id], completed=percent, detail=_detail(task, estimate))
             live.update(Group(_headline(status), progress), refresh=True)
-            state = State(status.state)
-            if state.is_terminal or (stop_at_waiting and asked_to_wait(status, state)):
+            if status.state.is_terminal or (stop_at_waiting and asked_to_wait(status, status.state)):
                 break
             time.sleep(interval)
     command = next_command(status.apply_id, status.state)
-    if command and not State(status.state).is_terminal:
+    if command and not status.state.is_terminal:
         console.print(f"{status.state.replace('_', ' ')}. Next: {command}", highlight=False, soft_wrap=True)
     return status

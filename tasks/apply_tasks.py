@@ -12,7 +12,6 @@ from celery import signals
 from schemabot import driver, log_redaction, progress, recovery
 from schemabot.messaging import POLL_PROGRESS, RECOVERY_SWEEP, RESUME_APPLY, START_APPLY, BrokerDispatcher
 from schemabot.runtime import Runtime
-from schemabot.states import State
 from schemabot.storage import reads
 from schemabot.storage.database import get_database, reset_after_fork
 from tasks.celery_app import app, settings
@@ -77,7 +76,7 @@ def summary(apply_id: str, outcome: driver.TickOutcome) -> str:
 
 
 def describe(state: str, tasks: list[Any]) -> str:
-    current = next((t for t in tasks if not State(t.state).is_terminal), tasks[-1] if tasks else None)
+    current = next((t for t in tasks if not t.state.is_terminal), tasks[-1] if tasks else None)
     if current is None:
         return state
     where = f"{current.namespace}.{current.table_name or '(vschema)'} {progress.phase_of(current)}"

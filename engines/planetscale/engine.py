@@ -29,7 +29,7 @@ from engines.base import (
     RetryableEngineError,
     TableProgress,
 )
-from engines.options import PlanetScaleOptions
+from engines.options import PlanetScaleOptions, read_options
 from engines.planetscale import deploy_controls, naming, observe, setup
 from engines.planetscale import deploy_states as ds
 from engines.planetscale.api import NotFound, PlanetScaleAPI
@@ -135,7 +135,7 @@ class PlanetScaleEngine(Engine):
         state = PSResumeState(
             context=request.context,
             branch=naming.branch_name(request.context),
-            deferred_deploy=bool(request.options.extra.get("defer_deploy")),
+            deferred_deploy=bool(read_options(PlanetScaleOptions, request.options.extra).defer_deploy),
         )
         s = self._session(request, state)
         s.save()  # persist before act: the branch name is known before anything exists

@@ -24,6 +24,7 @@ from engines.base import (
     RetryableEngineError,
 )
 from engines.mysql.ddl_text import absent_table_message, already_absent_message, drop_if_exists
+from engines.options import PlanetScaleOptions, read_options
 from engines.planetscale import deploy_states as ds
 from engines.planetscale import naming
 from engines.planetscale.api import ApiError, ApiUnreachable, Json, NotFound
@@ -419,7 +420,8 @@ def step_validate_dr(s: Session) -> Waiting | None:
         )
     deployment = dr.get("deployment") or {}
     s.state.instant = bool(
-        s.request.options.extra.get("instant_ddl") and deployment.get("instant_ddl_eligible")
+        read_options(PlanetScaleOptions, s.request.options.extra).instant_ddl
+        and deployment.get("instant_ddl_eligible")
     )
     s.set_phase("deploy")
     return None

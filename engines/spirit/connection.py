@@ -15,8 +15,9 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from engines.base import PermanentEngineError, RetryableEngineError
+from engines.mysql.connections import connect as mysql_connect
 from engines.mysql.errors import error_code, is_permanent, is_transient
-from engines.targets import Target, parse_mysql_dsn, redact
+from engines.targets import Target, redact
 
 # Session settings for every engine connection: short waits, so that a blocked DDL never queues
 # the application's own queries behind it for long, and a blocked chunk fails fast and retries.
@@ -47,15 +48,18 @@ def error_text(error: BaseException) -> str:
 
 
 def connect(target: Target) -> pymysql.connections.Connection:
-    """Open an autocommit connection with the engine's session settings."""
-    address = parse_mysql_dsn(target.dsn)
-    kwargs: dict[str, Any] = dict(address.connect_kwargs())
+    """Open an autocommit connection with the engine's session settings.
+
+    The shared connection (engines/mysql/connections.py), with spirit's differences: rows
+    *matched* count as affected (FOUND_ROWS), a longer connect timeout, and no read or write
+    timeout, since a chunk copy or a checksum may legitimately run for minutes."""
     try:
-        conn = pymysql.connect(
-            **kwargs,
-            database=address.schema,
+        conn = mysql_connect(
+            target,
             client_flag=CLIENT.FOUND_ROWS,
             connect_timeout=10,
+            read_timeout=None,
+            write_timeout=None,
         )
         with conn.cursor() as cur:
             for statement in SESSION_SETTINGS:

@@ -32,7 +32,7 @@ from engines.base import (
     RetryableEngineError,
     TableProgress,
 )
-from engines.options import SpiritOptions
+from engines.options import SpiritOptions, read_options
 from engines.spirit import checkpoint, cutover, lanes, resume_rules, runner, sentinel, setup, throttle
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
@@ -372,8 +372,8 @@ class SpiritEngine(Engine):
             if conn is None:
                 # Nothing was read, so nothing new to persist: no resume state.
                 return ProgressResult(state=EngineState.RUNNING, message=self._busy(plans))
-            if "lock_wait_seconds" in request.options.extra:
-                seconds = int(request.options.extra["lock_wait_seconds"])
+            seconds = read_options(SpiritOptions, request.options.extra).lock_wait_seconds
+            if seconds is not None:
                 with target_errors("session settings"), conn.cursor() as cur:
                     cur.execute(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
             try:
@@ -496,9 +496,10 @@ class SpiritEngine(Engine):
             (cp.volume for cp in cps.values() if cp.volume is not None), request.options.volume
         )
         step_pace = pace(volume)
-        if "chunk_rows" in request.options.extra:
-            step_pace = replace(step_pace, fixed_chunk=int(request.options.extra["chunk_rows"]))
-        limits = throttle.limits_for(self.target, request.options.extra)
+        options = read_options(SpiritOptions, request.options.extra)
+        if options.chunk_rows is not None:
+            step_pace = replace(step_pace, fixed_chunk=options.chunk_rows)
+        limits = throttle.limits_for(self.target, options)
         gate: throttle.Gate | None = None
         if limits.active and any(cp.phase == checkpoint.COPY for cp in cps.values()):
             with target_errors("reading the database's health"):
@@ -508,12 +509,9 @@ class SpiritEngine(Engine):
                 # Nothing is copied while the database is unwell; the next step looks again.
                 return self._result(conn, request, plans, cps, events, f"throttled: {why}")
         reports: dict[str, runner.StepReport] = {}
-        trailing = bool(request.options.extra.get("trailing_checksum", True))
-        lock_wait = request.options.extra.get("lock_wait_seconds")
-        supply = LaneSupply(
-            request.options.extra.get("copy_lanes"),
-            lambda n: self._lane_connections(n, trailing, lock_wait),
-        )
+        trailing = options.trailing_checksum is not False  # on unless turned off
+        lock_wait = options.lock_wait_seconds
+        supply = LaneSupply(options.copy_lanes, lambda n: self._lane_connections(n, trailing, lock_wait))
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)
@@ -639,8 +637,9 @@ class SpiritEngine(Engine):
         deadline: float,
     ) -> ProgressResult:
         copy_plans = [p for p in plans if cps[p.label].kind == "copy"]
-        lock_wait = int(
-            request.options.extra.get("cutover_lock_wait_seconds", CUTOVER_LOCK_WAIT_SECONDS)
+        lock_wait = (
+            read_options(SpiritOptions, request.options.extra).cutover_lock_wait_seconds
+            or CUTOVER_LOCK_WAIT_SECONDS
         )
         self._refuse_if_writes_refused(conn, copy_plans)
         with target_errors("carrying the AUTO_INCREMENT counter over"), conn.cursor() as cur:

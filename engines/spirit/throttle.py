@@ -18,15 +18,15 @@ says why, e.g. `throttled: replica r1 (db2:3306) lag 12 s > 5 s`; the next step 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 
 import pymysql
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
+from engines.options import SpiritOptions
 from engines.targets import Target, parse_mysql_dsn
 
 DEFAULT_MAX_LAG_SECONDS = 10.0
@@ -58,18 +58,17 @@ def parse_replicas(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-def limits_for(target: Target, options: Mapping[str, Any]) -> Limits:
+def limits_for(target: Target, options: SpiritOptions) -> Limits:
     try:
         address = parse_mysql_dsn(target.dsn)
     except ValueError:
         return Limits()
     replicas = parse_replicas(address.options.get("replica", ""))
-    lag = options.get("max_replica_lag_seconds")
-    threads = options.get("max_threads_running")
+    lag = options.max_replica_lag_seconds
     return Limits(
         replicas=replicas,
         max_lag_seconds=DEFAULT_MAX_LAG_SECONDS if lag is None else float(lag),
-        max_threads_running=None if threads is None else int(threads),
+        max_threads_running=options.max_threads_running,
     )
 
 

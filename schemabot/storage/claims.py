@@ -73,7 +73,7 @@ def not_queued(
     return ~sa.exists().where(TableClaimQueue.apply_id == apply_id_column)
 
 
-def _state_of(session: Session, apply_id: str) -> str | None:
+def _state_of(session: Session, apply_id: str) -> State | None:
     return session.scalar(sa.select(Apply.state).where(Apply.apply_id == apply_id))
 
 
@@ -116,10 +116,10 @@ def claim_in(
                 waiting_for.append(row.apply_id)
         if waiting_for and not (queue or after):
             first = rows[0]
-            state = _state_of(session, first.apply_id) or "unknown"
+            state = _state_of(session, first.apply_id)
             raise TableConflict(
                 f"table {first.namespace}.{first.table_name} is being changed by {first.apply_id} "
-                f"({state}); wait for it to end, or queue this apply behind it "
+                f"({state or 'unknown'}); wait for it to end, or queue this apply behind it "
                 f"(CLI: --after {first.apply_id}; API: queue=true)"
             )
     if not waiting_for:
@@ -266,7 +266,7 @@ def cancel_queued(db: Database, apply_id: str) -> int | None:
             return None
         now = session.scalar(sa.select(db_now()))
         for task in session.scalars(sa.select(Task).where(Task.apply_id == apply_id)):
-            task.state = State.CANCELLED.value
+            task.state = State.CANCELLED
             task.completed_at = now
         audit.append(
             session,
@@ -276,7 +276,7 @@ def cancel_queued(db: Database, apply_id: str) -> int | None:
             old_state=apply.state,
             new_state=State.CANCELLED.value,
         )
-        apply.state = State.CANCELLED.value
+        apply.state = State.CANCELLED
         apply.completed_at = now
         result = session.execute(
             sa.insert(ControlRequest).values(

@@ -47,7 +47,7 @@ def set_task_state(session: Session, task: Task, new: State, token: int | None, 
     old = task.state
     if old == new.value:
         return False
-    task.state = new.value
+    task.state = new
     task.updated_at = session.scalar(sa.select(db_now()))
     if new.is_terminal:
         task.completed_at = task.updated_at
@@ -72,7 +72,7 @@ def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, tok
     if new.value == old:
         return
     now = session.scalar(sa.select(db_now()))
-    apply.state = new.value
+    apply.state = new
     apply.updated_at = now  # also when no fence ran (the sweep)
     if new.is_terminal:
         apply.completed_at = now
@@ -87,9 +87,9 @@ def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verd
     needs_attention) stays unless the tasks ended: a control that changed nothing (refused,
     a volume) does not make a blocked apply look as if it were moving again."""
     tasks = _tasks(session, apply.apply_id)
-    new = derive_apply_state(State(t.state) for t in tasks)
+    new = derive_apply_state(t.state for t in tasks)
     if keep_verdict and apply.state in _VERDICT_VALUES and not new.is_terminal:
-        new = State(apply.state)
+        new = apply.state
     set_apply_state(session, apply, new, why, token=token)
     if new.is_terminal or new in PARKED:
         session.flush()
@@ -255,7 +255,7 @@ def record_progress(
                 continue
             detail = _progress_for(task, by_table)
             reported = State.from_engine(detail.state) if detail else overall
-            current = State(task.state)
+            current = task.state
             if not task_transition_allowed(current, reported):
                 # A stale or backwards report: keep what is stored (docs/architecture.md §8 invariant 5).
                 continue
@@ -323,13 +323,13 @@ def record_failure(
                     detail={"attempt": apply.attempt, "retry_in_seconds": backoff_seconds},
                     token=token,
                 )
-            apply.state = State.WAITING_FOR_PROVIDER.value
+            apply.state = State.WAITING_FOR_PROVIDER
             apply.attention = reason
             session.flush()
             release_in(session, apply_id, token)
             return State.WAITING_FOR_PROVIDER
         if retryable:
-            apply.state = State.FAILED_RETRYABLE.value
+            apply.state = State.FAILED_RETRYABLE
             apply.retry_after = session.scalar(sa.select(db_now(backoff_seconds)))
             audit.append(
                 session,
@@ -346,7 +346,7 @@ def record_failure(
             return State.FAILED_RETRYABLE
         apply.attention = None
         for task in _tasks(session, apply_id):
-            if State(task.state).is_terminal:
+            if task.state.is_terminal:
                 continue
             target = State.FAILED if task.operation_id == operation_id else State.CANCELLED
             set_task_state(session, task, target, token, message)
@@ -393,7 +393,7 @@ def record_attention(db: Database, apply_id: str, token: int, reason: str) -> St
                 new_state=State.NEEDS_ATTENTION.value,
                 token=token,
             )
-        apply.state = State.NEEDS_ATTENTION.value
+        apply.state = State.NEEDS_ATTENTION
         apply.attention = reason
         # A live driver parked it: not the orphan limit's doing (`sweep.parked_by_orphan_limit`).
         apply.orphan_claims = 0
@@ -427,7 +427,7 @@ def record_control(
         apply = _apply_row(session, apply_id)
         control = session.get(ControlRequest, control_id)
         if control is None or control.status != "pending":
-            return State(apply.state)
+            return apply.state
         control.status = status
         control.pending_kind = None
         control.message = redact(message)
@@ -453,7 +453,7 @@ def record_control(
         if task_states:
             for task in _tasks(session, apply_id):
                 new = task_states.get(task.task_id)
-                if new is not None and not State(task.state).is_terminal:
+                if new is not None and not task.state.is_terminal:
                     set_task_state(session, task, new, token, f"{control.kind} requested")
             if apply.state in _VERDICT_VALUES:
                 # The verdict gives way to what the tasks now say; _rederive writes that state
@@ -479,7 +479,7 @@ def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
         if apply.state == State.WAITING_FOR_PROVIDER.value:
             return State.WAITING_FOR_PROVIDER
         if apply.state != State.FAILED_RETRYABLE.value:
-            return State(apply.state)
+            return apply.state
         audit.append(
             session,
             apply_id,
@@ -491,11 +491,11 @@ def resume_after_retry(db: Database, apply_id: str, token: int) -> State:
         apply.error = None
         apply.retry_after = None
         tasks = _tasks(session, apply_id)
-        new = derive_apply_state(State(t.state) for t in tasks)
+        new = derive_apply_state(t.state for t in tasks)
         audit.append(
             session, apply_id, "state", "re-driven", old_state=apply.state, new_state=new.value, token=token
         )
-        apply.state = new.value
+        apply.state = new
         return new
 
     return db.run(work)

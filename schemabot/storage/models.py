@@ -14,10 +14,25 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from schemabot.states import State
+
 # Microsecond precision on MySQL/MariaDB (DATETIME defaults to whole seconds there).
 Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 JsonDoc = sa.JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+# An apply's or a task's state: stored as its value in a VARCHAR(32) (no database enum and no
+# CHECK constraint, so the schema of migrations 0001..0005 is unchanged and a new state needs no
+# migration), read back as a `State`, and refused on write when it is not one. Callers therefore
+# never convert: `apply.state.is_terminal`, `task.state in ACTIVE`.
+StateColumn = sa.Enum(
+    State,
+    name="state",
+    native_enum=False,
+    create_constraint=False,
+    length=32,
+    values_callable=lambda states: [s.value for s in states],
+    validate_strings=True,
+)
 
 
 class Base(DeclarativeBase):
@@ -49,7 +64,7 @@ class Apply(Base):
     target: Mapped[str] = mapped_column(sa.String(64))
     database: Mapped[str] = mapped_column(sa.String(128))
     engine: Mapped[str] = mapped_column(sa.String(32))
-    state: Mapped[str] = mapped_column(sa.String(32))
+    state: Mapped[State] = mapped_column(StateColumn)
     options: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     error: Mapped[str | None] = mapped_column(LongText)
     attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
@@ -118,7 +133,7 @@ class Task(Base):
     # the engine. `schemabot/engine_mix.py`.
     engine: Mapped[str | None] = mapped_column(sa.String(32))
     engine_reason: Mapped[str | None] = mapped_column(sa.String(255))
-    state: Mapped[str] = mapped_column(sa.String(32))
+    state: Mapped[State] = mapped_column(StateColumn)
     rows_copied: Mapped[int | None] = mapped_column(sa.BigInteger)
     rows_total: Mapped[int | None] = mapped_column(sa.BigInteger)
     percent: Mapped[float | None] = mapped_column(sa.Float)

@@ -259,7 +259,7 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
             )
             message = f"{why}; last error: {apply.error}"
             for task in session.scalars(sa.select(Task).where(Task.apply_id == apply.apply_id)):
-                if not State(task.state).is_terminal:
+                if not task.state.is_terminal:
                     set_task_state(session, task, State.CANCELLED, None, why)
             apply.error = message
             set_apply_state(session, apply, State.FAILED, message, token=None)

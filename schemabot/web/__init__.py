@@ -165,7 +165,7 @@ def log_rows(entries: list[LogEntry]) -> str:
 def control_buttons(a: ApplyStatus, who: auth.Principal | None) -> str:
     if who is None or not who.scope.covers(auth.Scope.APPLY) or not who.may_use(a.target):
         return ""
-    state = State(a.state)
+    state = a.state
     buttons = [
         f'<button data-control="{kind}" id="control-{kind}">{kind}</button>'
         for kind in CONTROLS
@@ -290,7 +290,7 @@ def install(app: FastAPI, client: Client) -> None:
         if who is None:
             raise auth.Unauthenticated("sign in at /ui/login")
         a = visible(who, apply_id)
-        return JSONResponse({"fragments": fragments(a, who), "terminal": State(a.state).is_terminal})
+        return JSONResponse({"fragments": fragments(a, who), "terminal": a.state.is_terminal})
 
     @app.post("/ui/applies/{apply_id}/control/{kind}", include_in_schema=False)
     def press(apply_id: str, kind: str, request: Request) -> Response:

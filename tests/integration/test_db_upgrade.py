@@ -122,3 +122,61 @@ def test_postgresql_transient_errors_are_told_from_verdicts() -> None:
         db.run(lambda s: s.execute(sa.text("SELEC 1")))
     assert not is_transient(verdict.value)
     db.dispose()
+
+
+def _schema_drift(url: str) -> list[object]:
+    """What alembic's autogenerate would change to make the migrated database match the models
+    (column types included): empty when migrations 0001.. and models.py agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from schemabot.migrate import upgrade
+    from schemabot.storage import plans  # noqa: F401  (apply_plan's model joins Base.metadata)
+    from schemabot.storage.database import make_engine
+    from schemabot.storage.models import Base
+
+    upgrade(database_url=url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_models_match_the_migrations_on_sqlite_mariadb_and_postgresql(tmp_path: Path) -> None:
+    """The typed state column (models.StateColumn: a `State` in Python, VARCHAR(32) in the
+    database) needs no migration: autogenerate sees no difference on any supported database."""
+    from tests.support.postgres import fresh_database, pg_url
+
+    assert _schema_drift(f"sqlite:///{tmp_path / 'state.db'}") == []
+    with fresh_schema("sbt_drift") as schema:
+        assert _schema_drift(f"mysql+pymysql://root@{SHARED_HOST}:{SHARED_PORT}/{schema}") == []
+    with fresh_database("sbt_drift") as database:
+        assert _schema_drift(pg_url(database)) == []
+
+
+def test_a_state_column_reads_back_a_state_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from schemabot.migrate import upgrade
+    from schemabot.states import State
+    from schemabot.storage.database import make_engine
+    from schemabot.storage.models import Apply
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(database_url=url)
+    engine = make_engine(url)
+    now = sa.func.current_timestamp()
+    row = {"apply_id": "apply-1", "request_hash": "h", "target": "t", "database": "d", "engine": "spirit",
+           "options": {}, "attempt": 1, "lease_token": 0, "poll_seq": 0, "created_at": now,
+           "updated_at": now}  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Apply).values(**row, state="waiting_for_cutover"))
+        assert conn.exec_driver_sql("SELECT state FROM apply").scalar() == "waiting_for_cutover"
+        stored = conn.execute(sa.select(Apply.state)).scalar()
+        assert stored is State.WAITING_FOR_CUTOVER and not stored.is_terminal
+        with pytest.raises(sa.exc.StatementError):
+            conn.execute(sa.update(Apply).values(state="half_done"))
+    engine.dispose()

@@ -271,5 +271,5 @@ def test_s19_duplicated_and_stale_poll_messages_through_the_broker_do_nothing(
     assert fake.work(task_id)["rows_done"] == 30
     logs = worker.logs()
     assert logs.count("'stale'") >= 5, logs[-3000:]
-    assert State(final.state) is State.COMPLETED
+    assert final.state is State.COMPLETED
     db.dispose()

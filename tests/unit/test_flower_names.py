@@ -22,16 +22,19 @@ def test_messages_name_their_apply_in_argsrepr() -> None:
 
 
 def test_a_tick_result_names_state_table_phase_and_progress() -> None:
+    from schemabot.states import State
     from tasks.apply_tasks import describe
 
     def task(**kw: Any) -> SimpleNamespace:
-        base = {"namespace": "app", "table_name": "orders", "state": "running", "message": "copy watermark",
-                "percent": 45.2, "rows_copied": 12_000, "rows_total": 26_000}  # fmt: skip
+        # Stored tasks carry their state as a `State` (schemabot/storage/models.py:StateColumn).
+        base = {"namespace": "app", "table_name": "orders", "state": State.RUNNING,
+                "message": "copy watermark", "percent": 45.2, "rows_copied": 12_000,
+                "rows_total": 26_000}  # fmt: skip
         return SimpleNamespace(**{**base, **kw})
 
-    done = task(table_name="users", state="completed", percent=100.0)
+    done = task(table_name="users", state=State.COMPLETED, percent=100.0)
     assert describe("running", [done, task()]) == "running · app.orders copy 45% (12,000/26,000 rows)"
-    waiting = task(state="waiting_for_cutover", percent=100.0, rows_copied=26_000)
+    waiting = task(state=State.WAITING_FOR_CUTOVER, percent=100.0, rows_copied=26_000)
     assert describe("waiting_for_cutover", [waiting]) == (
         "waiting_for_cutover · app.orders waiting for cutover (26,000/26,000 rows)"
     )

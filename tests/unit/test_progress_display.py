@@ -14,6 +14,7 @@ from rich.console import Console
 from schemabot import watch as watch_module
 from schemabot.api import ApplyStatus, TaskStatus
 from schemabot.progress import RateEstimate, duration, next_command, phase_of
+from schemabot.states import State
 
 
 def test_the_eta_waits_for_a_span_of_progress_then_follows_the_smoothed_rate() -> None:
@@ -92,10 +93,10 @@ class _Client:
 
 
 def _status(state: str, task_state: str, rows: int) -> ApplyStatus:
-    task = TaskStatus("task-1", "app", "orders", "alter", "ALTER TABLE orders ADD c INT", task_state,
+    task = TaskStatus("task-1", "app", "orders", "alter", "ALTER TABLE orders ADD c INT", State(task_state),
                       rows, 1000, rows / 10, 184, "copy watermark (id)=(9)")  # fmt: skip
-    return ApplyStatus("apply-42", state, "spirit", "prod", "app", None, 1, {"defer_cutover": True}, None,
-                       "2026-01-01T00:00:00+00:00", None, None, [task])  # fmt: skip
+    return ApplyStatus("apply-42", State(state), "spirit", "prod", "app", None, 1, {"defer_cutover": True},
+                       None, "2026-01-01T00:00:00+00:00", None, None, [task])  # fmt: skip
 
 
 def test_watch_shows_phase_rate_one_eta_and_ends_with_the_next_command(

@@ -10,12 +10,6 @@ import pytest
 from tests.support.planetscale_emulator import EmulatorProcess
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "integration/planetscale" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture(scope="session")
 def shared_emulator() -> Iterator[EmulatorProcess]:
     emulator = EmulatorProcess()
