@@ -8,7 +8,7 @@ An engine declares its model as `Engine.options_model`; the base class accepts n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
@@ -28,6 +28,9 @@ class SpiritOptions(NoOptions):
     trailing_checksum: StrictBool | None = None
     max_replica_lag_seconds: StrictInt | StrictFloat | None = Field(default=None, gt=0, le=86_400)
     max_threads_running: StrictInt | None = Field(default=None, ge=1, le=100_000)
+    # What keeps the shadow current (engines/spirit/binlogsource.py): `auto` takes the binary
+    # log when the server and the table allow it, else triggers.
+    change_source: Literal["auto", "triggers", "binlog"] | None = None
 
 
 class PlanetScaleOptions(NoOptions):

@@ -61,6 +61,8 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   repaired_chunks INT NOT NULL DEFAULT 0,
   cutover_attempts INT NOT NULL DEFAULT 0,
   deferred_keys TEXT NULL,
+  change_source VARCHAR(16) NULL,
+  binlog_position VARCHAR(512) NULL,
   message TEXT NULL,
   stopped TINYINT NOT NULL DEFAULT 0,
   volume TINYINT NULL,
@@ -96,6 +98,12 @@ class Checkpoint:
     deferred_keys: str | None = None
     """deferred.Deferred as JSON: secondary keys built after the copy, the shadow's lean
     fingerprint (None: nothing deferred)."""
+    change_source: str | None = None
+    """What keeps the shadow current: `triggers` (None in rows of older engines) or `binlog`
+    (binlogsource.py)."""
+    binlog_position: str | None = None
+    """With the binlog source: `file:offset` up to which the source's changes are in the
+    shadow, written in the same transaction as the shadow rows it accounts for."""
     message: str | None = None
     stopped: bool = False
     volume: int | None = None
@@ -118,6 +126,8 @@ _PROGRESS = (
     "repaired_chunks",
     "cutover_attempts",
     "deferred_keys",
+    "change_source",
+    "binlog_position",
     "message",
     "shadow_fingerprint",
 )
@@ -154,7 +164,11 @@ def ensure_table(cur: Cursor, schema: str) -> None:
 
 # Columns added after the table's first version; a table made by an older engine gets them when
 # it is first read (NULL means what the older engine did: nothing deferred).
-_ADDED = {"deferred_keys": "TEXT NULL"}
+_ADDED = {
+    "deferred_keys": "TEXT NULL",
+    "change_source": "VARCHAR(16) NULL",
+    "binlog_position": "VARCHAR(512) NULL",
+}
 _UPGRADED: set[str] = set()
 
 

@@ -10,6 +10,13 @@ truncated, clamped, a NULL made 0) or none (a duplicate of a new unique key), wh
 ALTER fails. So the chunk's warnings are read, and anything but a duplicate primary key fails
 the copy with the server's words ("panic on warnings").
 `LOCK IN SHARE MODE` rather than `FOR SHARE`: MariaDB 10.11 knows only the former, MySQL 8 both.
+
+With the binlog change source (`binlog=True`) no trigger writes the shadow behind the copy's
+back, so the chunk is `REPLACE ... SELECT` read without locks, in a READ COMMITTED transaction
+(the caller's; InnoDB then reads the source consistently instead of taking shared locks, which
+is what made the application's writes wait). Why that converges with the replayed events is in
+binlogsource.py; REPLACE overwrites a row the replay put there first with a version at least as
+new, and a collision on another unique key is only with a stale row (binlogapply.py).
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ from engines.spirit.naming import TableNames, quote
 
 
 def copy_chunk(
-    cur: Cursor, names: TableNames, cmap: ColumnMap, low: Key | None, high: Key | None
+    cur: Cursor,
+    names: TableNames,
+    cmap: ColumnMap,
+    low: Key | None,
+    high: Key | None,
+    binlog: bool = False,
 ) -> int:
     """Copy keys in (low, high]; returns the number of rows inserted."""
     where, params = key_range(cmap.key, low, high)
+    verb, lock = ("REPLACE", "") if binlog else ("INSERT IGNORE", " LOCK IN SHARE MODE")
     cur.execute(
-        f"INSERT IGNORE INTO {names.q(names.shadow)} ({', '.join(quote(c) for c in cmap.shadow)}) "
+        f"{verb} INTO {names.q(names.shadow)} ({', '.join(quote(c) for c in cmap.shadow)}) "
         f"SELECT {', '.join(quote(c) for c in cmap.source)} FROM {names.q()} FORCE INDEX (PRIMARY) "
-        f"WHERE {where} ORDER BY {order_by(cmap.key)} LOCK IN SHARE MODE",
+        f"WHERE {where} ORDER BY {order_by(cmap.key)}{lock}",
         params,
     )
     inserted = int(cur.rowcount)

@@ -13,8 +13,10 @@ gh-ost does it, with two connections (`guarded_rename`):
    the rename cannot succeed while it exists;
 2. connection A takes `LOCK TABLES t WRITE, _sb_<t>_old WRITE, ...`: writers wait;
 3. connection B sends the RENAME, which queues behind A's locks (A sees it waiting);
-4. under the lock, A runs the last checks (no write the new table refused, the source's and the
-   shadow's definitions and the triggers unchanged); if they pass, A drops the sentry;
+4. under the lock, A runs the last checks (no write the new table refused, the source's and
+   the shadow's definitions and the triggers unchanged; with the binlog change source, first
+   the last catch-up of the shadow, which is then locked WRITE: `write_shadow`); if they pass,
+   A drops the sentry;
 5. A unlocks: the queued RENAME goes first (a pending exclusive metadata lock is served before
    the writers' requests); if the checks failed, the sentry is still there and the RENAME fails.
 
@@ -137,6 +139,7 @@ def guarded_rename(
     *,
     lock_wait_seconds: int,
     verify: Verify,
+    write_shadow: bool = False,
 ) -> None:
     """The rename, with the last checks made while writes are held (see the module docstring).
     Raises CutoverRefused when `verify` finds a problem, the server's error when the rename
@@ -152,7 +155,8 @@ def guarded_rename(
             )
     locks = []
     for n in all_names:
-        locks += [f"{n.q()} WRITE", f"{n.q(n.old)} WRITE", f"{n.q(n.shadow)} READ"]
+        shadow_lock = "WRITE" if write_shadow else "READ"
+        locks += [f"{n.q()} WRITE", f"{n.q(n.old)} WRITE", f"{n.q(n.shadow)} {shadow_lock}"]
         if table_exists(cur, n.schema, n.errors):
             locks.append(f"{n.q(n.errors)} WRITE")
     with peer.cursor() as pc:
@@ -216,6 +220,7 @@ def rename_with_retries(
     min_attempts: int = 2,
     peer: Connection | None = None,
     verify: Verify | None = None,
+    write_shadow: bool = False,
 ) -> int:
     """Run the atomic rename (guarded, when a `peer` connection and `verify` are given); retry
     transient failures with backoff until `deadline` (at least `min_attempts` times). Returns
@@ -230,7 +235,12 @@ def rename_with_retries(
             try:
                 if peer is not None and verify is not None:
                     guarded_rename(
-                        cur, peer, all_names, lock_wait_seconds=lock_wait_seconds, verify=verify
+                        cur,
+                        peer,
+                        all_names,
+                        lock_wait_seconds=lock_wait_seconds,
+                        verify=verify,
+                        write_shadow=write_shadow,
                     )
                 else:
                     cur.execute(statement)

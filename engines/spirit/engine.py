@@ -33,11 +33,21 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import SpiritOptions
-from engines.spirit import checkpoint, cutover, resume, runner, sentinel, setup, throttle
+from engines.spirit import (
+    binlogsource,
+    checkpoint,
+    cutover,
+    resume,
+    runner,
+    sentinel,
+    setup,
+    throttle,
+)
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checksum import ChunkComparison
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
-from engines.spirit.keyset import describe
+from engines.spirit.keyset import Key, describe
 from engines.spirit.naming import CHECKPOINT_TABLE
 from engines.spirit.plan import TablePlan, group_of, plan_tables
 from engines.spirit.resume import RunView
@@ -111,6 +121,7 @@ class SpiritEngine(Engine):
         self._peer: Connection | None = None  # second connection for checksum reads
         self._throttler = throttle.Throttler(target)
         self._rates = runner.CopyRate()
+        self._readers = binlogsource.Readers()  # open binlog streams (binlog change source)
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -146,6 +157,7 @@ class SpiritEngine(Engine):
         self._drop_connection()
         self._drop_peer()
         self._throttler.close()
+        self._readers.close()
 
     @contextmanager
     def _owning(
@@ -302,6 +314,7 @@ class SpiritEngine(Engine):
             allow_instant=not request.options.defer_cutover,
             before_first_change=before_first_change,
             vouched=request.resume_state is not None,
+            change_source=_change_source(request),
         )
         return _Attached(cp, False, None, reason)
 
@@ -414,6 +427,7 @@ class SpiritEngine(Engine):
                         allow_instant=not request.options.defer_cutover,
                         before_first_change=save_first,
                         vouched=request.resume_state is not None,
+                        change_source=_change_source(request),
                     )
                 cps[plan.label] = cp
 
@@ -471,6 +485,16 @@ class SpiritEngine(Engine):
             if why is not None:
                 # Nothing is copied while the database is unwell; the next step looks again.
                 return self._result(conn, request, plans, cps, events, f"throttled: {why}")
+        for plan in plans:
+            view = views.get(plan.label)
+            if view is not None and binlogsource.uses_binlog(view.checkpoint):
+                # The shadow first catches up with the source's changes (binlogsource.py).
+                cp = binlogsource.catch_up(
+                    conn, self.target, plan.names, view.source, view.columns,
+                    view.checkpoint, deadline, readers=self._readers,
+                )
+                views[plan.label] = replace(view, checkpoint=cp)
+                cps[plan.label] = cp
         reports: dict[str, runner.StepReport] = {}
         trailing = bool(request.options.extra.get("trailing_checksum", True))
         worked = False  # every step does at least one chunk, whatever its budget
@@ -500,7 +524,8 @@ class SpiritEngine(Engine):
                 worked = True
             if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
                 peer = self._peer_connection()
-                cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer)
+                judge = self._judge(conn, plan, view, peer, deadline)
+                cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer, judge)
                 worked = True
             events.extend(report.events)
             cps[plan.label] = cp
@@ -544,6 +569,7 @@ class SpiritEngine(Engine):
             group,
             allow_instant=not request.options.defer_cutover,
             before_first_change=save_first,
+            change_source=_change_source(request),
         )
         if fresh.phase in checkpoint.FINISHED:
             return None
@@ -552,6 +578,25 @@ class SpiritEngine(Engine):
         if not isinstance(again, RunView):
             raise RetryableEngineError(f"{plan.label}: set-up did not hold: {again}")
         return again
+
+    def _judge(
+        self, conn: Connection, plan: TablePlan, view: RunView, peer: Connection, deadline: float
+    ) -> runner.Judge | None:
+        """With the binlog source, how the checksum judges a chunk that differs (runner.verify,
+        binlogsource.judge)."""
+        if not binlogsource.uses_binlog(view.checkpoint):
+            return None
+
+        def judge(
+            cp: Checkpoint, low: Key | None, high: Key | None
+        ) -> tuple[Checkpoint, ChunkComparison | None]:
+            until = max(deadline, time.monotonic() + 2.0)
+            return binlogsource.judge(
+                conn, peer, self.target, plan.names, view.source, view.columns, cp, low, high,
+                until, self._readers,
+            )
+
+        return judge
 
     @staticmethod
     def _refuse_if_writes_refused(conn: Connection, plans: Sequence[TablePlan]) -> None:
@@ -611,8 +656,28 @@ class SpiritEngine(Engine):
                     cur.execute(
                         f"ALTER TABLE {p.names.q(p.names.shadow)} AUTO_INCREMENT = {int(counter)}"
                     )
+        by_binlog = [p for p in copy_plans if binlogsource.uses_binlog(cps[p.label])]
+        for p in by_binlog:
+            # Most of the changes are applied before the lock, so that little is left under it.
+            cps[p.label] = binlogsource.catch_up_plan(
+                conn, self.target, p, cps[p.label], max(deadline, time.monotonic() + 1.0),
+                readers=self._readers,
+            )
+
         def verify(cur: Any) -> tuple[str, bool] | None:
             """The last checks, made while the cutover lock holds every writer."""
+            try:
+                for p in by_binlog:
+                    # Nothing can be written now: the shadow gets the last changes.
+                    binlogsource.catch_up_plan(
+                        conn, self.target, p, cps[p.label], time.monotonic() + 30, locked=True,
+                        readers=self._readers,
+                    )
+                    binlogsource.carry_counter(cur, p.names)
+            except PermanentEngineError as error:
+                return str(error), True
+            except RetryableEngineError as error:
+                return f"the last catch-up from the binlog failed: {error}", False
             for p in copy_plans:
                 refused = refused_writes(cur, p.names)
                 if refused is not None:
@@ -639,6 +704,7 @@ class SpiritEngine(Engine):
                     min_attempts=1,
                     peer=self._peer_connection(),
                     verify=verify,
+                    write_shadow=bool(by_binlog),
                 )
         except cutover.CutoverRefused as refused:
             # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
@@ -783,6 +849,8 @@ class SpiritEngine(Engine):
                 if rate:
                     eta = int(max(total - cp.rows_copied, 0) / rate)
                     point = f"{point}, {rate:,.0f} rows/s"
+                if cp.kind == "copy" and cp.phase not in checkpoint.FINISHED:
+                    point = f"{point}; {_source_note(cp)}"
                 tables.append(
                     TableProgress(
                         namespace=p.names.schema,
@@ -939,6 +1007,18 @@ _RANK = [
     checkpoint.CANCELLED,
     checkpoint.FAILED,
 ]
+
+
+def _change_source(request: OperationRequest) -> str:
+    """`engine_options.change_source` (auto, triggers, binlog; binlogsource.py)."""
+    return str(request.options.extra.get("change_source") or "auto")
+
+
+def _source_note(cp: Checkpoint) -> str:
+    """Which change source keeps this table's shadow current, for status."""
+    if binlogsource.uses_binlog(cp):
+        return f"changes via binlog (applied up to {cp.binlog_position})"
+    return "changes via triggers"
 
 
 def _phase_rank(phase: str) -> int:

@@ -336,10 +336,16 @@ def _drive(
 
 
 def run_case(
-    schema: str, oracle_schema: str, case: Case, *, kill_mid_copy: bool = False
+    schema: str,
+    oracle_schema: str,
+    case: Case,
+    *,
+    kill_mid_copy: bool = False,
+    step_budget: float = 0.03,
+    **options: Any,
 ) -> Outcome:
     """Run `case` through spirit and through a blocking ALTER; assert they agree (see the module
-    docstring) and return what happened."""
+    docstring) and return what happened. `options`: more engine_options (change_source)."""
     seed(schema, case)
     conn = connect(schema)
     cur = conn.cursor()
@@ -350,8 +356,9 @@ def run_case(
         [(schema, "t", case.alter)],
         context=f"fid-{case.name}",
         defer_cutover=True,
-        step_budget=0.03,
+        step_budget=step_budget,
         chunk_rows=25,
+        **options,
     )
     eng = engine(schema)
     outcome = Outcome("identical", writes=writers.counts, writer_errors=writers.errors)
