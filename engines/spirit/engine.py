@@ -254,6 +254,14 @@ class SpiritEngine(Engine):
         message = (
             f"reattached to {request.context}" if reattached else f"set up {len(plans)} table(s)"
         )
+        chosen = [
+            f"{p.label}: {a.checkpoint.message}"
+            for p, a in zip(plans, attached, strict=True)
+            if not a.reattached and a.checkpoint.kind == "copy" and a.checkpoint.message
+        ]
+        if chosen:
+            # Which change source each table uses, and why (binlogsource.py).
+            message = f"{message}; {'; '.join(chosen)}"
         return ApplyResult(
             accepted=True,
             resume_state=self._resume_state(request, plans, phase),

@@ -1,6 +1,7 @@
 """A private `mariadbd` with binary logging (row format, full images) for the binlog change
 source's tests: the shared server runs with log_bin=0, so every test of the binlog source points
-the test helpers (tests/support/mariadb.py reads SHARED_PORT at each call) at this one instead.
+the test helpers (tests/support/mariadb.py reads SHARED_PORT at each call) at this one instead:
+the `schema` and `oracle_schema` fixtures of this folder are on it.
 
 One server per test module (starting one takes a few seconds); each test still gets fresh
 schemas on it.
