@@ -677,8 +677,8 @@ class SpiritEngine(Engine):
             try:
                 for p in by_binlog:
                     # Nothing can be written now: the shadow gets the last changes.
-                    binlogsource.catch_up_plan(
-                        conn, self.target, p, cps[p.label], time.monotonic() + 30, locked=True,
+                    cps[p.label] = binlogsource.catch_up_plan(
+                        conn, self.target, p, cps[p.label], time.monotonic() + 30,
                         readers=self._readers,
                     )
                     binlogsource.carry_counter(cur, p.names)
@@ -701,6 +701,7 @@ class SpiritEngine(Engine):
                     return f"{p.label}: {check}", False
             return None
 
+        holder = connect(self.target) if by_binlog else None
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -712,7 +713,7 @@ class SpiritEngine(Engine):
                     min_attempts=1,
                     peer=self._peer_connection(),
                     verify=verify,
-                    write_shadow=bool(by_binlog),
+                    holder=holder,
                 )
         except cutover.CutoverRefused as refused:
             # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
@@ -746,6 +747,8 @@ class SpiritEngine(Engine):
             return self._result(
                 conn, request, plans, cps, events, "cutting over: waiting for locks"
             )
+        finally:
+            _close_quietly(holder)  # the binlog cutover's lock holder (cutover.py)
         labels = ", ".join(p.label for p in copy_plans)
         events.append(f"cutover: renamed {labels} atomically (attempt {attempts})")
         return self._finish(conn, request, plans, cps, events)

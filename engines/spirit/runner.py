@@ -150,7 +150,8 @@ def _copy(
                     cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cur.execute("BEGIN")
                 try:
-                    inserted = copy_chunk(cur, names, cmap, cp.copy_watermark, high, binlog)
+                    args = (cur, names, cmap, cp.copy_watermark, high)
+                    inserted = copy_chunk(*args, binlog=True) if binlog else copy_chunk(*args)
                     # The previous chunk's comparison ran meanwhile; it is recorded with this one.
                     cp = trailer.collect(cp)
                     if high is None:
