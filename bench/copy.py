@@ -17,6 +17,12 @@ same again while four writers share a fixed rate of inserts, updates and deletes
 mirrored into an `expected` table in the same transaction; after every run the table is compared
 with `expected` row by row, and any missing, extra or differing row is reported (rows lost).
 
+`--change-source triggers,binlog` runs spirit once per change source, side by side (`spirit-
+triggers`, `spirit-binlog`). The binlog source needs binary logging in ROW format, which the
+shared server does not have: then every tool runs on a private `mariadbd` started with binary
+logging (tests/support/servers.py, buffer pool `--buffer-pool-mb`), engine-only. Under load the
+report gives, per tool, the failed writes, the worst and the 99th percentile write latency.
+
 Table shape (sysbench's): `id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k INT UNSIGNED (indexed,
 random), c CHAR(120), pad CHAR(60)`; about 230 MB for a million rows. The change
 `MODIFY c VARCHAR(130) NOT NULL DEFAULT '', ADD COLUMN d INT NOT NULL DEFAULT 0` cannot be done
@@ -36,6 +42,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import functools
 import os
 import random
 import shutil
@@ -46,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 import pymysql
 
@@ -113,12 +121,13 @@ def fill(server: Server, rows: int) -> None:
 SPIRIT_VOLUME: int | None = None  # --volume (engine-only runs)
 
 
-def run_spirit(server: Server, context: str) -> None:
+def run_spirit(server: Server, context: str, change_source: str | None = None) -> None:
     engine = SpiritEngine(Target("bench", server.dsn))
+    extra = {"change_source": change_source} if change_source else {}
     request = OperationRequest(
         context=context,
         changes=[NamespaceChange(server.schema, (TableChange("t", f"ALTER TABLE t {ALTER}", "alter"),))],
-        options=ApplyOptions(volume=SPIRIT_VOLUME),
+        options=ApplyOptions(volume=SPIRIT_VOLUME, extra=extra),
     )
     started = time.monotonic()
     phases: dict[str, float] = {}
@@ -322,6 +331,7 @@ def measure(
 ) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in tools}
     worst: dict[str, list[float]] = {name: [] for name in tools}
+    p99: dict[str, list[float]] = {name: [] for name in tools}
     failed: dict[str, list[int]] = {name: [] for name in tools}
     for run in range(runs):
         for name, tool in tools.items():
@@ -338,6 +348,7 @@ def measure(
                     f"worst write {load.worst_ms():.0f} ms, p99 {load.p99_ms():.0f} ms"
                 )
                 worst[name].append(load.worst_ms())
+                p99[name].append(load.p99_ms())
                 failed[name].append(load.failed)
             else:
                 tool(server, f"bench-{name}-{run}-{time.time_ns()}")
@@ -345,15 +356,16 @@ def measure(
                 writes = ""
             lost = differences(server)
             times[name].append(elapsed)
-            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
+            print(f"  {name:15s} run {run + 1}{load_label}: {elapsed:6.2f}s{writes}; rows lost: {lost}")
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
     if rate:
+        print(f"\n  under {rate:g} writes/s, {runs} runs | writes failed (all runs) | worst write, "
+              "median of runs (max) | p99 write, median of runs")
         for name in tools:
             print(
-                f"  {name:9s} writes failed in all runs: {sum(failed[name])}; worst write "
-                f"(median of runs) {statistics.median(worst[name]):.0f} ms, "
-                f"max {max(worst[name]):.0f} ms"
+                f"  {name:15s} | {sum(failed[name]):5d} | {statistics.median(worst[name]):6.0f} ms "
+                f"({max(worst[name]):.0f}) | {statistics.median(p99[name]):6.0f} ms"
             )
     return times
 
@@ -363,10 +375,12 @@ def report(label: str, times: dict[str, list[float]]) -> None:
     print(f"\n{label}: medians")
     for name, median in medians.items():
         print(f"  {name:9s} {median:6.2f}s   runs: {', '.join(f'{v:.2f}' for v in times[name])}")
-    spirit = medians["spirit"]
-    if "pt-osc" in medians:
-        print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
-    print(f"  spirit / blocking = {spirit / medians['blocking']:.2f}x  (goal <= 2x)\n")
+    for name in [n for n in medians if n.startswith("spirit")]:
+        spirit = medians[name]
+        if "pt-osc" in medians:
+            print(f"  {name} / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
+        print(f"  {name} / blocking = {spirit / medians['blocking']:.2f}x  (goal <= 2x)")
+    print()
 
 
 def main() -> int:
@@ -389,7 +403,17 @@ def main() -> int:
     parser.add_argument("--volume", type=int, help="spirit's volume 1..11 (engine-only runs)")
     parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
     parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
+    parser.add_argument(
+        "--change-source",
+        default="",
+        help="spirit's change source(s), comma-separated: triggers, binlog (binlog: every tool "
+        "on a private mariadbd with binary logging, engine-only)",
+    )
+    parser.add_argument("--buffer-pool-mb", type=int, default=128, help="the private server's")
     args = parser.parse_args()
+    sources = [s.strip() for s in args.change_source.split(",") if s.strip()]
+    if any(s not in ("triggers", "binlog", "auto") for s in sources):
+        parser.error("--change-source takes triggers, binlog or auto")
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
     tools: dict[str, Callable[[Server, str], None]] = {}
@@ -404,6 +428,11 @@ def main() -> int:
         tools["pt-osc"] = run_pt_osc
     tools["blocking"] = run_blocking
 
+    private = None
+    if "binlog" in sources:
+        private = _binlog_server(args.buffer_pool_mb)
+        args.host, args.port, args.user, args.password = "127.0.0.1", private.port, "root", ""
+        args.engine_only = True
     admin = Server(args.host, args.port, args.user, args.password, "")
     conn = pymysql.connect(
         host=args.host, port=args.port, user=args.user, password=args.password, autocommit=True
@@ -417,7 +446,12 @@ def main() -> int:
     mode = "engine only" if args.engine_only else "full pipeline: submit to completed"
     print(f"server {version}; {args.rows} rows; {args.runs} runs per tool; spirit {mode}; change: {ALTER}\n")
     pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
-    tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
+    spirits: dict[str, Callable[[Server, str], None]] = {}
+    if not sources:
+        spirits["spirit"] = run_spirit if pipeline is None else pipeline.run
+    for source in sources:
+        spirits[f"spirit-{source}"] = functools.partial(run_spirit, change_source=source)
+    tools = {**spirits, **tools}
     try:
         global SPIRIT_VOLUME
         SPIRIT_VOLUME = args.volume
@@ -436,7 +470,22 @@ def main() -> int:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{args.schema}`")
         conn.close()
+        if private is not None:
+            private.kill()
+            shutil.rmtree(private.workdir, ignore_errors=True)
     return 0
+
+
+def _binlog_server(buffer_pool_mb: int) -> Any:
+    """A private mariadbd with binary logging (ROW, full images), the bench's buffer pool."""
+    from tests.support.servers import BinlogMariaDB
+
+    class BenchBinlogMariaDB(BinlogMariaDB):
+        def server_options(self) -> list[str]:
+            options = [o for o in super().server_options() if "buffer-pool" not in o]
+            return [f"--innodb-buffer-pool-size={buffer_pool_mb}M", *options]
+
+    return BenchBinlogMariaDB(Path(tempfile.mkdtemp(prefix="sb-bench-binlog-")), 1).start()
 
 
 if __name__ == "__main__":

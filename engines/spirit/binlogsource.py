@@ -7,7 +7,7 @@ position the server has reached now (binlogreader.py), makes the changed keys' s
 to the source's (binlogapply.py), and saves the new position **in the same transaction** as
 those shadow writes, so a worker killed at any instant leaves a position that says exactly which
 changes are in the shadow; any worker continues from it. At cutover the catch-up runs once more
-under the cutover's table lock, so nothing can be written after it.
+while the cutover holds the writers (cutover.read_locked_rename), up to the server's position.
 
 Why the copy may read without shared locks (copier.py, `binlog=True`), and why copy and replay
 converge: every change committed after the saved start position is in the binlog after it, and
@@ -247,17 +247,15 @@ def catch_up(
     cp: Checkpoint,
     deadline: float,
     *,
-    locked: bool = False,
     touched: set[Key] | None = None,
     readers: Readers | None = None,
+    complete: bool = False,
 ) -> Checkpoint:
     """Apply the source's changes from the saved position up to the server's position now (or
     until `deadline`); the keys applied are added to `touched` when given. `readers`: streams
-    kept open by the engine object, reused when one stands at the saved position. Each batch of shadow
-    writes commits with the new position. `locked`: the caller holds the cutover's table locks
-    on `conn` (no transaction may be opened, the checkpoint table is not locked): the writes are
-    autocommitted and the position not saved, since the rename follows at once (if it does not,
-    replaying is harmless)."""
+    kept open by the engine object, reused when one stands at the saved position. `complete`:
+    the server's position must be reached (the cutover), else RetryableEngineError. Each batch of shadow
+    writes commits with the new position."""
     # Like the copy's one chunk, a catch-up always gets a little time, whatever the step's
     # budget: otherwise a backlog could outgrow every step.
     deadline = max(deadline, time.monotonic() + MIN_CATCH_UP_SECONDS)
@@ -279,6 +277,7 @@ def catch_up(
         else:
             reader = readers.get(kwargs, names, key_columns(source), start)
             batches = reader.read(goal, deadline)
+        reached = False
         try:
             while True:
                 try:
@@ -289,23 +288,25 @@ def catch_up(
                     raise RetryableEngineError(
                         f"{names.label}: reading the binlog from {start}: {error_text(error)}"
                     ) from error
-                cp = _apply(cur, names, cmap, cp, batch, locked)
+                cp = _apply(cur, names, cmap, cp, batch)
                 if touched is not None:
                     touched |= batch.keys
+                reached = batch.reached_target
         finally:
             batches.close()
+    if complete and not reached:
+        raise RetryableEngineError(
+            f"{names.label}: the binlog could not be read up to {goal} in time"
+        )
     return cp
 
 
 def _apply(
-    cur: Cursor, names: TableNames, cmap: ColumnMap, cp: Checkpoint, batch: Batch, locked: bool
+    cur: Cursor, names: TableNames, cmap: ColumnMap, cp: Checkpoint, batch: Batch
 ) -> Checkpoint:
     """One batch's shadow writes, with the position after it in the same transaction."""
     keys = sorted(batch.keys)
     try:
-        if locked:
-            sync_keys(cur, names, cmap, keys)
-            return cp
         cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
         cur.execute("BEGIN")
         try:
@@ -346,14 +347,22 @@ def catch_up_plan(
     cp: Checkpoint,
     deadline: float,
     *,
-    locked: bool = False,
     readers: Readers | None = None,
+    complete: bool = False,
 ) -> Checkpoint:
     """`catch_up` for a table whose description is not at hand (the cutover)."""
     with conn.cursor() as cur:
         source, cmap = columns_now(cur, plan)
     return catch_up(
-        conn, target, plan.names, source, cmap, cp, deadline, locked=locked, readers=readers
+        conn,
+        target,
+        plan.names,
+        source,
+        cmap,
+        cp,
+        deadline,
+        readers=readers,
+        complete=complete,
     )
 
 
@@ -367,7 +376,7 @@ def carry_counter(cur: Cursor, names: TableNames) -> None:
         cur.execute(f"ALTER TABLE {names.q(names.shadow)} AUTO_INCREMENT = {int(source)}")
 
 
-JUDGE_TRIES = 5
+JUDGE_TRIES = 2
 
 
 def judge(

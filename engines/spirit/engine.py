@@ -679,7 +679,7 @@ class SpiritEngine(Engine):
                     # Nothing can be written now: the shadow gets the last changes.
                     cps[p.label] = binlogsource.catch_up_plan(
                         conn, self.target, p, cps[p.label], time.monotonic() + 30,
-                        readers=self._readers,
+                        readers=self._readers, complete=True,
                     )
                     binlogsource.carry_counter(cur, p.names)
             except PermanentEngineError as error:

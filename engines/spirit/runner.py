@@ -30,6 +30,7 @@ from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
 MAX_CHUNK_RETRIES = 5
+JUDGED_FIRST_CHUNK = 1000
 
 Judge = Callable[
     [Checkpoint, Key | None, Key | None], tuple[Checkpoint, checksum.ChunkComparison | None]
@@ -254,12 +255,16 @@ def verify(
     `judge` (the binlog change source, binlogsource.Judge): the shadow trails the source by the
     events not applied yet, where triggers leave no gap, so a chunk that differs is judged again
     by it; it answers None when writes kept the chunk moving (inconclusive): the chunk is then
-    repaired, never failed, and the repair is trusted (it copies the chunk under shared locks,
-    and every later change is replayed)."""
+    repaired, never failed; with a judge a repair is trusted (it copies the chunk under shared
+    locks, and every later change is replayed) and proved by the second pass."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
     chunker = chunker_for(plan, view, pace)
-    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds, pace.fixed_chunk)
+    # With a judge (binlog) the phase usually starts at the copy's first chunk, where the copy's
+    # last size (a key span, on a table read in one stretch) could be the whole table: start
+    # small and let the chunk time size it, so that a repair's shared locks stay short.
+    start = JUDGED_FIRST_CHUNK if judge is not None else max(cp.chunk_size, MIN_CHUNK)
+    sizer = chunker.sizer(start, pace.chunk_seconds, pace.fixed_chunk)
     first = True
     while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
         first = False
@@ -289,10 +294,13 @@ def verify(
                     high,
                     f"and the server refused the repair: {error_text(error)}",
                 )
-            again = checksum.compare_exactly(conn, names, cmap, low, high)
-            if not again.equal and judge is not None:
-                cp, judged = judge(cp, low, high)
-                again = judged or ChunkComparison(again.source_rows, again.source_rows, 0)
+            if judge is None:
+                again = checksum.compare_exactly(conn, names, cmap, low, high)
+            else:
+                # The repair copied the chunk under shared locks, and every later change is
+                # replayed: comparing again would only race the writes again (the second pass
+                # compares every chunk once more).
+                again = ChunkComparison(result.source_rows, result.source_rows, 0)
             if not again.equal:
                 _fail(conn, plan, view, low, high, "and repairing it did not help")
             cp = cp.but(repaired_chunks=cp.repaired_chunks + 1)

@@ -32,15 +32,21 @@ from tests.integration.spirit.test_copy_under_load import (
 pytestmark = pytest.mark.integration
 
 
+# The same change plus a column type change: the checksum then compares converted values
+# (checksum._compare_converted), the slow path a binlog judge goes through.
+CHANGED_TYPE = f"{ALTER}, MODIFY tx VARCHAR(120) CHARACTER SET utf8mb4 NULL"
+
+
+@pytest.mark.parametrize("alter", [ALTER, CHANGED_TYPE], ids=["add_column", "type_change"])
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
 def test_binlog_copy_and_cutover_under_writes_with_the_worker_killed(
-    schema: str, shape: Shape
+    schema: str, shape: Shape, alter: str
 ) -> None:
     writers = Writers(schema, shape, _create(schema, shape))
     writers.start()
     try:
         req = request(
-            [(schema, "t", ALTER)], step_budget=0.05, chunk_rows=100, change_source="binlog"
+            [(schema, "t", alter)], step_budget=0.05, chunk_rows=100, change_source="binlog"
         )
         worker = Worker(schema, req, pause=0.03)
 
