@@ -56,7 +56,7 @@ from engines.spirit.binlogreader import (
     read_changes,
 )
 from engines.spirit.checkpoint import Checkpoint
-from engines.spirit.checksum import ChunkComparison, compare
+from engines.spirit.checksum import ChunkComparison, compare, differing_keys
 from engines.spirit.columnmap import ColumnMap, map_columns
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.keyset import Key
@@ -377,6 +377,7 @@ def carry_counter(cur: Cursor, names: TableNames) -> None:
 
 
 JUDGE_TRIES = 2
+SYNC_LIMIT = 5000
 
 
 def judge(
@@ -396,8 +397,11 @@ def judge(
     P0, compare (one snapshot, at T), catch up again to P1 collecting the keys changed in
     between. Every change committed before T is before P1 in the binlog; when none of (P0, P1]
     touches the chunk, the source's chunk at T is what it was at P0, which the shadow holds, so
-    the comparison is exact. Otherwise the window is tried again, JUDGE_TRIES times; then None
-    (inconclusive: writes keep the chunk moving)."""
+    the comparison is exact. Otherwise the window is tried again, JUDGE_TRIES times; then the
+    keys that differ now are synced from the source like replayed ones (a locking read each, no
+    range lock) and the chunk counts as equal: those keys are now the source's, the others were
+    equal, and every later change is replayed. None when more than SYNC_LIMIT keys differ (the
+    caller repairs the chunk)."""
     cp = catch_up(conn, target, names, source, cmap, cp, deadline, readers=readers)
     integer_key = all(
         (source.column(k) is not None)
@@ -414,7 +418,14 @@ def judge(
             return cp, result
         if time.monotonic() > deadline:
             break
-    return cp, None
+    keys = differing_keys(conn, names, cmap, low, high, limit=SYNC_LIMIT + 1)
+    if len(keys) > SYNC_LIMIT:
+        return cp, None
+    here = Position.load(cp.binlog_position)
+    assert here is not None  # catch_up above refused a checkpoint without one
+    with conn.cursor() as cur:
+        cp = _apply(cur, names, cmap, cp, Batch(set(keys), here, True))
+    return cp, ChunkComparison(result.source_rows, result.source_rows, 0)
 
 
 def _within(key: Key, low: Key | None, high: Key | None, comparable: bool) -> bool:
