@@ -250,8 +250,10 @@ def test_a_purged_position_starts_the_run_fresh_with_the_reason_on_record(
         chunk_rows=50,
         change_source="binlog",
     )
-    eng.apply(req)
-    eng.progress(req)
+    applied = eng.apply(req)
+    assert "changes via the binlog" in applied.message
+    status = eng.progress(req)
+    assert "changes via binlog (applied up to binlog." in status.tables[0].message
     first_run = checkpoint_row(schema, "t")
     assert first_run is not None and first_run["binlog_position"]
     # The next step is another worker's: an open stream would keep its file from the purge.
