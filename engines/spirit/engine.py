@@ -9,7 +9,7 @@ would need: the checkpoint rows on the target are the truth, keyed by the reques
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -474,7 +474,7 @@ class SpiritEngine(Engine):
                 plans,
                 cps,
                 events,
-                "stopped; triggers keep the shadow current",
+                _stopped_note(cps.values()),
                 stopped=True,
             )
 
@@ -916,7 +916,7 @@ class SpiritEngine(Engine):
                 checkpoint.set_controls(
                     cur, p.names.schema, p.names.table, request.context, stopped=stopped
                 )
-        verb = "stopped; triggers keep the shadow current" if stopped else "started"
+        verb = _stopped_note([cp for cp in cps.values() if cp]) if stopped else "started"
         return ControlResult(
             accepted=True, message=verb, resume_state=self._resume_state(request, plans, "controls")
         )
@@ -1023,6 +1023,16 @@ _RANK = [
 def _change_source(request: OperationRequest) -> str:
     """`engine_options.change_source` (auto, triggers, binlog; binlogsource.py)."""
     return str(request.options.extra.get("change_source") or "auto")
+
+
+def _stopped_note(cps: Iterable[Checkpoint]) -> str:
+    """What goes on while an operation is stopped, by its change source."""
+    if any(binlogsource.uses_binlog(cp) for cp in cps):
+        return (
+            "stopped; the binary log keeps the changes, replayed at the next step (as long as "
+            "the server keeps its files)"
+        )
+    return "stopped; triggers keep the shadow current"
 
 
 def _source_note(cp: Checkpoint) -> str:
