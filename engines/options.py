@@ -34,6 +34,9 @@ class SpiritOptions(NoOptions):
     # Parallel copy lanes (engines/spirit/lanes.py): "auto" (the default) or a number; one lane
     # wherever an AUTO-INC lock would serialise them, whatever is asked.
     copy_lanes: Annotated[StrictInt, Field(ge=1, le=16)] | Literal["auto"] | None = None
+    # What keeps the shadow current (engines/spirit/binlogsource.py): `auto` takes the binary
+    # log when the server and the table allow it, else triggers.
+    change_source: Literal["auto", "triggers", "binlog"] | None = None
 
 
 class PlanetScaleOptions(NoOptions):

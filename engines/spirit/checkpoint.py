@@ -62,6 +62,8 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   cutover_attempts INT NOT NULL DEFAULT 0,
   deferred_keys TEXT NULL,
   copy_lanes TEXT NULL,
+  change_source VARCHAR(16) NULL,
+  binlog_position VARCHAR(512) NULL,
   message TEXT NULL,
   stopped TINYINT NOT NULL DEFAULT 0,
   volume TINYINT NULL,
@@ -100,6 +102,12 @@ class Checkpoint:
     copy_lanes: str | None = None
     """lanes.LanePlan as JSON: how many copy lanes were chosen and why, and each lane's key
     range and copy and checksum watermarks (None: not chosen yet, a run of an older engine)."""
+    change_source: str | None = None
+    """What keeps the shadow current: `triggers` (None in rows of older engines) or `binlog`
+    (binlogsource.py)."""
+    binlog_position: str | None = None
+    """With the binlog source: `file:offset` up to which the source's changes are in the
+    shadow, written in the same transaction as the shadow rows it accounts for."""
     message: str | None = None
     stopped: bool = False
     volume: int | None = None
@@ -123,6 +131,8 @@ _PROGRESS = (
     "cutover_attempts",
     "deferred_keys",
     "copy_lanes",
+    "change_source",
+    "binlog_position",
     "message",
     "shadow_fingerprint",
 )
@@ -159,7 +169,12 @@ def ensure_table(cur: Cursor, schema: str) -> None:
 
 # Columns added after the table's first version; a table made by an older engine gets them when
 # it is first read (NULL means what the older engine did: nothing deferred).
-_ADDED = {"deferred_keys": "TEXT NULL", "copy_lanes": "TEXT NULL"}
+_ADDED = {
+    "deferred_keys": "TEXT NULL",
+    "copy_lanes": "TEXT NULL",
+    "change_source": "VARCHAR(16) NULL",
+    "binlog_position": "VARCHAR(512) NULL",
+}
 _UPGRADED: set[str] = set()
 
 

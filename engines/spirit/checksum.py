@@ -227,9 +227,14 @@ def _compare_converted(
 
 
 def differing_keys(
-    conn: Connection, names: TableNames, cmap: ColumnMap, low: Key | None, high: Key | None
+    conn: Connection,
+    names: TableNames,
+    cmap: ColumnMap,
+    low: Key | None,
+    high: Key | None,
+    limit: int = MAX_KEYS_REPORTED,
 ) -> list[Key]:
-    """Up to MAX_KEYS_REPORTED keys that are missing, extra or different in the shadow."""
+    """Up to `limit` keys that are missing, extra or different in the shadow."""
     src_where, src_params = key_range(cmap.key, low, high, alias="s.")
     new_where, new_params = key_range(cmap.key, low, high, alias="n.")
     keys: list[Key] = []
@@ -240,7 +245,7 @@ def differing_keys(
             cur.execute(
                 f"SELECT {cols} FROM {names.q()} s LEFT JOIN {names.q(names.shadow)} n "
                 f"ON {_join_on(cmap)} WHERE {src_where} AND ({_differs(cmap)}) "
-                f"ORDER BY {order_by(cmap.key, 's.')} LIMIT {MAX_KEYS_REPORTED}",
+                f"ORDER BY {order_by(cmap.key, 's.')} LIMIT {int(limit)}",
                 src_params,
             )
             keys.extend(tuple(r) for r in cur.fetchall())
@@ -248,13 +253,13 @@ def differing_keys(
             cur.execute(
                 f"SELECT {cols} FROM {names.q(names.shadow)} n LEFT JOIN {names.q()} s "
                 f"ON {_join_on(cmap)} WHERE {new_where} AND s.{quote(cmap.key[0])} IS NULL "
-                f"ORDER BY {order_by(cmap.key, 'n.')} LIMIT {MAX_KEYS_REPORTED}",
+                f"ORDER BY {order_by(cmap.key, 'n.')} LIMIT {int(limit)}",
                 new_params,
             )
             keys.extend(tuple(r) for r in cur.fetchall())
         finally:
             cur.execute("COMMIT")
-    return keys[:MAX_KEYS_REPORTED]
+    return keys[: int(limit)]
 
 
 def repair(

@@ -10,6 +10,13 @@ truncated, clamped, a NULL made 0) or none (a duplicate of a new unique key), wh
 ALTER fails. So the chunk's warnings are read, and anything but a duplicate primary key fails
 the copy with the server's words ("panic on warnings").
 `LOCK IN SHARE MODE` rather than `FOR SHARE`: MariaDB 10.11 knows only the former, MySQL 8 both.
+
+With the binlog change source (`binlog=True`) no trigger writes the shadow behind the copy's
+back, so the chunk is `REPLACE ... SELECT` read without locks, in a READ COMMITTED transaction
+(the caller's; InnoDB then reads the source consistently instead of taking shared locks, which
+is what made the application's writes wait). Why that converges with the replayed events is in
+binlogsource.py; REPLACE overwrites a row the replay put there first with a version at least as
+new, and a collision on another unique key is only with a stale row (binlogapply.py).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ def copy_chunk(
     high: Key | None,
     *,
     lock_first: bool = False,
+    binlog: bool = False,
 ) -> int:
     """Copy keys in (low, high]; returns the number of rows inserted.
 
@@ -44,17 +52,18 @@ def copy_chunk(
     chunk's rows and gaps locked first (no AUTO-INC lock held yet), the `INSERT ... SELECT` finds
     them all its own. Same rows, same order: exactness does not change."""
     where, params = key_range(cmap.key, low, high)
-    if lock_first:
+    if lock_first and not binlog:
         cur.execute(
             f"SELECT COUNT(*) FROM {names.q()} FORCE INDEX (PRIMARY) WHERE {where} "
             "LOCK IN SHARE MODE",
             params,
         )
         cur.fetchall()
+    verb, lock = ("REPLACE", "") if binlog else ("INSERT IGNORE", " LOCK IN SHARE MODE")
     cur.execute(
-        f"INSERT IGNORE INTO {names.q(names.shadow)} ({', '.join(quote(c) for c in cmap.shadow)}) "
+        f"{verb} INTO {names.q(names.shadow)} ({', '.join(quote(c) for c in cmap.shadow)}) "
         f"SELECT {', '.join(quote(c) for c in cmap.source)} FROM {names.q()} FORCE INDEX (PRIMARY) "
-        f"WHERE {where} ORDER BY {order_by(cmap.key)} LOCK IN SHARE MODE",
+        f"WHERE {where} ORDER BY {order_by(cmap.key)}{lock}",
         params,
     )
     inserted = int(cur.rowcount)

@@ -21,6 +21,23 @@ gh-ost does it, with two connections (`guarded_rename`):
 If A dies, its locks go and the sentry stays: the RENAME fails. Crash recovery tells the sentry
 (marked by its comment) from a real `_sb_<t>_old`.
 
+The RENAME takes its metadata locks in name order, and `_sb_...` sorts before a lower-case table
+name: it waits on the shadow (or the sentry), not on `t`, so when A unlocks, writers queued on `t`
+may get in before it. Measured with the binlog change source (tests/integration/spirit/binlog/
+test_binlog_under_load.py): a few transactions reached the old table after the last checks. With
+triggers that is harmless (the triggers carry them to the shadow); the binlog source cannot
+accept it, so it cuts over with `read_locked_rename`:
+
+1. a holder connection H takes `LOCK TABLES t READ, ...`: writers wait, everyone may read;
+2. the last catch-up and checks run on the engine's own connection (reading `t`, writing the
+   shadow and the checkpoint in ordinary transactions);
+3. only when they pass is the RENAME sent, on the peer connection; its locks on the shadow and
+   the free `_sb_<t>_old` name are granted at once, and it waits on `t` itself;
+4. H sees it waiting and unlocks: the pending exclusive lock on `t` is served before the
+   writers' (the same rule the guarded rename relies on, now with the RENAME queued on `t`).
+No sentry is needed: the RENAME does not exist until the checks have passed. If the rename does
+not queue within the wait, its query is killed before H unlocks.
+
 After a crash during cutover the checkpoint says `cutover` but not whether the rename happened.
 `decide` reads it from the tables present and their fingerprints, and answers "ambiguous" rather
 than guess when they do not tell a consistent story.
@@ -28,6 +45,7 @@ than guess when they do not tell a consistent story.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -206,6 +224,77 @@ def guarded_rename(
         raise error
 
 
+def read_locked_rename(
+    holder: Cursor,
+    peer: Connection,
+    all_names: Sequence[TableNames],
+    *,
+    lock_wait_seconds: int,
+    verify: Callable[[], tuple[str, bool] | None],
+) -> None:
+    """The rename for the binlog change source (see the module docstring): writers held by a
+    READ lock on `holder`, `verify` (the last catch-up and checks, on another connection) run
+    meanwhile, the RENAME sent on `peer` only if they pass and released by the unlock. Raises
+    CutoverRefused when `verify` finds a problem, the server's error when the rename fails;
+    either way nothing was renamed."""
+    for n in all_names:
+        if table_exists(holder, n.schema, n.old):
+            if not is_sentry(holder, n.schema, n.old):
+                raise CutoverRefused(
+                    f"{n.schema}.{n.old} exists and was not created by the engine", permanent=True
+                )
+            holder.execute(f"DROP TABLE {n.q(n.old)}")
+    with peer.cursor() as pc:
+        pc.execute("SELECT CONNECTION_ID()")
+        peer_id = int(pc.fetchone()[0])  # type: ignore[index]
+        pc.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds) + 10}")
+    outcome: dict[str, BaseException | None] = {}
+
+    def rename() -> None:
+        try:
+            with peer.cursor() as pc:
+                pc.execute(rename_statement(all_names))
+            outcome["error"] = None
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    holder.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
+    holder.execute("LOCK TABLES " + ", ".join(f"{n.q()} READ" for n in all_names))
+    thread: threading.Thread | None = None
+    problem: tuple[str, bool] | None = None
+    try:
+        problem = verify()
+        if problem is None:
+            thread = threading.Thread(target=rename, daemon=True)
+            thread.start()
+            waited_until = time.monotonic() + lock_wait_seconds
+            while True:
+                holder.execute(
+                    "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    (peer_id,),
+                )
+                row = holder.fetchone()
+                if row is not None and "metadata lock" in str(row[0]).lower():
+                    break
+                if not thread.is_alive() or time.monotonic() > waited_until:
+                    problem = ("the rename did not queue behind the cutover lock", False)
+                    if thread.is_alive():
+                        holder.execute(f"KILL QUERY {peer_id}")
+                    break
+                time.sleep(0.002)
+    finally:
+        holder.execute("UNLOCK TABLES")
+        if thread is not None:
+            thread.join(timeout=lock_wait_seconds + 30)
+        with peer.cursor() as pc:
+            pc.execute("SET SESSION lock_wait_timeout = 5")
+    if problem is not None:
+        raise CutoverRefused(problem[0], permanent=problem[1])
+    error = outcome.get("error", TimeoutError("the rename did not return"))
+    if error is not None:
+        raise error
+
+
 def rename_with_retries(
     cur: Cursor,
     all_names: Sequence[TableNames],
@@ -216,10 +305,12 @@ def rename_with_retries(
     min_attempts: int = 2,
     peer: Connection | None = None,
     verify: Verify | None = None,
+    holder: Connection | None = None,
 ) -> int:
-    """Run the atomic rename (guarded, when a `peer` connection and `verify` are given); retry
-    transient failures with backoff until `deadline` (at least `min_attempts` times). Returns
-    the number of attempts; re-raises the last failure."""
+    """Run the atomic rename (guarded, when a `peer` connection and `verify` are given; read-
+    locked by a `holder` connection, `verify` then run on `cur`, for the binlog change source);
+    retry transient failures with backoff until `deadline` (at least `min_attempts` times).
+    Returns the number of attempts; re-raises the last failure."""
     statement = rename_statement(all_names)
     cur.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
     delay = 0.1
@@ -228,7 +319,16 @@ def rename_with_retries(
         while True:
             attempt += 1
             try:
-                if peer is not None and verify is not None:
+                if holder is not None and peer is not None and verify is not None:
+                    with holder.cursor() as hc:
+                        read_locked_rename(
+                            hc,
+                            peer,
+                            all_names,
+                            lock_wait_seconds=lock_wait_seconds,
+                            verify=functools.partial(verify, cur),
+                        )
+                elif peer is not None and verify is not None:
                     guarded_rename(
                         cur, peer, all_names, lock_wait_seconds=lock_wait_seconds, verify=verify
                     )

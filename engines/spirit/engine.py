@@ -9,7 +9,7 @@ would need: the checkpoint rows on the target are the truth, keyed by the reques
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,11 +33,22 @@ from engines.base import (
     TableProgress,
 )
 from engines.options import SpiritOptions, read_options
-from engines.spirit import checkpoint, cutover, lanes, resume_rules, runner, sentinel, setup, throttle
+from engines.spirit import (
+    binlogsource,
+    checkpoint,
+    cutover,
+    lanes,
+    resume_rules,
+    runner,
+    sentinel,
+    setup,
+    throttle,
+)
 from engines.spirit.advisorylock import acquire_all, release_all
 from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checksum import ChunkComparison
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
-from engines.spirit.keyset import describe
+from engines.spirit.keyset import Key, describe
 from engines.spirit.naming import CHECKPOINT_TABLE
 from engines.spirit.parallel import LaneConnections, LaneSupply
 from engines.spirit.plan import TablePlan, group_of, plan_tables
@@ -124,6 +135,7 @@ class SpiritEngine(Engine):
         self._lanes: LaneConnections = []  # per copy lane: its connection and its checksum peer
         self._throttler = throttle.Throttler(target)
         self._rates = runner.CopyRate()
+        self._readers = binlogsource.Readers()  # open binlog streams (binlog change source)
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -181,6 +193,7 @@ class SpiritEngine(Engine):
         self._drop_peer()
         self._drop_lanes()
         self._throttler.close()
+        self._readers.close()
 
     @contextmanager
     def _owning(
@@ -277,6 +290,14 @@ class SpiritEngine(Engine):
         message = (
             f"reattached to {request.context}" if reattached else f"set up {len(plans)} table(s)"
         )
+        chosen = [
+            f"{p.label}: {a.checkpoint.message}"
+            for p, a in zip(plans, attached, strict=True)
+            if not a.reattached and a.checkpoint.kind == "copy" and a.checkpoint.message
+        ]
+        if chosen:
+            # Which change source each table uses, and why (binlogsource.py).
+            message = f"{message}; {'; '.join(chosen)}"
         return ApplyResult(
             accepted=True,
             resume_state=self._resume_state(request, plans, phase),
@@ -337,6 +358,7 @@ class SpiritEngine(Engine):
             allow_instant=not request.options.defer_cutover,
             before_first_change=before_first_change,
             vouched=request.resume_state is not None,
+            change_source=_change_source(request),
         )
         return _Attached(cp, False, None, reason)
 
@@ -450,6 +472,7 @@ class SpiritEngine(Engine):
                         allow_instant=not request.options.defer_cutover,
                         before_first_change=save_first,
                         vouched=request.resume_state is not None,
+                        change_source=_change_source(request),
                     )
                 cps[plan.label] = cp
 
@@ -488,7 +511,7 @@ class SpiritEngine(Engine):
                 plans,
                 cps,
                 events,
-                "stopped; triggers keep the shadow current",
+                _stopped_note(cps.values()),
                 stopped=True,
             )
 
@@ -508,6 +531,16 @@ class SpiritEngine(Engine):
             if why is not None:
                 # Nothing is copied while the database is unwell; the next step looks again.
                 return self._result(conn, request, plans, cps, events, f"throttled: {why}")
+        for plan in plans:
+            view = views.get(plan.label)
+            if view is not None and binlogsource.uses_binlog(view.checkpoint):
+                # The shadow first catches up with the source's changes (binlogsource.py).
+                cp = binlogsource.catch_up(
+                    conn, self.target, plan.names, view.source, view.columns,
+                    view.checkpoint, deadline, readers=self._readers,
+                )
+                views[plan.label] = replace(view, checkpoint=cp)
+                cps[plan.label] = cp
         reports: dict[str, runner.StepReport] = {}
         trailing = options.trailing_checksum is not False  # on unless turned off
         lock_wait = options.lock_wait_seconds
@@ -540,7 +573,8 @@ class SpiritEngine(Engine):
                 worked = True
             if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
                 peer = self._peer_connection()
-                cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer)
+                judge = self._judge(conn, plan, view, peer, deadline)
+                cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer, judge)
                 worked = True
             events.extend(report.events)
             cps[plan.label] = cp
@@ -584,6 +618,7 @@ class SpiritEngine(Engine):
             group,
             allow_instant=not request.options.defer_cutover,
             before_first_change=save_first,
+            change_source=_change_source(request),
         )
         if fresh.phase in checkpoint.FINISHED:
             return None
@@ -592,6 +627,25 @@ class SpiritEngine(Engine):
         if not isinstance(again, RunView):
             raise RetryableEngineError(f"{plan.label}: set-up did not hold: {again}")
         return again
+
+    def _judge(
+        self, conn: Connection, plan: TablePlan, view: RunView, peer: Connection, deadline: float
+    ) -> runner.Judge | None:
+        """With the binlog source, how the checksum judges a chunk that differs (runner.verify,
+        binlogsource.judge)."""
+        if not binlogsource.uses_binlog(view.checkpoint):
+            return None
+
+        def judge(
+            cp: Checkpoint, low: Key | None, high: Key | None
+        ) -> tuple[Checkpoint, ChunkComparison | None]:
+            until = max(deadline, time.monotonic() + 2.0)
+            return binlogsource.judge(
+                conn, peer, self.target, plan.names, view.source, view.columns, cp, low, high,
+                until, self._readers,
+            )
+
+        return judge
 
     @staticmethod
     def _refuse_if_writes_refused(conn: Connection, plans: Sequence[TablePlan]) -> None:
@@ -652,8 +706,28 @@ class SpiritEngine(Engine):
                     cur.execute(
                         f"ALTER TABLE {p.names.q(p.names.shadow)} AUTO_INCREMENT = {int(counter)}"
                     )
+        by_binlog = [p for p in copy_plans if binlogsource.uses_binlog(cps[p.label])]
+        for p in by_binlog:
+            # Most of the changes are applied before the lock, so that little is left under it.
+            cps[p.label] = binlogsource.catch_up_plan(
+                conn, self.target, p, cps[p.label], max(deadline, time.monotonic() + 1.0),
+                readers=self._readers,
+            )
+
         def verify(cur: Any) -> tuple[str, bool] | None:
             """The last checks, made while the cutover lock holds every writer."""
+            try:
+                for p in by_binlog:
+                    # Nothing can be written now: the shadow gets the last changes.
+                    cps[p.label] = binlogsource.catch_up_plan(
+                        conn, self.target, p, cps[p.label], time.monotonic() + 30,
+                        readers=self._readers, complete=True,
+                    )
+                    binlogsource.carry_counter(cur, p.names)
+            except PermanentEngineError as error:
+                return str(error), True
+            except RetryableEngineError as error:
+                return f"the last catch-up from the binlog failed: {error}", False
             for p in copy_plans:
                 refused = refused_writes(cur, p.names)
                 if refused is not None:
@@ -669,6 +743,7 @@ class SpiritEngine(Engine):
                     return f"{p.label}: {check}", False
             return None
 
+        holder = connect(self.target) if by_binlog else None
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -680,6 +755,7 @@ class SpiritEngine(Engine):
                     min_attempts=1,
                     peer=self._peer_connection(),
                     verify=verify,
+                    holder=holder,
                 )
         except cutover.CutoverRefused as refused:
             # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
@@ -713,6 +789,8 @@ class SpiritEngine(Engine):
             return self._result(
                 conn, request, plans, cps, events, "cutting over: waiting for locks"
             )
+        finally:
+            _close_quietly(holder)  # the binlog cutover's lock holder (cutover.py)
         labels = ", ".join(p.label for p in copy_plans)
         events.append(f"cutover: renamed {labels} atomically (attempt {attempts})")
         return self._finish(conn, request, plans, cps, events)
@@ -824,6 +902,8 @@ class SpiritEngine(Engine):
                 if rate:
                     eta = int(max(total - cp.rows_copied, 0) / rate)
                     point = f"{point}, {rate:,.0f} rows/s"
+                if cp.kind == "copy" and cp.phase not in checkpoint.FINISHED:
+                    point = f"{point}; {_source_note(cp)}"
                 tables.append(
                     TableProgress(
                         namespace=p.names.schema,
@@ -878,7 +958,7 @@ class SpiritEngine(Engine):
                 checkpoint.set_controls(
                     cur, p.names.schema, p.names.table, request.context, stopped=stopped
                 )
-        verb = "stopped; triggers keep the shadow current" if stopped else "started"
+        verb = _stopped_note([cp for cp in cps.values() if cp]) if stopped else "started"
         return ControlResult(
             accepted=True, message=verb, resume_state=self._resume_state(request, plans, "controls")
         )
@@ -980,6 +1060,28 @@ _RANK = [
     checkpoint.CANCELLED,
     checkpoint.FAILED,
 ]
+
+
+def _change_source(request: OperationRequest) -> str:
+    """`engine_options.change_source` (auto, triggers, binlog; binlogsource.py)."""
+    return str(request.options.extra.get("change_source") or "auto")
+
+
+def _stopped_note(cps: Iterable[Checkpoint]) -> str:
+    """What goes on while an operation is stopped, by its change source."""
+    if any(binlogsource.uses_binlog(cp) for cp in cps):
+        return (
+            "stopped; the binary log keeps the changes, replayed at the next step (as long as "
+            "the server keeps its files)"
+        )
+    return "stopped; triggers keep the shadow current"
+
+
+def _source_note(cp: Checkpoint) -> str:
+    """Which change source keeps this table's shadow current, for status."""
+    if binlogsource.uses_binlog(cp):
+        return f"changes via binlog (applied up to {cp.binlog_position})"
+    return "changes via triggers"
 
 
 def _phase_rank(phase: str) -> int:

@@ -9,7 +9,8 @@ table can no longer be trusted to become an exact copy, in which case the run st
 - the shadow table is missing, or its definition changed (the shadow without its deferred
   secondary indexes is its expected definition until they are built, deferred.py);
 - the source table's definition changed (altered out of band);
-- a trigger is missing or changed (writes may have gone uncaptured).
+- a trigger is missing or changed (writes may have gone uncaptured); with the binlog change
+  source, the saved binlog position was purged from the server.
 
 Every other failure (a lost connection, a lock wait, an unexpected server error) fails the step
 and keeps everything: the next step re-reads the checkpoint and decides again.
@@ -22,12 +23,12 @@ from dataclasses import dataclass
 from pymysql.cursors import Cursor
 
 from engines.spirit import checkpoint
+from engines.spirit.changesource import change_source_of
 from engines.spirit.checkpoint import Checkpoint
 from engines.spirit.columnmap import ColumnMap, map_columns
 from engines.spirit.deferred import Deferred
 from engines.spirit.plan import TablePlan
 from engines.spirit.tableinfo import TableInfo, read_table
-from engines.spirit.triggers import TriggerChangeSource
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def restart_reason(cur: Cursor, plan: TablePlan, cp: Checkpoint) -> str | RunVie
     if shadow.fingerprint != cp.shadow_fingerprint and not lean:
         return f"shadow table {names.shadow} was altered out of band"
     columns = map_columns(source, shadow, plan.statement.renames, plan.statement.dropped)
-    broken = TriggerChangeSource(names, columns).verify(cur)
+    broken = change_source_of(cp, names, columns).verify(cur)
     if broken is not None:
         return broken
     return RunView(cp, source, shadow, columns, lean)

@@ -17,6 +17,7 @@ from pymysql.connections import Connection
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.spirit import checkpoint, checksum, copier, lanes, parallel
 from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checksum import ChunkComparison
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.copier import copy_chunk
@@ -31,6 +32,11 @@ from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
 MAX_CHUNK_RETRIES = 5
+JUDGED_FIRST_CHUNK = 1000
+
+Judge = Callable[
+    [Checkpoint, Key | None, Key | None], tuple[Checkpoint, checksum.ChunkComparison | None]
+]
 
 
 @dataclass
@@ -139,6 +145,10 @@ def _with_lanes(
     with conn.cursor() as cur:
         if cp.copy_watermark is not None or cp.rows_copied:
             count, why = 1, "a copy begun in one lane"
+        elif cp.change_source == "binlog":
+            # The binlog copy's chunks read without shared locks, in one stream whose position
+            # the checkpoint keeps with the copy watermark (binlogsource.py): one lane.
+            count, why = 1, "the binlog change source copies in one lane"
         else:
             total = estimated_rows(cur, names.schema, names.table)
             count, why = lanes.choose(
@@ -217,6 +227,7 @@ def _copy(
     started = time.monotonic()
     with conn.cursor() as cur:
         lock_first = copier.needs_lock_first(cur, view.shadow)
+    binlog = cp.change_source == "binlog"  # no shared locks (copier.py, binlogsource.py)
     while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
         if not first and throttled is not None:
             report.throttled = throttled()
@@ -228,10 +239,12 @@ def _copy(
         try:
             with conn.cursor() as cur:
                 high = chunker.next(cur, cp.copy_watermark, sizer.size)
+                if binlog:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cur.execute("BEGIN")
                 try:
                     inserted = copy_chunk(
-                        cur, names, cmap, cp.copy_watermark, high, lock_first=lock_first
+                        cur, names, cmap, cp.copy_watermark, high, lock_first=lock_first, binlog=binlog
                     )
                     # The previous chunk's comparison ran meanwhile; it is recorded with this one.
                     cp = trailer.collect(cp)
@@ -328,13 +341,23 @@ def verify(
     deadline: float,
     report: StepReport,
     peer: Connection | None = None,
+    judge: Judge | None = None,
 ) -> Checkpoint:
     """Checksum chunks until the deadline or the end; repair or fail on a difference.
-    `peer`, a second connection, lets the two sides of a chunk be read at the same time."""
+    `peer`, a second connection, lets the two sides of a chunk be read at the same time.
+    `judge` (the binlog change source, binlogsource.Judge): the shadow trails the source by the
+    events not applied yet, where triggers leave no gap, so a chunk that differs is judged again
+    by it; it answers None when writes kept the chunk moving (inconclusive): the chunk is then
+    repaired, never failed; with a judge a repair is trusted (it copies the chunk under shared
+    locks, and every later change is replayed) and proved by the second pass."""
     cp = view.checkpoint
     names, cmap = plan.names, view.columns
     chunker = chunker_for(plan, view, pace)
-    sizer = chunker.sizer(max(cp.chunk_size, MIN_CHUNK), pace.chunk_seconds, pace.fixed_chunk)
+    # With a judge (binlog) the phase usually starts at the copy's first chunk, where the copy's
+    # last size (a key span, on a table read in one stretch) could be the whole table: start
+    # small and let the chunk time size it, so that a repair's shared locks stay short.
+    start = JUDGED_FIRST_CHUNK if judge is not None else max(cp.chunk_size, MIN_CHUNK)
+    sizer = chunker.sizer(start, pace.chunk_seconds, pace.fixed_chunk)
     first = True
     # A copy in lanes left each lane's own checksum watermark (what trailed behind it): the first
     # pass finishes every lane's range in turn. A second pass is over the whole table.
@@ -358,8 +381,13 @@ def verify(
                 high = chunker.next(cur, low, sizer.size)
         short = lane_last if lane_plan is not None else high is None
         result = checksum.compare(conn, names, cmap, low, high, peer)
+        conclusive = True
+        if not result.equal and judge is not None:
+            cp, judged = judge(cp, low, high)
+            conclusive = judged is not None
+            result = judged or result
         if not result.equal:
-            if cp.checksum_pass >= 2:
+            if cp.checksum_pass >= 2 and conclusive:
                 _fail(conn, plan, view, low, high, "after a repaired first pass")
             try:
                 checksum.repair(conn, names, cmap, low, high)
@@ -374,7 +402,13 @@ def verify(
                     high,
                     f"and the server refused the repair: {error_text(error)}",
                 )
-            again = checksum.compare_exactly(conn, names, cmap, low, high)
+            if judge is None:
+                again = checksum.compare_exactly(conn, names, cmap, low, high)
+            else:
+                # The repair copied the chunk under shared locks, and every later change is
+                # replayed: comparing again would only race the writes again (the second pass
+                # compares every chunk once more).
+                again = ChunkComparison(result.source_rows, result.source_rows, 0)
             if not again.equal:
                 _fail(conn, plan, view, low, high, "and repairing it did not help")
             cp = cp.but(repaired_chunks=cp.repaired_chunks + 1)

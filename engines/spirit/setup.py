@@ -11,7 +11,8 @@ Order, and why:
    empty table first, and a rejection is permanent with the server's own message.
 5. An ALTER the server can do instantly is done directly (not when the cutover is deferred: the
    change must then wait for the cutover with the others).
-6. The triggers, then phase `copy`.
+6. The change source: the triggers, or (binlogsource.py) the binlog position the replay starts
+   from; then phase `copy`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
 from engines.base import PermanentEngineError
-from engines.spirit import check, checkpoint, fastpath
+from engines.spirit import binlogpos, check, checkpoint, fastpath
+from engines.spirit.binlogsource import BINLOG, TRIGGERS, table_refusal
 from engines.spirit.check.gather import gather
 from engines.spirit.checkpoint import Checkpoint
-from engines.spirit.columnmap import map_columns
+from engines.spirit.columnmap import ColumnMap, map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
 from engines.spirit.cutover import drop_sentries
 from engines.spirit.deferred import Deferred, deferrable_keys, drop_keys
@@ -139,16 +141,18 @@ def start_fresh(
     allow_instant: bool,
     before_first_change: Callable[[], None],
     vouched: bool = False,
+    change_source: str = "auto",
 ) -> Checkpoint:
     """Set the table's run up from nothing. Returns its checkpoint (phase `copy` or `done`).
     `vouched`: the caller holds a resume state of this operation, which proves that objects
-    carrying the engine's names were created by it even when the checkpoint is gone."""
+    carrying the engine's names were created by it even when the checkpoint is gone.
+    `change_source`: `engine_options.change_source` (auto, triggers, binlog)."""
     st = plan.statement
     names = plan.names
     with conn.cursor() as cur:
         with target_errors(f"{plan.label}: reading the table"):
             source = read_table(cur, names.schema, names.table)
-            facts = gather(cur, st, source, uses_copy=st.kind == "alter")
+            facts = gather(cur, st, source, uses_copy=st.kind == "alter", change_source=change_source)
         direct_facts = check.CheckContext(**{**facts.__dict__, "uses_copy": False})
         check.run(check.Phase.PREFLIGHT, direct_facts)
         copy_problems = check.problems(check.Phase.PREFLIGHT, facts) if st.kind == "alter" else []
@@ -234,12 +238,54 @@ def _set_up(
             assert lean is not None
             cp = cp.but(deferred_keys=Deferred(keys, lean.fingerprint).dump())
             checkpoint.save(cur, cp)
-    with target_errors(f"{plan.label}: creating triggers"):
+    with target_errors(f"{plan.label}: choosing the change source"):
         cmap = map_columns(source, shadow, st.renames, st.dropped)
+        kind, why = _choose_source(cur, plan, facts, source, shadow, cmap)
+    if kind == BINLOG:
+        with target_errors(f"{plan.label}: reading the binlog position"):
+            # Taken before the first chunk: every change from here on is replayed.
+            start = binlogpos.current(cur)
+            cp = cp.but(
+                phase=checkpoint.COPY,
+                change_source=BINLOG,
+                binlog_position=start.dump(),
+                message=why,
+            )
+            checkpoint.save(cur, cp)
+        return cp
+    with target_errors(f"{plan.label}: creating triggers"):
         TriggerChangeSource(names, cmap).install(cur)
-        cp = cp.but(phase=checkpoint.COPY)
+        cp = cp.but(phase=checkpoint.COPY, change_source=TRIGGERS, message=why)
         checkpoint.save(cur, cp)
     return cp
+
+
+def _choose_source(
+    cur: Cursor,
+    plan: TablePlan,
+    facts: check.CheckContext,
+    source: TableInfo,
+    shadow: TableInfo,
+    cmap: ColumnMap,
+) -> tuple[str, str]:
+    """(triggers or binlog, why), from `engine_options.change_source`, the server's binlog
+    settings and grants (read at preflight) and the table (binlogsource.table_refusal)."""
+    if facts.change_source == TRIGGERS:
+        return TRIGGERS, "changes via triggers (engine_options.change_source)"
+    refusal = facts.binlog_refusal
+    if refusal is None:
+        refusal = table_refusal(cur, plan.names, source, shadow, cmap)
+    if refusal is None:
+        return BINLOG, "changes via the binlog (" + (
+            "engine_options.change_source" if facts.change_source == BINLOG
+            else "row format, full images and replication grants"
+        ) + ")"
+    if facts.change_source == BINLOG:
+        raise PermanentEngineError(
+            f"{plan.label}: preflight failed: engine_options.change_source is binlog, but "
+            f"{refusal}"
+        )
+    return TRIGGERS, f"changes via triggers: the binlog cannot be used: {refusal}"
 
 
 def _post_setup(

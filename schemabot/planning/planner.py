@@ -482,6 +482,7 @@ def _spirit_preflight(cur: Any, namespace: str, item: PlannedStatement) -> list[
     """The spirit engine's preflight checks for this statement, with their verdicts."""
     try:
         from engines.spirit import check
+        from engines.spirit.check.changesource import summary as change_source_summary
         from engines.spirit.check.gather import gather
         from engines.spirit.statement import parse_change
         from engines.spirit.tableinfo import read_table
@@ -493,8 +494,11 @@ def _spirit_preflight(cur: Any, namespace: str, item: PlannedStatement) -> list[
             if check.Phase.PREFLIGHT not in registered.phases:
                 continue
             problem = registered.func(facts)
+            message = problem or ""
+            if name == "change_source" and not problem:
+                message = change_source_summary(facts)  # which source the copy would use
             results.append(
-                {"check": name, "verdict": "fail" if problem else "pass", "message": problem or ""}
+                {"check": name, "verdict": "fail" if problem else "pass", "message": message}
             )
         return results
     except (PermanentEngineError, pymysql.MySQLError) as exc:

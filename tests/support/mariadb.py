@@ -20,10 +20,16 @@ SHARED_USER = os.environ.get("SCHEMABOT_TEST_MYSQL_USER", "root")
 SHARED_PASSWORD = os.environ.get("SCHEMABOT_TEST_MYSQL_PASSWORD", "")
 
 
-def connect(schema: str | None = None, port: int = SHARED_PORT, **kwargs: object) -> pymysql.Connection:
+def _port(port: int | None) -> int:
+    """The port asked for, else SHARED_PORT as it is at the call (a fixture may point it at a
+    private server for a whole test: tests/integration/spirit/binlog_server.py)."""
+    return SHARED_PORT if port is None else port
+
+
+def connect(schema: str | None = None, port: int | None = None, **kwargs: object) -> pymysql.Connection:
     return pymysql.connect(
         host=SHARED_HOST,
-        port=port,
+        port=_port(port),
         user=SHARED_USER,
         password=SHARED_PASSWORD,
         database=schema,
@@ -33,13 +39,13 @@ def connect(schema: str | None = None, port: int = SHARED_PORT, **kwargs: object
     )
 
 
-def mysql_dsn(schema: str, port: int = SHARED_PORT) -> str:
+def mysql_dsn(schema: str, port: int | None = None) -> str:
     auth = SHARED_USER if not SHARED_PASSWORD else f"{SHARED_USER}:{SHARED_PASSWORD}"
-    return f"mysql://{auth}@{SHARED_HOST}:{port}/{schema}"
+    return f"mysql://{auth}@{SHARED_HOST}:{_port(port)}/{schema}"
 
 
 @contextmanager
-def fresh_schema(prefix: str, port: int = SHARED_PORT) -> Iterator[str]:
+def fresh_schema(prefix: str, port: int | None = None) -> Iterator[str]:
     """Create `<prefix>_<random>` and drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     conn = connect(port=port)

@@ -42,6 +42,15 @@ class CheckContext:
     grants: Sequence[str] = ()
     variables: Mapping[str, str] = field(default_factory=dict)
     old_table_exists: bool = False
+    change_source: str = "auto"
+    """What `engine_options.change_source` asks for: auto, triggers or binlog."""
+    binlog_refusal: str | None = "not read"
+    """Why the server cannot feed the binlog change source (None: it can; binlogpos.py)."""
+
+    @property
+    def binlog_possible(self) -> bool:
+        """The binlog source will be tried (the table may still turn it down after set-up)."""
+        return self.change_source != "triggers" and self.binlog_refusal is None
 
 
 Check = Callable[[CheckContext], str | None]

@@ -11,6 +11,8 @@ from engines.spirit.check.grants import has_global_privilege
 def can_create_triggers_with_binlog(ctx: CheckContext) -> str | None:
     if not ctx.uses_copy or ctx.variables.get("log_bin", "OFF") != "ON":
         return None
+    if ctx.binlog_possible:
+        return None  # no trigger is created: the binlog change source carries the changes
     if ctx.variables.get("log_bin_trust_function_creators", "OFF") == "ON":
         return None
     if has_global_privilege(ctx.grants, "SUPER"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymysql.cursors import Cursor
 
+from engines.spirit.binlogpos import read_settings, server_refusal
 from engines.spirit.check import CheckContext
 from engines.spirit.cutover import is_sentry
 from engines.spirit.naming import TableNames
@@ -21,7 +22,11 @@ def _on_off(value: object) -> str:
 
 
 def gather(
-    cur: Cursor, statement: Statement, source: TableInfo | None, uses_copy: bool
+    cur: Cursor,
+    statement: Statement,
+    source: TableInfo | None,
+    uses_copy: bool,
+    change_source: str = "auto",
 ) -> CheckContext:
     names = TableNames(statement.schema, statement.table)
     triggers = [
@@ -53,4 +58,6 @@ def gather(
         variables=variables,
         old_table_exists=table_exists(cur, names.schema, names.old)
         and not is_sentry(cur, names.schema, names.old),
+        change_source=change_source,
+        binlog_refusal=server_refusal(read_settings(cur), grants),
     )

@@ -106,6 +106,9 @@ def test_a_copy_is_estimated_and_given_to_spirit_with_its_preflight(schema: str)
     assert (st.algorithm, st.engine) == ("COPY", "spirit")
     assert st.rows_estimate == 3 and st.duration_seconds == 1.5
     assert st.preflight and all(p["verdict"] == "pass" for p in st.preflight)
+    # The plan says which change source the copy would use (the shared server has no binlog).
+    [source] = [p for p in st.preflight if p["check"] == "change_source"]
+    assert source["message"].startswith("triggers: the server's log_bin=OFF"), source
     direct = Planner(shop(), engine="direct").plan_ddl(["ALTER TABLE orders MODIFY cust BIGINT"])
     assert [f.rule for f in direct.statements[0].findings] == ["SB902"] and direct.blocking
 

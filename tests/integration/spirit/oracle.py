@@ -295,12 +295,19 @@ def control(req: OperationRequest) -> ControlRequest:
 
 
 def _drive(
-    eng: SpiritEngine, req: OperationRequest, kill_mid_copy: bool, schema: str, outcome: Outcome
+    eng: SpiritEngine,
+    req: OperationRequest,
+    kill_mid_copy: bool,
+    schema: str,
+    outcome: Outcome,
+    kill_with: dict[str, Any] | None = None,
 ) -> str | None:
     """Drive spirit to waiting_for_cutover; the permanent error's message if it failed."""
     if kill_mid_copy:
-        # The worker SIGKILLs itself inside the transaction of its 4th copied chunk.
-        worker = Worker(schema, req, pause=0.01, stop_when_waiting=True, die_mid_copy_after=4)
+        # The worker SIGKILLs itself inside the transaction of its 4th copied chunk (or where
+        # `kill_with`, a worker.py hook, says).
+        hooks = kill_with or {"die_mid_copy_after": 4}
+        worker = Worker(schema, req, pause=0.01, stop_when_waiting=True, **hooks)
         code = worker.wait(timeout=60)
         _, err = worker.proc.communicate(timeout=10)
         text = err.decode(errors="replace")
@@ -341,11 +348,14 @@ def run_case(
     case: Case,
     *,
     kill_mid_copy: bool = False,
+    kill_with: dict[str, Any] | None = None,
+    step_budget: float = 0.03,
     options: dict[str, Any] | None = None,
+    **more_options: Any,
 ) -> Outcome:
     """Run `case` through spirit and through a blocking ALTER; assert they agree (see the module
-    docstring) and return what happened. `options`: engine options besides the oracle's own
-    (small fixed chunks), e.g. `copy_lanes`."""
+    docstring) and return what happened. `options` and `more_options`: engine options besides the
+    oracle's own (small fixed chunks), e.g. `copy_lanes`, `change_source`."""
     seed(schema, case)
     conn = connect(schema)
     cur = conn.cursor()
@@ -356,15 +366,15 @@ def run_case(
         [(schema, "t", case.alter)],
         context=f"fid-{case.name}",
         defer_cutover=True,
-        step_budget=0.03,
-        **{"chunk_rows": 25, **(options or {})},
+        step_budget=step_budget,
+        **{"chunk_rows": 25, **(options or {}), **more_options},
     )
     eng = engine(schema)
     outcome = Outcome("identical", writes=writers.counts, writer_errors=writers.errors)
     writers.start()
     try:
         wait_for(lambda: writers.total() >= 20 or case.writers == 0, 30, "the writers to start")
-        failure = _drive(eng, req, kill_mid_copy, schema, outcome)
+        failure = _drive(eng, req, kill_mid_copy, schema, outcome, kill_with)
     finally:
         writers.join()
     try:

@@ -58,6 +58,24 @@ def main(spec: dict[str, Any]) -> None:
                     _die()
 
         checkpoint.save = save_then_die  # type: ignore[assignment]
+    if hooks.get("die_mid_binlog_apply_after"):
+        # SIGKILL inside the transaction of the Nth batch of replayed binlog events, after the
+        # shadow writes and the new position, before the COMMIT (binlogsource.py).
+        applied = [0]
+        last: list[Any] = [None]
+        save_before = checkpoint.save
+
+        def save_then_die_in_replay(cur: Any, cp: Any) -> None:
+            save_before(cur, cp)
+            if cp.change_source != "binlog":
+                return
+            if last[0] is not None and cp.binlog_position != last[0]:
+                applied[0] += 1
+                if applied[0] >= int(hooks["die_mid_binlog_apply_after"]):
+                    _die()
+            last[0] = cp.binlog_position
+
+        checkpoint.save = save_then_die_in_replay  # type: ignore[assignment]
     if hooks.get("die_mid_index_build_after") is not None:
         # SIGKILL while the deferred indexes are built (deferred.py), the ALTER in flight; if
         # the server finishes first, die anyway before the build is recorded.
