@@ -267,7 +267,12 @@ def run_spirit(
             chosen = applied.message.partition("; ")[2]
             while True:
                 result = engine.progress(request)
-                if result.tables and "lane" in result.tables[0].message:
+                # The lane plan: the step's event when it is chosen (a short copy may end
+                # within that step), else the table's status while it copies.
+                lanes_chosen = [e.split(": ", 1)[-1] for e in result.events if "copying in" in e]
+                if lanes_chosen:
+                    message = lanes_chosen[0]
+                elif result.tables and "lane" in result.tables[0].message:
                     message = result.tables[0].message
                 if result.state == EngineState.COMPLETED:
                     break
@@ -277,7 +282,8 @@ def run_spirit(
     phases["other"] = max(0.0, time.monotonic() - started - sum(phases.values()))
     SPIRIT_PHASES.setdefault(spirit_name(change_source, lanes), []).append(phases)
     shown = f" [{message.split(' (')[0]}]" if message else ""
-    shown += f" [{chosen}]" if chosen else ""
+    if chosen:
+        shown += f" [{chosen if len(chosen) <= 100 else chosen[:97] + '...'}]"
     print(
         "            spirit phases: "
         + ", ".join(f"{k} {phases[k]:.2f}s" for k in PHASES if k in phases)
