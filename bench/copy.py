@@ -353,6 +353,14 @@ class Pipeline:
         final = self.client.wait(apply_id, interval=0.05)
         if final.state != "completed":
             raise RuntimeError(f"{apply_id} ended {final.state}: {final.error}")
+        # The audit log keeps the engine's apply message: which change source it took.
+        notes = [
+            e.message.split("; ", 1)[1]
+            for e in self.client.log(apply_id)
+            if e.message and "changes via" in e.message and "; " in e.message
+        ]
+        if notes:
+            print(f"            spirit: [{notes[0][:100]}]")
 
     def close(self) -> None:
         self.stack.close()
