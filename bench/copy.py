@@ -1,6 +1,9 @@
 """Benchmark: the spirit engine against pt-online-schema-change and a blocking ALTER ... COPY.
 
     .venv/bin/python bench/copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
+        [--engine-only] [--shape bench|bench-bigint|narrow] [--copy-lanes N|auto]
+        [--compare-lanes 1,4] [--private-server] [--change-source triggers,binlog]
+        [--buffer-pool-mb 128] [--load-only | --no-load-only] [--skip-pt-osc]
 
 What it measures, in one run and on the same server:
 - `spirit`: the full pipeline, from `submit_apply` to `completed`: a Celery worker and beat run
@@ -27,6 +30,16 @@ Cases (`--shape`), none of which MariaDB 10.11 can do instantly, so every tool c
 
 For spirit the report also gives where the time went, by phase (copy with its trailing checksum,
 index build, checksum, cutover), and every tool's rows/s.
+
+`--change-source triggers,binlog` runs spirit once per change source (engine option
+`change_source`), side by side with the other tools (`spirit-triggers`, `spirit-binlog`; with
+`--compare-lanes` also `spirit-triggers-L1`, ...). The binlog source needs binary logging in ROW
+format with full row images, which the shared server does not have: with `binlog` among the
+sources every tool runs on a private `mariadbd` started with it (bench/private_server.py, as
+`--private-server`: CPU seconds per run, every deadlock), so all tools pay for binary logging
+alike. `--buffer-pool-mb` sizes a private server's buffer pool (default 128, the shared server's).
+Under load the report gives, per tool, the failed writes, the worst and the 99th percentile write
+latency.
 """
 
 # ruff: noqa: E402  (the import path is fixed before the imports; see below)
@@ -42,6 +55,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import functools
 import os
 import random
 import shutil
@@ -125,6 +139,7 @@ SHAPES = {
     ),
 }
 SHAPE = SHAPES["bench"]  # --shape
+CHANGE_SOURCES = ("triggers", "binlog", "auto")  # spirit's engine option change_source
 
 
 class Server:
@@ -215,9 +230,21 @@ class PhaseClock:
             setattr(owner, attribute, original)
 
 
-def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
-    """One engine-only run; `lanes` overrides `copy_lanes` (--compare-lanes)."""
-    extra = dict(SPIRIT_OPTIONS)
+def spirit_name(change_source: str | None = None, lanes: int | None = None) -> str:
+    """The report's name of a spirit variant: `spirit`, `spirit-binlog`, `spirit-triggers-L1`."""
+    return (
+        "spirit"
+        + (f"-{change_source}" if change_source else "")
+        + (f"-L{lanes}" if lanes is not None else "")
+    )
+
+
+def run_spirit(
+    server: Server, context: str, lanes: int | None = None, change_source: str | None = None
+) -> None:
+    """One engine-only run; `lanes` overrides `copy_lanes` (--compare-lanes), `change_source`
+    sets the engine option of that name (--change-source)."""
+    extra = spirit_options(change_source)
     if lanes is not None:
         extra["copy_lanes"] = lanes
     engine = SpiritEngine(Target("bench", server.dsn))
@@ -232,11 +259,20 @@ def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
     message = ""
     try:
         with PhaseClock() as clock:
-            if not engine.apply(request).accepted:
-                raise RuntimeError("apply not accepted")
+            applied = engine.apply(request)
+            if not applied.accepted:
+                raise RuntimeError(f"apply not accepted: {applied.message}")
+            # After "set up N table(s); ": each table's change source and why (checks that
+            # --change-source took).
+            chosen = applied.message.partition("; ")[2]
             while True:
                 result = engine.progress(request)
-                if result.tables and "lane" in result.tables[0].message:
+                # The lane plan: the step's event when it is chosen (a short copy may end
+                # within that step), else the table's status while it copies.
+                lanes_chosen = [e.split(": ", 1)[-1] for e in result.events if "copying in" in e]
+                if lanes_chosen:
+                    message = lanes_chosen[0]
+                elif result.tables and "lane" in result.tables[0].message:
                     message = result.tables[0].message
                 if result.state == EngineState.COMPLETED:
                     break
@@ -244,8 +280,10 @@ def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
         engine.close()
     phases = dict(clock.seconds)
     phases["other"] = max(0.0, time.monotonic() - started - sum(phases.values()))
-    SPIRIT_PHASES.setdefault("spirit" if lanes is None else f"spirit-L{lanes}", []).append(phases)
+    SPIRIT_PHASES.setdefault(spirit_name(change_source, lanes), []).append(phases)
     shown = f" [{message.split(' (')[0]}]" if message else ""
+    if chosen:
+        shown += f" [{chosen if len(chosen) <= 100 else chosen[:97] + '...'}]"
     print(
         "            spirit phases: "
         + ", ".join(f"{k} {phases[k]:.2f}s" for k in PHASES if k in phases)
@@ -253,11 +291,13 @@ def run_spirit(server: Server, context: str, lanes: int | None = None) -> None:
     )
 
 
-def spirit_with_lanes(count: int) -> Callable[[Server, str], None]:
-    def run(server: Server, context: str) -> None:
-        run_spirit(server, context, count)
-
-    return run
+def spirit_options(change_source: str | None) -> dict[str, object]:
+    """The engine options of a spirit run: --copy-lanes's, and the change source if one is set
+    (none: the engine's default, `auto`, which takes the binlog when the server logs in ROW)."""
+    extra = dict(SPIRIT_OPTIONS)
+    if change_source:
+        extra["change_source"] = change_source
+    return extra
 
 
 class Pipeline:
@@ -303,16 +343,24 @@ class Pipeline:
             )
         )
 
-    def run(self, server: Server, context: str) -> None:
+    def run(self, server: Server, context: str, change_source: str | None = None) -> None:
         apply_id = self.client.submit_apply(
             "bench",
             "spirit",
             [ChangeSet([f"ALTER TABLE t {SHAPE.alter}"], server.schema)],
-            engine_options=dict(SPIRIT_OPTIONS) or None,
+            engine_options=spirit_options(change_source) or None,
         ).apply_id
         final = self.client.wait(apply_id, interval=0.05)
         if final.state != "completed":
             raise RuntimeError(f"{apply_id} ended {final.state}: {final.error}")
+        # The audit log keeps the engine's apply message: which change source it took.
+        notes = [
+            e.message.split("; ", 1)[1]
+            for e in self.client.log(apply_id)
+            if e.message and "changes via" in e.message and "; " in e.message
+        ]
+        if notes:
+            print(f"            spirit: [{notes[0][:100]}]")
 
     def close(self) -> None:
         self.stack.close()
@@ -457,7 +505,9 @@ def measure(
 ) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in tools}
     worst: dict[str, list[float]] = {name: [] for name in tools}
+    p99: dict[str, list[float]] = {name: [] for name in tools}
     failed: dict[str, list[int]] = {name: [] for name in tools}
+    width = max(len(name) for name in tools)
     for run in range(runs):
         for name, tool in tools.items():
             fill(server, rows)
@@ -474,6 +524,7 @@ def measure(
                     f"worst write {load.worst_ms():.0f} ms, p99 {load.p99_ms():.0f} ms"
                 )
                 worst[name].append(load.worst_ms())
+                p99[name].append(load.p99_ms())
                 failed[name].append(load.failed)
             else:
                 tool(server, f"bench-{name}-{run}-{time.time_ns()}")
@@ -486,7 +537,10 @@ def measure(
                 cpu = f" (server CPU {used:.2f}s)"
             lost = differences(server)
             times[name].append(elapsed)
-            print(f"  {name:9s} run {run + 1}{load_label}: {elapsed:6.2f}s{cpu}{writes}; rows lost: {lost}")
+            print(
+                f"  {name:{width}s} run {run + 1}{load_label}: {elapsed:6.2f}s{cpu}{writes}; "
+                f"rows lost: {lost}"
+            )
             if any(lost.values()):
                 print(f"  !! {name} lost or changed rows: {lost}")
             if PRIVATE is not None:
@@ -495,23 +549,28 @@ def measure(
                 for line in private_server.summary(found):
                     print(f"      deadlock {line}")
     if rate:
+        print(
+            f"\n  under {rate:g} writes/s, {runs} runs | writes failed (all runs) | worst write, "
+            "median of runs (max) | p99 write, median of runs"
+        )
         for name in tools:
             print(
-                f"  {name:9s} writes failed in all runs: {sum(failed[name])}; worst write "
-                f"(median of runs) {statistics.median(worst[name]):.0f} ms, "
-                f"max {max(worst[name]):.0f} ms"
+                f"  {name:{width}s} | {sum(failed[name]):5d} | "
+                f"{statistics.median(worst[name]):6.0f} ms ({max(worst[name]):.0f}) | "
+                f"{statistics.median(p99[name]):6.0f} ms"
             )
     return times
 
 
 def report(label: str, times: dict[str, list[float]], rows: int) -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
+    width = max(len(name) for name in times)
     print(f"\n{label}: medians ({SHAPE.name}: {SHAPE.alter})")
     for name, median in medians.items():
         cpu = SERVER_CPU.get(name)
         shown = f"  server CPU {statistics.median(cpu):5.2f}s" if cpu else ""
         print(
-            f"  {name:9s} {median:6.2f}s  {rows / median:9,.0f} rows/s{shown}   "
+            f"  {name:{width}s} {median:6.2f}s  {rows / median:9,.0f} rows/s{shown}   "
             f"runs: {', '.join(f'{v:.2f}' for v in times[name])}"
         )
     SERVER_CPU.clear()
@@ -524,16 +583,29 @@ def report(label: str, times: dict[str, list[float]], rows: int) -> None:
             + (f"; copy {rows / copy_s:,.0f} rows/s" if copy_s else "")
         )
     SPIRIT_PHASES.clear()
-    for other in [n for n in times if n != "spirit"]:
-        # Runs of one round are next to each other in time: their ratio shares the machine's
-        # mood, so its median is steadier than the ratio of medians on a busy machine.
-        pairs = [a / b for a, b in zip(times["spirit"], times[other], strict=False) if b]
-        if pairs:
-            print(f"  spirit / {other}, median of paired runs = {statistics.median(pairs):.2f}x")
-    spirit = medians["spirit"]
-    if "pt-osc" in medians:
-        print(f"  spirit / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
-    print(f"  spirit / blocking = {spirit / medians['blocking']:.2f}x  (goal <= 2x)\n")
+    spirits = [n for n in times if n.startswith("spirit")]
+    baselines = [n for n in times if not n.startswith("spirit")]
+    for name in spirits:
+        # The first spirit variant is also paired with the others (lanes, change sources); the
+        # rest only with the baselines.
+        against = [n for n in times if n != name] if name == spirits[0] else baselines
+        for other in against:
+            # Runs of one round are next to each other in time: their ratio shares the
+            # machine's mood, so its median is steadier than the ratio of medians on a busy
+            # machine.
+            pairs = [a / b for a, b in zip(times[name], times[other], strict=False) if b]
+            if pairs:
+                print(
+                    f"  {name} / {other}, median of paired runs = "
+                    f"{statistics.median(pairs):.2f}x"
+                )
+    for name in spirits:
+        spirit = medians[name]
+        if "pt-osc" in medians:
+            print(f"  {name} / pt-osc   = {spirit / medians['pt-osc']:.2f}x  (goal <= 0.7x)")
+        if "blocking" in medians:
+            print(f"  {name} / blocking = {spirit / medians['blocking']:.2f}x  (goal <= 2x)")
+    print()
 
 
 def main() -> int:
@@ -565,9 +637,24 @@ def main() -> int:
         "--compare-lanes",
         help="also run spirit with these copy_lanes, e.g. 1,4 (engine-only; tools spirit-L1, ...)",
     )
+    parser.add_argument(
+        "--change-source",
+        default="",
+        help="spirit's change source(s), comma-separated: triggers, binlog, auto; one spirit per "
+        "source (with binlog: every tool on a private mariadbd with binary logging)",
+    )
+    parser.add_argument(
+        "--buffer-pool-mb",
+        type=int,
+        default=128,
+        help="the private server's buffer pool (--private-server, --change-source binlog)",
+    )
     parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
     parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
     args = parser.parse_args()
+    args.sources = [s.strip() for s in args.change_source.split(",") if s.strip()]
+    if any(s not in CHANGE_SOURCES for s in args.sources):
+        parser.error(f"--change-source takes {', '.join(CHANGE_SOURCES)}")
     if hasattr(sys.stdout, "reconfigure"):  # progress shows as it happens, also in a file
         sys.stdout.reconfigure(line_buffering=True)
     tools: dict[str, Callable[[Server, str], None]] = {}
@@ -583,12 +670,17 @@ def main() -> int:
     tools["blocking"] = run_blocking
 
     global PRIVATE
-    if args.private_server:
-        private = private_server.PrivateServer()
+    binlog = "binlog" in args.sources
+    if args.private_server or binlog:
+        private = private_server.PrivateServer(buffer_pool_mb=args.buffer_pool_mb, binlog=binlog)
         PRIVATE = private
         private.start()
         args.host, args.port, args.user, args.password = "127.0.0.1", private.port, "root", ""
-        print(f"a private mariadbd (CPU time per run, every deadlock logged): {private.workdir}")
+        logging = ", binary logging (ROW, full images)" if binlog else ""
+        print(
+            f"a private mariadbd ({args.buffer_pool_mb} MB buffer pool{logging}; CPU time per "
+            f"run, every deadlock logged): {private.workdir}"
+        )
     try:
         return _run(args, tools)
     finally:
@@ -618,10 +710,18 @@ def _run(args: argparse.Namespace, tools: dict[str, Callable[[Server, str], None
         f"{SHAPE.name}: {SHAPE.alter}; spirit options {SPIRIT_OPTIONS or 'default'}\n"
     )
     pipeline = None if args.engine_only else Pipeline(server, args.broker_url)
-    tools = {"spirit": run_spirit if pipeline is None else pipeline.run, **tools}
+    spirits: dict[str, Callable[[Server, str], None]] = {}
+    sources: list[str | None] = list(args.sources) or [None]
+    for source in sources:
+        run = run_spirit if pipeline is None else pipeline.run
+        spirits[spirit_name(source)] = functools.partial(run, change_source=source)
     if args.compare_lanes and pipeline is None:
-        for count in (int(n) for n in args.compare_lanes.split(",")):
-            tools[f"spirit-L{count}"] = spirit_with_lanes(count)
+        for source in sources:
+            for count in (int(n) for n in args.compare_lanes.split(",")):
+                spirits[spirit_name(source, count)] = functools.partial(
+                    run_spirit, lanes=count, change_source=source
+                )
+    tools = {**spirits, **tools}
     try:
         global SPIRIT_VOLUME
         SPIRIT_VOLUME = args.volume

@@ -2,11 +2,18 @@
 statements deadlock (it logs every deadlock, `innodb_print_all_deadlocks`).
 
 `bench/copy.py --private-server` runs its whole benchmark against such a server (started and
-stopped by it, grants on, the shared server's 128 MB buffer pool) and, after every run, prints
-the server's CPU seconds for it and each deadlock as "victim statement <- other statement, on
-which lock", with its count. On a machine shared with other work, wall-clock times vary by 2x
-from run to run; the server's CPU time for the same work varies far less, so it compares the
-tools' cost. A server of its own also keeps the logging global off everybody else's server.
+stopped by it, grants on, the shared server's 128 MB buffer pool unless `--buffer-pool-mb`) and,
+after every run, prints the server's CPU seconds for it and each deadlock as "victim statement
+<- other statement, on which lock", with its count. On a machine shared with other work,
+wall-clock times vary by 2x from run to run; the server's CPU time for the same work varies far
+less, so it compares the tools' cost. A server of its own also keeps the logging global off
+everybody else's server.
+
+`binlog=True` (`bench/copy.py --change-source binlog`) starts it with binary logging in ROW
+format with full row images and a server id: what spirit's binlog change source needs
+(engines/spirit/README.md, "The binlog change source") and what the shared server lacks. Every
+tool of the bench then runs on it, so the trigger-based tools pay for binary logging too and the
+comparison stays fair.
 """
 
 from __future__ import annotations
@@ -33,13 +40,27 @@ _NUMBERS = re.compile(r"\b\d+\b|'[^']*'")
 class PrivateServer(MariaDBServer):
     """A throwaway `mariadbd` that writes every deadlock to its error log."""
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path | None = None, *, buffer_pool_mb: int = 128, binlog: bool = False
+    ) -> None:
         super().__init__(workdir or Path(tempfile.mkdtemp(prefix="sb-bench-server-")))
+        self.buffer_pool_mb = buffer_pool_mb
+        self.binlog = binlog
 
     def server_options(self) -> list[str]:
+        logging = (
+            [
+                "--server-id=1",
+                f"--log-bin={self.workdir / 'binlog'}",
+                "--binlog-format=ROW",
+                "--binlog-row-image=FULL",
+            ]
+            if self.binlog
+            else ["--skip-log-bin"]
+        )
         return [
-            "--innodb-buffer-pool-size=128M",
-            "--skip-log-bin",
+            f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
+            *logging,
             "--innodb-print-all-deadlocks=ON",
         ]
 
