@@ -1,0 +1,190 @@
+"""The trigger path's cutover window: an application write queued on `t` while the cutover holds
+the writers must not reach the old table after the last refused-writes check.
+
+A write the new definition refuses (here a duplicate of the UNIQUE key the ALTER adds) is only
+noticed through `_<t>_err`, which the last checks read under the cutover lock. If the write runs
+on the old table after that check and before the RENAME, its trigger records it too late: the
+apply completes and the row is silently missing from the new table. Exact outcomes are either
+"the apply fails with the server's words" (the write ran before the rename and was refused) or
+"the write fails for the application" (it ran against the new table, after the rename).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+import pytest
+
+from engines.base import EngineState, PermanentEngineError
+from engines.spirit import cutover
+from tests.integration.spirit.oracle import leftovers
+from tests.integration.spirit.support import engine, request, run_until
+from tests.support.mariadb import connect
+
+pytestmark = pytest.mark.integration
+
+# (statements of the application's transaction, the row the new table must then hold or refuse)
+WRITES = {
+    "insert": ["INSERT INTO t VALUES (1000, 'e7')"],
+    "update": ["UPDATE t SET email = 'e7' WHERE id = 8"],
+    "insert_in_a_transaction_that_touched_another_table": [
+        "BEGIN",
+        "INSERT INTO other VALUES (1)",
+        "INSERT INTO t VALUES (1000, 'e7')",
+        "COMMIT",
+    ],
+}
+
+
+class QueuedWriter:
+    """An application connection whose write is started while the cutover holds the writers,
+    and is seen waiting for `t`'s metadata lock before the cutover goes on."""
+
+    def __init__(self, schema: str, statements: list[str]) -> None:
+        self.conn = connect(schema)
+        with self.conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 60")
+            cur.execute("SELECT CONNECTION_ID()")
+            self.id = int(cur.fetchone()[0])
+        self.statements = statements
+        self.error: pymysql.MySQLError | None = None
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with self.conn.cursor() as cur:
+                for statement in self.statements:
+                    cur.execute(statement)
+        except pymysql.MySQLError as error:
+            self.error = error
+            self.conn.rollback()
+        self.done = True
+
+    def start_and_see_it_queued(self, watcher: Any) -> None:
+        self.thread.start()
+        until = time.monotonic() + 10
+        while time.monotonic() < until:
+            watcher.execute(
+                "SELECT COALESCE(STATE, ''), COALESCE(INFO, '') FROM information_schema.PROCESSLIST "
+                "WHERE ID = %s",
+                (self.id,),
+            )
+            state, info = watcher.fetchone()
+            if "metadata lock" in str(state).lower() and " t " in str(info):
+                return
+            if self.done:
+                raise AssertionError(f"the write was not held by the cutover: {self.error}")
+            time.sleep(0.002)
+        raise AssertionError("the write never queued behind the cutover")
+
+    def finish(self) -> None:
+        self.thread.join(timeout=90)
+        assert not self.thread.is_alive(), "the application's write never returned"
+        self.conn.close()
+
+
+def _queue_during_last_checks(
+    schema: str, statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> list[QueuedWriter]:
+    """Wrap the cutover's last checks: on the first attempt, queue the application's write on
+    `t` (seen waiting for the lock), then run the real checks, which find nothing refused yet."""
+    original = cutover.rename_with_retries
+    writers: list[QueuedWriter] = []
+
+    def rename_with_a_queued_write(*args: Any, **kwargs: Any) -> int:
+        verify: Callable[[Any], Any] = kwargs["verify"]
+
+        def verify_with_a_queued_write(cur: Any) -> Any:
+            if not writers:
+                writers.append(QueuedWriter(schema, statements))
+                writers[0].start_and_see_it_queued(cur)
+            return verify(cur)
+
+        kwargs["verify"] = verify_with_a_queued_write
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cutover, "rename_with_retries", rename_with_a_queued_write)
+    return writers
+
+
+@pytest.mark.parametrize("kind", sorted(WRITES))
+def test_a_refused_write_queued_during_the_cutover_is_never_silently_lost(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+        cur.execute("CREATE TABLE other (n INT)")
+    writers = _queue_during_last_checks(schema, WRITES[kind], monkeypatch)
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    failure: PermanentEngineError | None = None
+    try:
+        result = run_until(eng, req)
+        assert result.state == EngineState.COMPLETED
+    except PermanentEngineError as error:
+        failure = error
+    assert writers, "the cutover's last checks never ran"
+    writer = writers[0]
+    writer.finish()
+    with db.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE t")
+        has_uk = "UNIQUE KEY `uk`" in cur.fetchone()[1]
+        cur.execute("SELECT id FROM t WHERE email = 'e7' ORDER BY id")
+        e7 = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT COUNT(*) FROM t")
+        count = cur.fetchone()[0]
+        left = leftovers(cur, schema)
+    assert left == [] or left == ["table other"], left
+    if failure is not None:
+        # The write ran on the old table before the rename, was refused, and failed the apply
+        # with the server's words; the table is as it was, the application's row in it.
+        assert writer.error is None, writer.error
+        assert "(1062) Duplicate entry 'e7'" in str(failure), failure
+        assert not has_uk
+        assert len(e7) == 2, e7
+    else:
+        # The write ran against the new table, after the rename, and failed for the application.
+        assert has_uk
+        assert writer.error is not None, (
+            f"the apply completed and the application's write succeeded, but t holds e7 only "
+            f"for ids {e7} ({count} rows): the row was lost"
+        )
+        assert writer.error.args[0] in (1062, 1213), writer.error
+        assert e7 == [7] and count == 200, (e7, count)
+
+
+def test_a_valid_write_queued_in_a_transaction_is_not_failed_by_the_cutover(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The application's write must not fail because of the engine. A transaction that touched
+    another table and then writes `t` while the cutover holds the writers cannot back off and
+    retry its statement: if the RENAME and it each hold a metadata lock the other needs (the
+    shadow, which the trigger on `t` writes, and `t`), the server picks it as the deadlock's
+    victim and the application gets 1213. It must instead wait and run on the new table."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+        cur.execute("CREATE TABLE other (n INT)")
+    statements = ["BEGIN", "INSERT INTO other VALUES (1)", "INSERT INTO t VALUES (1000, 'e7new')", "COMMIT"]
+    writers = _queue_during_last_checks(schema, statements, monkeypatch)
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    assert run_until(eng, req).state == EngineState.COMPLETED
+    assert writers, "the cutover's last checks never ran"
+    writers[0].finish()
+    assert writers[0].error is None, writers[0].error
+    with db.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE t")
+        assert "UNIQUE KEY `uk`" in cur.fetchone()[1]
+        cur.execute("SELECT email FROM t WHERE id = 1000")
+        assert cur.fetchall() == (("e7new",),)
+        cur.execute("SELECT COUNT(*) FROM other")
+        assert cur.fetchone() == (1,)
