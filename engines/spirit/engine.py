@@ -743,7 +743,8 @@ class SpiritEngine(Engine):
                     return f"{p.label}: {check}", False
             return None
 
-        holder = connect(self.target) if by_binlog else None
+        # The cutover's lock holder (cutover.read_locked_rename), for both change sources.
+        holder = connect(self.target)
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -790,7 +791,7 @@ class SpiritEngine(Engine):
                 conn, request, plans, cps, events, "cutting over: waiting for locks"
             )
         finally:
-            _close_quietly(holder)  # the binlog cutover's lock holder (cutover.py)
+            _close_quietly(holder)
         labels = ", ".join(p.label for p in copy_plans)
         events.append(f"cutover: renamed {labels} atomically (attempt {attempts})")
         return self._finish(conn, request, plans, cps, events)

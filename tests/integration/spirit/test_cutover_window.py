@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from engines.base import EngineState, PermanentEngineError
+from engines.base import EngineState, PermanentEngineError, RetryableEngineError
 from engines.spirit import cutover
 from tests.integration.spirit.oracle import leftovers
 from tests.integration.spirit.support import engine, request, run_until
@@ -188,3 +188,51 @@ def test_a_valid_write_queued_in_a_transaction_is_not_failed_by_the_cutover(
         assert cur.fetchall() == (("e7new",),)
         cur.execute("SELECT COUNT(*) FROM other")
         assert cur.fetchone() == (1,)
+
+
+def test_the_lock_holder_lost_after_the_checks_means_no_rename(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder's connection dies after the last checks passed and before the RENAME is sent:
+    its lock goes with it, and a refused write reaches the old table after the check. The RENAME
+    must not be sent; the next step finds the refused write and fails the apply with the
+    server's words, the table as it was and the application's row in it."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+    original = cutover.read_locked_rename
+    killed: list[int] = []
+
+    def holder_killed_after_the_checks(holder: Any, *args: Any, **kwargs: Any) -> None:
+        verify: Callable[[], Any] = kwargs["verify"]
+
+        def checks_then_holder_lost() -> Any:
+            problem = verify()
+            if not killed:
+                killed.append(holder.connection.thread_id())
+                app = connect(schema)
+                with app.cursor() as cur:
+                    cur.execute(f"KILL {killed[0]}")
+                    cur.execute("SET SESSION lock_wait_timeout = 10")
+                    cur.execute("INSERT INTO t VALUES (1000, 'e7')")  # e7 is taken by id 7
+                app.close()
+            return problem
+
+        kwargs["verify"] = checks_then_holder_lost
+        original(holder, *args, **kwargs)
+
+    monkeypatch.setattr(cutover, "read_locked_rename", holder_killed_after_the_checks)
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    with pytest.raises(RetryableEngineError, match="holding the cutover lock was lost"):
+        run_until(eng, req)
+    with pytest.raises(PermanentEngineError, match=r"\(1062\) Duplicate entry 'e7'"):
+        run_until(eng, req)
+    assert killed, "the cutover never ran its last checks"
+    with db.cursor() as cur:
+        assert leftovers(cur, schema) == []
+        cur.execute("SELECT id FROM t WHERE email = 'e7' ORDER BY id")
+        assert cur.fetchall() == ((7,), (1000,))
+        cur.execute("SHOW CREATE TABLE t")
+        assert "uk" not in cur.fetchone()[1]
