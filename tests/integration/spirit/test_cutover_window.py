@@ -236,3 +236,52 @@ def test_the_lock_holder_lost_after_the_checks_means_no_rename(
         assert cur.fetchall() == ((7,), (1000,))
         cur.execute("SHOW CREATE TABLE t")
         assert "uk" not in cur.fetchone()[1]
+
+
+def test_a_refused_write_that_reached_the_old_table_after_the_rename_was_sent_is_reported(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window left open: the holder dies right after it was last seen alive, as the RENAME is
+    sent; a refused write reaches the old table before the RENAME waits on `t`, and the rename
+    then happens. The apply must not complete: it fails naming the write, and keeps `_sb_t_old`
+    (where the row is) with the refused-writes table, dropping nothing."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+    original = cutover._still_holding
+    killed: list[int] = []
+
+    def seen_alive_then_lost(holder: Any) -> bool:
+        alive = original(holder)
+        if not killed:
+            killed.append(holder.connection.thread_id())
+            app = connect(schema)
+            with app.cursor() as cur:
+                cur.execute(f"KILL {killed[0]}")
+                cur.execute("SET SESSION lock_wait_timeout = 10")
+                cur.execute("INSERT INTO t VALUES (1000, 'e7')")  # e7 is taken by id 7
+            app.close()
+        return alive
+
+    monkeypatch.setattr(cutover, "_still_holding", seen_alive_then_lost)
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    with pytest.raises(PermanentEngineError) as failed:
+        for _ in range(20):
+            try:
+                run_until(eng, req)
+            except RetryableEngineError:
+                continue
+    assert killed, "the cutover never sent its RENAME"
+    assert "(1062) Duplicate entry 'e7'" in str(failed.value), failed.value
+    assert "tables were swapped" in str(failed.value), failed.value
+    with db.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE t")
+        assert "UNIQUE KEY `uk`" in cur.fetchone()[1]
+        cur.execute("SELECT COUNT(*) FROM _sb_t_old WHERE email = 'e7'")
+        assert cur.fetchone() == (2,)
+        cur.execute("SELECT COUNT(*) FROM _sb_t_err")
+        assert cur.fetchone() == (1,)
+    with pytest.raises(PermanentEngineError, match="tables were swapped"):
+        eng.progress(req)  # a later step says the same and still drops nothing
