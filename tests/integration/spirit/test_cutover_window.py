@@ -19,7 +19,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from engines.base import EngineState, PermanentEngineError, RetryableEngineError
+from engines.base import ControlRequest, EngineState, PermanentEngineError, RetryableEngineError
 from engines.spirit import cutover
 from tests.integration.spirit.oracle import leftovers
 from tests.integration.spirit.support import engine, request, run_until
@@ -285,3 +285,53 @@ def test_a_refused_write_that_reached_the_old_table_after_the_rename_was_sent_is
         assert cur.fetchone() == (1,)
     with pytest.raises(PermanentEngineError, match="tables were swapped"):
         eng.progress(req)  # a later step says the same and still drops nothing
+
+
+def test_an_open_write_transaction_makes_the_cutover_wait_and_retry_not_fail(
+    schema: str, db: pymysql.Connection
+) -> None:
+    """The holder's READ lock waits for a transaction that wrote `t` at most the cutover's lock
+    wait; the step then reports it waited and the table is intact; once the transaction commits,
+    the next steps cut over and its write is in `t`."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+    req = request(
+        [(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")],
+        chunk_rows=50,
+        defer_cutover=True,
+        cutover_lock_wait_seconds=1,
+    )
+    eng = engine(schema)
+    eng.apply(req)
+    run_until(eng, req, states=(EngineState.WAITING_FOR_CUTOVER,))
+    app = connect(schema)
+    try:
+        with app.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("UPDATE t SET email = 'changed' WHERE id = 3")
+        control = ControlRequest(context=req.context, changes=req.changes, options=req.options)
+        assert eng.cutover(control).accepted
+        waited = None
+        for _ in range(200):
+            result = eng.progress(req)
+            assert result.state != EngineState.COMPLETED, "cut over past an open write"
+            if "waiting for locks" in result.message:
+                waited = result
+                break
+        assert waited is not None, "the cutover never waited for the open transaction"
+        assert any("waited too long for locks" in e for e in waited.events), waited.events
+        with db.cursor() as cur:
+            cur.execute("SHOW CREATE TABLE t")
+            assert "uk" not in cur.fetchone()[1]
+        with app.cursor() as cur:
+            cur.execute("COMMIT")
+    finally:
+        app.close()
+    assert run_until(eng, req).state == EngineState.COMPLETED
+    with db.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE t")
+        assert "UNIQUE KEY `uk`" in cur.fetchone()[1]
+        cur.execute("SELECT email FROM t WHERE id = 3")
+        assert cur.fetchall() == (("changed",),)
+        assert leftovers(cur, schema) == []
