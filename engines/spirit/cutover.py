@@ -6,37 +6,38 @@ locks of in-flight transactions for at most a short `lock_wait_timeout` (so the 
 queries never queue for long behind it) and is retried with backoff.
 
 The last checks must see a table nobody writes to, or a write landing between the check and the
-rename escapes them. MariaDB refuses RENAME under LOCK TABLES, so the rename is guarded the way
-gh-ost does it, with two connections (`guarded_rename`):
-
-1. a *sentry* table is created under the name the source will be renamed to (`_sb_<t>_old`), so
-   the rename cannot succeed while it exists;
-2. connection A takes `LOCK TABLES t WRITE, _sb_<t>_old WRITE, ...`: writers wait;
-3. connection B sends the RENAME, which queues behind A's locks (A sees it waiting);
-4. under the lock, A runs the last checks (no write the new table refused, the source's and the
-   shadow's definitions and the triggers unchanged); if they pass, A drops the sentry;
-5. A unlocks: the queued RENAME goes first (a pending exclusive metadata lock is served before
-   the writers' requests); if the checks failed, the sentry is still there and the RENAME fails.
-
-If A dies, its locks go and the sentry stays: the RENAME fails. Crash recovery tells the sentry
-(marked by its comment) from a real `_sb_<t>_old`.
-
-The RENAME takes its metadata locks in name order, and `_sb_...` sorts before a lower-case table
-name: it waits on the shadow (or the sentry), not on `t`, so when A unlocks, writers queued on `t`
-may get in before it. Measured with the binlog change source (tests/integration/spirit/binlog/
-test_binlog_under_load.py): a few transactions reached the old table after the last checks. With
-triggers that is harmless (the triggers carry them to the shadow); the binlog source cannot
-accept it, so it cuts over with `read_locked_rename`:
+rename escapes them; and the writers held meanwhile must, when released, run against the new
+table, never the old one. MariaDB refuses RENAME under LOCK TABLES, so `read_locked_rename` uses
+three connections, for both change sources:
 
 1. a holder connection H takes `LOCK TABLES t READ, ...`: writers wait, everyone may read;
-2. the last catch-up and checks run on the engine's own connection (reading `t`, writing the
-   shadow and the checkpoint in ordinary transactions);
-3. only when they pass is the RENAME sent, on the peer connection; its locks on the shadow and
-   the free `_sb_<t>_old` name are granted at once, and it waits on `t` itself;
+2. the last checks run on the engine's own connection: no write the new table refused
+   (`_sb_<t>_err`, trigger path), the source's and the shadow's definitions and the triggers
+   unchanged, and for the binlog source the last catch-up up to the server's position;
+3. only when they pass, and H is seen still alive (its lock is its session's: alive means every
+   writer was held from the lock until now), is the RENAME sent, on the peer connection; its
+   locks on the shadow and the free `_sb_<t>_old` name are granted at once (nobody can hold the
+   shadow's lock without `t`'s), and it waits on `t` itself;
 4. H sees it waiting and unlocks: the pending exclusive lock on `t` is served before the
-   writers' (the same rule the guarded rename relies on, now with the RENAME queued on `t`).
-No sentry is needed: the RENAME does not exist until the checks have passed. If the rename does
-not queue within the wait, its query is killed before H unlocks.
+   writers' requests, which then open the new `t`.
+If the checks fail, or H dies before the RENAME is sent, the RENAME is never sent: nothing is
+renamed. If the rename does not queue within the wait, its query is killed before H unlocks.
+
+Why not gh-ost's order (a sentry table under `_sb_<t>_old`, `LOCK TABLES t WRITE` on one
+connection, the RENAME queued on a second before the checks, sentry dropped, unlock), which this
+engine used before: the RENAME takes its metadata locks in name order, and `_sb_...` sorts before
+a lower-case table name, so it queued on the shadow (or the sentry), not on `t`. At the unlock
+writers queued on `t` got `t` first. With the binlog source they then wrote the old table after
+the last catch-up (rows missing, tests/integration/spirit/binlog/test_binlog_under_load.py).
+With triggers the writer also needs the shadow's lock (the trigger writes it), which the
+RENAME's pending exclusive lock wins: the two deadlock, and the server picks the writer as the
+victim. An autocommit statement backs off and retries on the new table, so no refused write was
+lost; but a transaction that had touched another table cannot back off, and the application got
+1213 for a valid write (tests/integration/spirit/test_cutover_window.py). Queued on `t`, the
+RENAME needs nothing a writer holds, and no writer is failed.
+
+A sentry may be left by an engine that used gh-ost's order: it is dropped before the lock, never
+a real `_sb_<t>_old`.
 
 After a crash during cutover the checkpoint says `cutover` but not whether the rename happened.
 `decide` reads it from the tables present and their fingerprints, and answers "ambiguous" rather
@@ -148,82 +149,6 @@ def rename_statement(all_names: Sequence[TableNames]) -> str:
     return "RENAME TABLE " + ", ".join(pairs)
 
 
-def guarded_rename(
-    cur: Cursor,
-    peer: Connection,
-    all_names: Sequence[TableNames],
-    *,
-    lock_wait_seconds: int,
-    verify: Verify,
-) -> None:
-    """The rename, with the last checks made while writes are held (see the module docstring).
-    Raises CutoverRefused when `verify` finds a problem, the server's error when the rename
-    fails; either way nothing was renamed."""
-    for n in all_names:
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {n.q(n.old)} (sentry INT) ENGINE=InnoDB "
-            f"COMMENT='{SENTRY_COMMENT}'"
-        )
-        if not is_sentry(cur, n.schema, n.old):
-            raise CutoverRefused(
-                f"{n.schema}.{n.old} exists and was not created by the engine", permanent=True
-            )
-    locks = []
-    for n in all_names:
-        locks += [f"{n.q()} WRITE", f"{n.q(n.old)} WRITE", f"{n.q(n.shadow)} READ"]
-        if table_exists(cur, n.schema, n.errors):
-            locks.append(f"{n.q(n.errors)} WRITE")
-    with peer.cursor() as pc:
-        pc.execute("SELECT CONNECTION_ID()")
-        peer_id = int(pc.fetchone()[0])  # type: ignore[index]
-        pc.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds) + 10}")
-    outcome: dict[str, BaseException | None] = {}
-
-    def rename() -> None:
-        try:
-            with peer.cursor() as pc:
-                pc.execute(rename_statement(all_names))
-            outcome["error"] = None
-        except BaseException as error:  # handed to the caller below
-            outcome["error"] = error
-
-    problem: tuple[str, bool] | None = None
-    cur.execute(f"LOCK TABLES {', '.join(locks)}")
-    thread = threading.Thread(target=rename, daemon=True)
-    try:
-        thread.start()
-        waited_until = time.monotonic() + lock_wait_seconds
-        while True:
-            cur.execute(
-                "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = %s",
-                (peer_id,),
-            )
-            row = cur.fetchone()
-            if row is not None and "metadata lock" in str(row[0]).lower():
-                break
-            if not thread.is_alive() or time.monotonic() > waited_until:
-                problem = ("the rename did not queue behind the cutover lock", False)
-                break
-            time.sleep(0.002)
-        if problem is None:
-            problem = verify(cur)
-        if problem is None:
-            for n in all_names:
-                cur.execute(f"DROP TABLE {n.q(n.old)}")  # the sentry: the rename may go
-    finally:
-        cur.execute("UNLOCK TABLES")
-        thread.join(timeout=lock_wait_seconds + 30)
-        with peer.cursor() as pc:
-            pc.execute("SET SESSION lock_wait_timeout = 5")
-    if problem is not None:
-        drop_sentries(cur, all_names)
-        raise CutoverRefused(problem[0], permanent=problem[1])
-    error = outcome.get("error", TimeoutError("the rename did not return"))
-    if error is not None:
-        drop_sentries(cur, all_names)
-        raise error
-
-
 def read_locked_rename(
     holder: Cursor,
     peer: Connection,
@@ -232,11 +157,11 @@ def read_locked_rename(
     lock_wait_seconds: int,
     verify: Callable[[], tuple[str, bool] | None],
 ) -> None:
-    """The rename for the binlog change source (see the module docstring): writers held by a
-    READ lock on `holder`, `verify` (the last catch-up and checks, on another connection) run
-    meanwhile, the RENAME sent on `peer` only if they pass and released by the unlock. Raises
-    CutoverRefused when `verify` finds a problem, the server's error when the rename fails;
-    either way nothing was renamed."""
+    """The rename (see the module docstring): writers held by a READ lock on `holder`, `verify`
+    (the last checks, and catch-up for the binlog source, on another connection) run meanwhile,
+    the RENAME sent on `peer` only if they pass and the holder is still alive, released by the
+    unlock. Raises CutoverRefused when `verify` finds a problem or the holder is gone before the
+    RENAME is sent, the server's error when the rename fails; either way nothing was renamed."""
     for n in all_names:
         if table_exists(holder, n.schema, n.old):
             if not is_sentry(holder, n.schema, n.old):
@@ -262,13 +187,23 @@ def read_locked_rename(
     holder.execute("LOCK TABLES " + ", ".join(f"{n.q()} READ" for n in all_names))
     thread: threading.Thread | None = None
     problem: tuple[str, bool] | None = None
+    holding = True
     try:
         problem = verify()
+        if problem is None and not _still_holding(holder):
+            # Its lock went with it: writers may have run since the checks. No RENAME is sent.
+            holding = False
+            problem = (
+                "the connection holding the cutover lock was lost before the rename; writes may "
+                "have reached the table after the last checks",
+                False,
+            )
         if problem is None:
             thread = threading.Thread(target=rename, daemon=True)
             thread.start()
             waited_until = time.monotonic() + lock_wait_seconds
-            while True:
+            while thread.is_alive():
+                # Runs on the holder: an answer also proves its lock is still held.
                 holder.execute(
                     "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = %s",
                     (peer_id,),
@@ -276,14 +211,17 @@ def read_locked_rename(
                 row = holder.fetchone()
                 if row is not None and "metadata lock" in str(row[0]).lower():
                     break
-                if not thread.is_alive() or time.monotonic() > waited_until:
+                if time.monotonic() > waited_until:
                     problem = ("the rename did not queue behind the cutover lock", False)
-                    if thread.is_alive():
-                        holder.execute(f"KILL QUERY {peer_id}")
+                    holder.execute(f"KILL QUERY {peer_id}")
                     break
                 time.sleep(0.002)
+    except pymysql.MySQLError:
+        holding = holder.connection.open
+        raise
     finally:
-        holder.execute("UNLOCK TABLES")
+        if holding:
+            holder.execute("UNLOCK TABLES")
         if thread is not None:
             thread.join(timeout=lock_wait_seconds + 30)
         with peer.cursor() as pc:
@@ -293,6 +231,16 @@ def read_locked_rename(
     error = outcome.get("error", TimeoutError("the rename did not return"))
     if error is not None:
         raise error
+
+
+def _still_holding(holder: Cursor) -> bool:
+    """Whether the holder's session, and so its LOCK TABLES, is still there."""
+    try:
+        holder.execute("SELECT 1")
+        holder.fetchall()
+    except pymysql.MySQLError:
+        return False
+    return True
 
 
 def rename_with_retries(
@@ -307,10 +255,10 @@ def rename_with_retries(
     verify: Verify | None = None,
     holder: Connection | None = None,
 ) -> int:
-    """Run the atomic rename (guarded, when a `peer` connection and `verify` are given; read-
-    locked by a `holder` connection, `verify` then run on `cur`, for the binlog change source);
-    retry transient failures with backoff until `deadline` (at least `min_attempts` times).
-    Returns the number of attempts; re-raises the last failure."""
+    """Run the atomic rename (read-locked by a `holder` connection, the RENAME on `peer` and
+    `verify` run on `cur`, when the three are given; plainly on `cur` otherwise); retry transient
+    failures with backoff until `deadline` (at least `min_attempts` times). Returns the number of
+    attempts; re-raises the last failure, at once when the holder's connection is gone."""
     statement = rename_statement(all_names)
     cur.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
     delay = 0.1
@@ -328,10 +276,6 @@ def rename_with_retries(
                             lock_wait_seconds=lock_wait_seconds,
                             verify=functools.partial(verify, cur),
                         )
-                elif peer is not None and verify is not None:
-                    guarded_rename(
-                        cur, peer, all_names, lock_wait_seconds=lock_wait_seconds, verify=verify
-                    )
                 else:
                     cur.execute(statement)
                 return attempt
@@ -339,6 +283,8 @@ def rename_with_retries(
                 out_of_time = time.monotonic() + delay + lock_wait_seconds > deadline
                 if not is_transient(error) or (attempt >= min_attempts and out_of_time):
                     raise
+                if holder is not None and not holder.open:
+                    raise  # the rename may be in flight without its guard: the caller decides
             sleep(delay)
             delay = min(delay * 2, 1.0)
     finally:

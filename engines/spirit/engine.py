@@ -76,8 +76,8 @@ _PHASE_STATE = {
 
 
 class _AmbiguousCutover(PermanentEngineError):
-    """The one permanent failure after which nothing is removed: nobody knows which table is
-    which, so a person must look."""
+    """The permanent failures after which nothing is removed, so a person must look: nobody
+    knows which table is which, or a write refused by the new table is only in the old one."""
 
 
 @dataclass(frozen=True)
@@ -743,7 +743,8 @@ class SpiritEngine(Engine):
                     return f"{p.label}: {check}", False
             return None
 
-        holder = connect(self.target) if by_binlog else None
+        # The cutover's lock holder (cutover.read_locked_rename), for both change sources.
+        holder = connect(self.target)
         try:
             with conn.cursor() as cur:
                 attempts = cutover.rename_with_retries(
@@ -790,7 +791,7 @@ class SpiritEngine(Engine):
                 conn, request, plans, cps, events, "cutting over: waiting for locks"
             )
         finally:
-            _close_quietly(holder)  # the binlog cutover's lock holder (cutover.py)
+            _close_quietly(holder)
         labels = ", ".join(p.label for p in copy_plans)
         events.append(f"cutover: renamed {labels} atomically (attempt {attempts})")
         return self._finish(conn, request, plans, cps, events)
@@ -803,7 +804,20 @@ class SpiritEngine(Engine):
         cps: dict[str, Checkpoint],
         events: list[str],
     ) -> ProgressResult:
-        """After the rename: drop the triggers (now on `_<t>_old`), then the old tables."""
+        """After the rename: drop the triggers (now on `_<t>_old`), then the old tables. First
+        `_<t>_err` once more: the last checks found it empty, so a row there now is a write that
+        reached the old table after them (only possible if the cutover's lock holder died just
+        as the RENAME was sent) and is missing from the new table; then nothing is dropped."""
+        with target_errors("reading refused writes"), conn.cursor() as cur:
+            for p in plans:
+                refused = refused_writes(cur, p.names) if cps[p.label].kind == "copy" else None
+                if refused is not None:
+                    raise _AmbiguousCutover(
+                        f"{p.label}: the tables were swapped, but a write made during the cutover "
+                        f"could not be stored in the new table: {refused}; it is only in "
+                        f"{p.names.old}, which is kept with its triggers and {p.names.errors}; "
+                        "nothing more is done"
+                    )
         with conn.cursor() as cur:
             for p in plans:
                 if cps[p.label].kind != "copy":
