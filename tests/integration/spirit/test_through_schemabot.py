@@ -84,6 +84,9 @@ def test_s2_grouped_spirit_resume_without_state_reattaches_through_the_checkpoin
             [ChangeSet(["ALTER TABLE t ADD COLUMN c INT NULL"], schema)],
             defer_cutover=True,
             volume=2,
+            # Small fixed chunks: a 0.3 s step copies a part of the table, however fast the
+            # machine (auto-sized chunks once copied all 60,000 rows in the first step).
+            engine_options={"chunk_rows": 100},
         )
         .apply_id
     )
