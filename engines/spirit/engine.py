@@ -45,7 +45,7 @@ from engines.spirit import (
     throttle,
 )
 from engines.spirit.advisorylock import acquire_all, release_all
-from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checkpoint import Checkpoint, Phase
 from engines.spirit.checksum import ChunkComparison
 from engines.spirit.connection import connect, error_text, is_transient, target_errors
 from engines.spirit.keyset import Key, describe
@@ -63,15 +63,15 @@ MAX_CUTOVER_ATTEMPTS = 20
 CUTOVER_LOCK_WAIT_SECONDS = 2
 
 _PHASE_STATE = {
-    checkpoint.SETUP: EngineState.RUNNING,
-    checkpoint.COPY: EngineState.RUNNING,
-    checkpoint.INDEX: EngineState.RUNNING,
-    checkpoint.CHECKSUM: EngineState.RUNNING,
-    checkpoint.WAIT_CUTOVER: EngineState.WAITING_FOR_CUTOVER,
-    checkpoint.CUTOVER: EngineState.CUTTING_OVER,
-    checkpoint.DONE: EngineState.COMPLETED,
-    checkpoint.CANCELLED: EngineState.CANCELLED,
-    checkpoint.FAILED: EngineState.FAILED,
+    Phase.SETUP: EngineState.RUNNING,
+    Phase.COPY: EngineState.RUNNING,
+    Phase.INDEX: EngineState.RUNNING,
+    Phase.CHECKSUM: EngineState.RUNNING,
+    Phase.WAIT_CUTOVER: EngineState.WAITING_FOR_CUTOVER,
+    Phase.CUTOVER: EngineState.CUTTING_OVER,
+    Phase.DONE: EngineState.COMPLETED,
+    Phase.CANCELLED: EngineState.CANCELLED,
+    Phase.FAILED: EngineState.FAILED,
 }
 
 
@@ -90,16 +90,16 @@ class _Attached:
 
 def _point(cp: Checkpoint, total: int) -> str:
     """Where a run stands, for the audit log."""
-    if cp.phase == checkpoint.COPY:
+    if cp.phase == Phase.COPY:
         pct = 100.0 * cp.rows_copied / total if total else 0.0
         plan = lanes.LanePlan.load(cp.copy_lanes)
         where = f"copy watermark {describe(cp.copy_watermark)}"
         if plan is not None:
             where = plan.describe() if plan.parallel else f"{where}, {plan.describe()}"
         return f"{where} ({cp.rows_copied} rows, {min(pct, 99.9):.1f}%)"
-    if cp.phase == checkpoint.INDEX:
+    if cp.phase == Phase.INDEX:
         return f"building the deferred secondary indexes ({cp.rows_copied} rows copied)"
-    if cp.phase == checkpoint.CHECKSUM:
+    if cp.phase == Phase.CHECKSUM:
         plan = lanes.LanePlan.load(cp.copy_lanes)
         if plan is not None and plan.parallel and cp.checksum_pass == 1:
             done = sum(lane.sum_done for lane in plan.lanes)
@@ -107,7 +107,7 @@ def _point(cp: Checkpoint, total: int) -> str:
         else:
             where = f"checksum watermark {describe(cp.checksum_watermark)}"
         return f"{where} ({cp.rows_checksummed} rows)"
-    if cp.phase == checkpoint.DONE and cp.kind == "direct" and cp.message:
+    if cp.phase == Phase.DONE and cp.kind == "direct" and cp.message:
         return cp.message  # what a CREATE or DROP did ("already absent"), for status and the log
     return cp.phase
 
@@ -228,7 +228,7 @@ class SpiritEngine(Engine):
             "engine": self.name,
             "context": request.context,
             "checkpoint": [f"{s}.{CHECKPOINT_TABLE}" for s in schemas],
-            "phase": phase,
+            "phase": str(phase),  # a plain string in the stored state, as before the enum
         }
 
     @staticmethod
@@ -243,7 +243,7 @@ class SpiritEngine(Engine):
     def apply(self, request: ApplyRequest) -> ApplyResult:
         plans = plan_tables(request)
         group = group_of(plans)
-        state = self._resume_state(request, plans, checkpoint.SETUP)
+        state = self._resume_state(request, plans, Phase.SETUP)
         saved = False
 
         def before_first_change() -> None:
@@ -327,21 +327,21 @@ class SpiritEngine(Engine):
                 )
             cp = checkpoint.load(cur, names.schema, names.table, request.context)
             if cp is not None:
-                if cp.phase == checkpoint.DONE:
+                if cp.phase == Phase.DONE:
                     return _Attached(cp, True, "completed")
-                if cp.phase == checkpoint.CANCELLED:
+                if cp.phase == Phase.CANCELLED:
                     raise PermanentEngineError(f"{plan.label}: this operation was cancelled")
-                if cp.phase == checkpoint.FAILED:
+                if cp.phase == Phase.FAILED:
                     if cp.kind == "copy":
                         setup.discard_run(cur, plan)  # whatever a cut-short clean-up left
                     raise PermanentEngineError(cp.message or f"{plan.label}: this operation failed")
-                if cp.phase == checkpoint.CUTOVER:
+                if cp.phase == Phase.CUTOVER:
                     return _Attached(cp, True, "cutover in progress")
                 if resume_rules.instant_alter_happened(cur, cp):
                     return _Attached(self._mark_instant_done(cur, plan, cp), True, "completed")
                 verdict = resume_rules.restart_reason(cur, plan, cp)
                 if isinstance(verdict, RunView):
-                    if cp.phase == checkpoint.WAIT_CUTOVER:
+                    if cp.phase == Phase.WAIT_CUTOVER:
                         # After a restart, readiness is proved again, not assumed: the
                         # triggers are verified above and the checksum runs once more.
                         cp = self._reprove(cur, cp)
@@ -365,7 +365,7 @@ class SpiritEngine(Engine):
     @staticmethod
     def _reprove(cur: Any, cp: Checkpoint) -> Checkpoint:
         cp = cp.but(
-            phase=checkpoint.CHECKSUM,
+            phase=Phase.CHECKSUM,
             checksum_watermark=None,
             rows_checksummed=0,
             checksum_pass=1,
@@ -379,7 +379,7 @@ class SpiritEngine(Engine):
     @staticmethod
     def _mark_instant_done(cur: Any, plan: TablePlan, cp: Checkpoint) -> Checkpoint:
         cur.execute(f"DROP TABLE IF EXISTS {plan.names.q(plan.names.shadow)}")
-        cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
+        cp = cp.but(kind="direct", phase=Phase.DONE, message="instant ALTER")
         checkpoint.save(cur, cp)
         return cp
 
@@ -418,7 +418,7 @@ class SpiritEngine(Engine):
                 p.label: checkpoint.load(cur, p.names.schema, p.names.table, request.context)
                 for p in plans
             }
-            late = (checkpoint.CUTOVER, checkpoint.DONE)
+            late = (Phase.CUTOVER, Phase.DONE)
             if any(cp is not None and cp.phase in late for cp in cps.values()):
                 return
             for p in plans:
@@ -427,7 +427,7 @@ class SpiritEngine(Engine):
                     cur.execute(
                         f"UPDATE {checkpoint.table_sql(p.names.schema)} SET phase = %s, "
                         "message = %s, updated_at = NOW(6) WHERE table_name = %s AND context = %s",
-                        (checkpoint.FAILED, why[:60000], p.names.table, request.context),
+                        (Phase.FAILED, why[:60000], p.names.table, request.context),
                     )
             for p in plans:
                 cp = cps[p.label]
@@ -449,7 +449,7 @@ class SpiritEngine(Engine):
         views: dict[str, RunView] = {}
 
         def save_first(_: None = None) -> None:
-            request.save_state(self._resume_state(request, plans, checkpoint.SETUP))
+            request.save_state(self._resume_state(request, plans, Phase.SETUP))
 
         with conn.cursor() as cur:
             loaded = {
@@ -476,12 +476,12 @@ class SpiritEngine(Engine):
                     )
                 cps[plan.label] = cp
 
-        if any(cp.phase == checkpoint.CANCELLED for cp in cps.values()):
+        if any(cp.phase == Phase.CANCELLED for cp in cps.values()):
             return self._result(conn, request, plans, cps, events, "the operation was cancelled")
-        failed = [cp for cp in cps.values() if cp.phase == checkpoint.FAILED]
+        failed = [cp for cp in cps.values() if cp.phase == Phase.FAILED]
         if failed:
             raise PermanentEngineError(failed[0].message or "the operation failed")
-        if any(cp.phase == checkpoint.CUTOVER for cp in cps.values()):
+        if any(cp.phase == Phase.CUTOVER for cp in cps.values()):
             return self._recover_cutover(conn, request, plans, cps, events, deadline)
 
         for plan in plans:
@@ -524,7 +524,7 @@ class SpiritEngine(Engine):
             step_pace = replace(step_pace, fixed_chunk=options.chunk_rows)
         limits = throttle.limits_for(self.target, options)
         gate: throttle.Gate | None = None
-        if limits.active and any(cp.phase == checkpoint.COPY for cp in cps.values()):
+        if limits.active and any(cp.phase == Phase.COPY for cp in cps.values()):
             with target_errors("reading the database's health"):
                 gate = throttle.Gate(self._throttler, conn.cursor(), limits)
                 why = gate.closed()
@@ -552,7 +552,7 @@ class SpiritEngine(Engine):
                 continue
             report = reports.setdefault(plan.label, runner.StepReport())
             cp = view.checkpoint
-            if cp.phase == checkpoint.COPY and (not worked or time.monotonic() < deadline):
+            if cp.phase == Phase.COPY and (not worked or time.monotonic() < deadline):
                 cp = runner.copy(
                     conn,
                     plan,
@@ -567,11 +567,11 @@ class SpiritEngine(Engine):
                 )
                 view = replace(view, checkpoint=cp)
                 worked = True
-            if cp.phase == checkpoint.INDEX and (not worked or time.monotonic() < deadline):
+            if cp.phase == Phase.INDEX and (not worked or time.monotonic() < deadline):
                 cp = runner.build_indexes(conn, plan, view, report, self.sleep)
                 view = replace(view, checkpoint=cp)
                 worked = True
-            if cp.phase == checkpoint.CHECKSUM and (not worked or time.monotonic() < deadline):
+            if cp.phase == Phase.CHECKSUM and (not worked or time.monotonic() < deadline):
                 peer = self._peer_connection()
                 judge = self._judge(conn, plan, view, peer, deadline)
                 cp = runner.verify(conn, plan, view, step_pace, deadline, report, peer, judge)
@@ -580,7 +580,7 @@ class SpiritEngine(Engine):
             cps[plan.label] = cp
 
         copying = [cp for cp in cps.values() if cp.kind == "copy"]
-        if copying and all(cp.phase == checkpoint.WAIT_CUTOVER for cp in copying):
+        if copying and all(cp.phase == Phase.WAIT_CUTOVER for cp in copying):
             with conn.cursor() as cur:
                 held = request.options.defer_cutover and sentinel.holding(
                     cur, {p.names.schema for p in plans}, request.context
@@ -676,7 +676,7 @@ class SpiritEngine(Engine):
         with conn.cursor() as cur:
             cur.execute("BEGIN")
             for p in copy_plans:
-                cps[p.label] = cps[p.label].but(phase=checkpoint.CUTOVER)
+                cps[p.label] = cps[p.label].but(phase=Phase.CUTOVER)
                 checkpoint.save(cur, cps[p.label])
             cur.execute("COMMIT")
         return self._rename(conn, request, plans, cps, events, deadline)
@@ -737,7 +737,7 @@ class SpiritEngine(Engine):
                         True,
                     )
                 check = resume_rules.restart_reason(
-                    cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                    cur, p, cps[p.label].but(phase=Phase.WAIT_CUTOVER)
                 )
                 if not isinstance(check, RunView):
                     return f"{p.label}: {check}", False
@@ -763,7 +763,7 @@ class SpiritEngine(Engine):
             # can start the table fresh.
             with target_errors("withholding the cutover"), conn.cursor() as cur:
                 for p in copy_plans:
-                    cps[p.label] = cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                    cps[p.label] = cps[p.label].but(phase=Phase.WAIT_CUTOVER)
                     checkpoint.save(cur, cps[p.label])
             if refused.permanent:
                 raise PermanentEngineError(str(refused)) from None
@@ -824,7 +824,7 @@ class SpiritEngine(Engine):
                     continue
                 drop_triggers(cur, p.names)
                 cur.execute(f"DROP TABLE IF EXISTS {p.names.q(p.names.old)}")
-                cps[p.label] = cps[p.label].but(phase=checkpoint.DONE, message="cut over")
+                cps[p.label] = cps[p.label].but(phase=Phase.DONE, message="cut over")
                 checkpoint.save(cur, cps[p.label])
             sentinel.release(cur, {p.names.schema for p in plans}, request.context)
         return self._result(conn, request, plans, cps, events, "completed")
@@ -860,13 +860,13 @@ class SpiritEngine(Engine):
         with conn.cursor() as cur:
             for p in copy_plans:
                 check = resume_rules.restart_reason(
-                    cur, p, cps[p.label].but(phase=checkpoint.WAIT_CUTOVER)
+                    cur, p, cps[p.label].but(phase=Phase.WAIT_CUTOVER)
                 )
                 if not isinstance(check, RunView):
                     # Writes may have escaped the shadow: no cutover on this run. The next step
                     # starts the table fresh.
                     for q in copy_plans:
-                        cps[q.label] = cps[q.label].but(phase=checkpoint.WAIT_CUTOVER)
+                        cps[q.label] = cps[q.label].but(phase=Phase.WAIT_CUTOVER)
                         checkpoint.save(cur, cps[q.label])
                     raise RetryableEngineError(f"cutover withheld: {p.label}: {check}")
         events.append("cutover: the rename had not happened; retrying it")
@@ -897,7 +897,7 @@ class SpiritEngine(Engine):
                 )
                 if state == EngineState.WAITING_FOR_CUTOVER and not request.options.defer_cutover:
                     state = EngineState.RUNNING
-                if cp.phase == checkpoint.CUTOVER:
+                if cp.phase == Phase.CUTOVER:
                     state = EngineState.CUTTING_OVER
                 total = (
                     estimated_rows(cur, p.names.schema, p.names.table)
@@ -905,14 +905,14 @@ class SpiritEngine(Engine):
                     else cp.rows_copied
                 )
                 total = max(total, cp.rows_copied)
-                if cp.phase in (checkpoint.SETUP, checkpoint.COPY):
+                if cp.phase in (Phase.SETUP, Phase.COPY):
                     percent = min(99.9, 100.0 * cp.rows_copied / total) if total else 0.0
                 else:
                     percent = 100.0
                 eta = None
                 point = _point(cp, total)
                 report = (reports or {}).get(p.label)
-                rate = self._rates.observe(p.label, report) if cp.phase == checkpoint.COPY else None
+                rate = self._rates.observe(p.label, report) if cp.phase == Phase.COPY else None
                 if rate:
                     eta = int(max(total - cp.rows_copied, 0) / rate)
                     point = f"{point}, {rate:,.0f} rows/s"
@@ -960,7 +960,7 @@ class SpiritEngine(Engine):
         late = [
             label
             for label, cp in cps.items()
-            if cp and cp.phase in (checkpoint.CUTOVER, *checkpoint.FINISHED)
+            if cp and cp.phase in (Phase.CUTOVER, *checkpoint.FINISHED)
         ]
         if late:
             return ControlResult(
@@ -1011,9 +1011,9 @@ class SpiritEngine(Engine):
                 cp = cps[p.label]
                 if cp is None:
                     not_ready.append(f"{p.label} has no checkpoint")
-                elif cp.kind != "copy" or cp.phase in (checkpoint.CUTOVER, checkpoint.DONE):
+                elif cp.kind != "copy" or cp.phase in (Phase.CUTOVER, Phase.DONE):
                     continue
-                elif cp.phase != checkpoint.WAIT_CUTOVER:
+                elif cp.phase != Phase.WAIT_CUTOVER:
                     total = estimated_rows(cur, p.names.schema, p.names.table)
                     extra = f" ({cp.message})" if cp.message else ""
                     not_ready.append(f"{p.label} is at {_point(cp, total)}{extra}")
@@ -1039,7 +1039,7 @@ class SpiritEngine(Engine):
             late = [
                 label
                 for label, cp in cps.items()
-                if cp and cp.phase in (checkpoint.CUTOVER, checkpoint.DONE)
+                if cp and cp.phase in (Phase.CUTOVER, Phase.DONE)
             ]
             if late:
                 return ControlResult(
@@ -1050,10 +1050,10 @@ class SpiritEngine(Engine):
                 # Intent first: a crash half-way must not look like "trigger missing, restart".
                 for p in plans:
                     cp = cps[p.label]
-                    finished = (checkpoint.CANCELLED, checkpoint.FAILED)
+                    finished = (Phase.CANCELLED, Phase.FAILED)
                     if cp is not None and cp.phase not in finished:
                         checkpoint.save(
-                            cur, cp.but(phase=checkpoint.CANCELLED, message="cancelled")
+                            cur, cp.but(phase=Phase.CANCELLED, message="cancelled")
                         )
                 for p in plans:
                     cp = cps[p.label]
@@ -1063,17 +1063,7 @@ class SpiritEngine(Engine):
         return ControlResult(accepted=True, message="cancelled: triggers and shadow tables dropped")
 
 
-_RANK = [
-    checkpoint.SETUP,
-    checkpoint.COPY,
-    checkpoint.INDEX,
-    checkpoint.CHECKSUM,
-    checkpoint.WAIT_CUTOVER,
-    checkpoint.CUTOVER,
-    checkpoint.DONE,
-    checkpoint.CANCELLED,
-    checkpoint.FAILED,
-]
+_RANK = list(Phase)  # the members are declared in the order a run passes through them
 
 
 def _change_source(request: OperationRequest) -> str:
@@ -1098,7 +1088,7 @@ def _source_note(cp: Checkpoint) -> str:
     return "changes via triggers"
 
 
-def _phase_rank(phase: str) -> int:
+def _phase_rank(phase: Phase) -> int:
     return _RANK.index(phase) if phase in _RANK else 0
 
 
