@@ -15,14 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pymysql
 from pymysql.cursors import Cursor
 
+from engines.base import RetryableEngineError
+from engines.spirit.connection import error_text, is_transient
 from engines.spirit.keyset import Key, after, order_by
 from engines.spirit.naming import quote
 
 MIN_CHUNK = 100
 MAX_CHUNK = 500_000
 MAX_GROWTH = 2.0
+MAX_CHUNK_RETRIES = 5  # lock waits or deadlocks of one chunk retried within a step
 
 
 def next_boundary(
@@ -83,6 +87,16 @@ class ChunkSizer:
         wanted = self.size * self.target_seconds / max(seconds, 1e-3)
         wanted = min(max(wanted, self.size / MAX_GROWTH), self.size * MAX_GROWTH)
         self.size = int(min(max(wanted, MIN_CHUNK), self.limit))
+
+    def retry_smaller(self, error: pymysql.MySQLError, retries: int, what: str) -> None:
+        """After a chunk's transaction failed: return (with the chunk halved, unless its size is
+        fixed) when the error is a lock wait or deadlock worth retrying at once; else raise
+        RetryableEngineError naming `what`, for the next step. A lost connection (2006, 2013) is
+        never retried here: the step's connection and its table lock went with it."""
+        if not is_transient(error) or retries >= MAX_CHUNK_RETRIES or error.args[0] in (2006, 2013):
+            raise RetryableEngineError(f"{what}: {error_text(error)}") from error
+        if not self.fixed:
+            self.size = max(MIN_CHUNK, self.size // 2)
 
 
 @dataclass(frozen=True)

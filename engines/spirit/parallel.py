@@ -33,8 +33,8 @@ from pymysql.cursors import Cursor
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.spirit import checkpoint
 from engines.spirit.checkpoint import Checkpoint, Phase
-from engines.spirit.chunker import MIN_CHUNK, Chunker
-from engines.spirit.connection import error_text, is_transient
+from engines.spirit.chunker import Chunker
+from engines.spirit.connection import error_text
 from engines.spirit.copier import copy_chunk
 from engines.spirit.lanes import Lane, LanePlan
 from engines.spirit.plan import TablePlan
@@ -42,7 +42,6 @@ from engines.spirit.resume_rules import RunView
 from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
-MAX_CHUNK_RETRIES = 5
 WATCH_SECONDS = 0.2
 PING_SECONDS = 5.0
 
@@ -247,18 +246,9 @@ def _copy_lane(
         except pymysql.MySQLError as error:
             # A lock wait or deadlock (with the application's writes or another lane): shrink
             # and retry, as the single-lane copy does.
-            if (
-                not is_transient(error)
-                or retries >= MAX_CHUNK_RETRIES
-                or error.args[0] in (2006, 2013)
-            ):
-                raise RetryableEngineError(
-                    f"{plan.label}: copying a chunk in lane {index + 1}: {error_text(error)}"
-                ) from error
+            sizer.retry_smaller(error, retries, f"{plan.label}: copying a chunk in lane {index + 1}")
             retries += 1
             last_error = error
-            if not sizer.fixed:
-                sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
         lane = new
         copied_any = True

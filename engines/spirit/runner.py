@@ -31,7 +31,6 @@ from engines.spirit.tableinfo import estimated_rows, read_table
 from engines.spirit.trailing import Trailer
 from engines.spirit.volume import Pace
 
-MAX_CHUNK_RETRIES = 5
 JUDGED_FIRST_CHUNK = 1000
 
 Judge = Callable[
@@ -262,18 +261,9 @@ def _copy(
                     raise
         except pymysql.MySQLError as error:
             # A lock wait or deadlock against the application's writes: shrink and retry.
-            if (
-                not is_transient(error)
-                or retries >= MAX_CHUNK_RETRIES
-                or error.args[0] in (2006, 2013)
-            ):
-                raise RetryableEngineError(
-                    f"{plan.label}: copying a chunk: {error_text(error)}"
-                ) from error
+            sizer.retry_smaller(error, retries, f"{plan.label}: copying a chunk")
             retries += 1
             last_error = error
-            if not sizer.fixed:
-                sizer.size = max(MIN_CHUNK, sizer.size // 2)
             continue
         trailer.submit(low, high)
         seconds = time.monotonic() - t0
