@@ -3,7 +3,10 @@ the logic lives in `schemabot.driver` and `schemabot.recovery`."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import signal
+import sys
 import time
 from typing import Any
 
@@ -37,6 +40,10 @@ def _after_fork(**_: Any) -> None:
     global _runtime
     _runtime = None
     reset_after_fork()
+    # `kill -USR2 <pool process>` writes every thread's stack to the worker's stderr: how to see
+    # where a step that seems stuck is waiting, without stopping it (README.md, Watching it).
+    if sys.__stderr__ is not None:
+        faulthandler.register(signal.SIGUSR2, file=sys.__stderr__, all_threads=True)
 
 
 @signals.after_setup_logger.connect

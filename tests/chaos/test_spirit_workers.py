@@ -252,7 +252,12 @@ def test_s21_stop_restart_all_workers_then_start_continues_the_copy(env: ProcEnv
             lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 10, 90, "10% copied"
         )
         client.request_control(apply_id, "stop")
-        wait_for(lambda: client.get_apply(apply_id).state == "stopped", 30, "stopped")
+        try:
+            wait_for(lambda: client.get_apply(apply_id).state == "stopped", 30, "stopped")
+        except TimeoutError:
+            journal = [(e.event, e.new_state, e.message) for e in client.log(apply_id)]
+            state = client.get_apply(apply_id).state
+            raise AssertionError(f"not stopped but {state}: {journal}\n{cluster.stacks()}") from None
         copied_at_stop = client.get_apply(apply_id).tasks[0].rows_copied or 0
         cluster.stop()
 

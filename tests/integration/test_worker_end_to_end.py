@@ -273,3 +273,13 @@ def test_s19_duplicated_and_stale_poll_messages_through_the_broker_do_nothing(
     assert logs.count("'stale'") >= 5, logs[-3000:]
     assert final.state is State.COMPLETED
     db.dispose()
+
+
+def test_sigusr2_to_a_pool_process_writes_its_threads_stacks_to_the_log(worker: Cluster) -> None:
+    """How an operator (and a chaos test that times out) sees where a step waits, without
+    stopping the worker (README, Watching it)."""
+    before = {proc.name: len(proc.log()) for proc in worker.processes}
+    text = worker.stacks()
+    dumped = [p for p in worker.processes if "most recent call first" in p.log()[before[p.name]:]]
+    assert dumped, text[-3000:]
+    assert all(p.proc is not None and p.proc.poll() is None for p in worker.processes)

@@ -170,3 +170,17 @@ class Cluster:
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes)
+
+    def stacks(self) -> str:
+        """Every worker pool process's thread stacks (tasks/apply_tasks.py registers SIGUSR2 for
+        it), then the logs they were written to: what a test shows when a step seems stuck."""
+        import time
+
+        for proc in self.processes:
+            if proc.kind != "worker" or proc.proc is None or proc.proc.poll() is not None:
+                continue
+            for pid in proc.pids() - {proc.pgid}:  # the pool's children, not the main process
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR2)
+        time.sleep(1)
+        return "\n".join(f"===== {p.name}\n{p.log()[-20000:]}" for p in self.processes)
