@@ -30,6 +30,11 @@ ROWS = 200_000
 # table has no AUTO_INCREMENT column, so the copy runs in two lanes (engines/spirit/lanes.py):
 # chunks of 500 keep it as long as one lane of 1000 did.
 SLOW = {"volume": 1, "engine_options": {"chunk_rows": 500}}
+# A stop is carried out by the tick after the one running when it is asked, so up to two steps
+# of copying can follow the request: on a machine twice as fast as this one, chunks of 500
+# finished the whole copy (and the cutover) first, and the stop came too late (CI, 3 runs).
+# Chunks of 100 copy about a third as fast, so the copy outlasts those steps several times over.
+SLOWER = {"volume": 1, "engine_options": {"chunk_rows": 100}}
 
 
 @pytest.fixture
@@ -247,7 +252,7 @@ def test_s21_stop_restart_all_workers_then_start_continues_the_copy(env: ProcEnv
     try:
         cluster.worker("a")
         cluster.beat()
-        apply_id = submit(client, env, **SLOW)
+        apply_id = submit(client, env, **SLOWER)
         wait_for(
             lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 10, 90, "10% copied"
         )
@@ -259,6 +264,7 @@ def test_s21_stop_restart_all_workers_then_start_continues_the_copy(env: ProcEnv
             state = client.get_apply(apply_id).state
             raise AssertionError(f"not stopped but {state}: {journal}\n{cluster.stacks()}") from None
         copied_at_stop = client.get_apply(apply_id).tasks[0].rows_copied or 0
+        assert 0 < copied_at_stop < ROWS, copied_at_stop  # stopped during the copy
         cluster.stop()
 
         cluster = env.cluster()
