@@ -426,7 +426,14 @@ class Client:
             cancelled = cancel_queued(self.runtime.db, apply_id)
             if cancelled is not None:
                 return ControlReceipt(apply_id, name, cancelled, True)
-        control_id, created = add_control(self.runtime.db, apply_id, name, normalised, requested_by)
+        control_id, created = add_control(
+            self.runtime.db,
+            apply_id,
+            name,
+            normalised,
+            requested_by,
+            allowed=lambda state: control_rules.check_request(name, state),
+        )
         if name in control_rules.WAKING_KINDS and status.state in control_rules.OWNERLESS_REQUEST_STATES:
             self.runtime.dispatcher.recovery_sweep()
         return ControlReceipt(apply_id, name, control_id, created)

@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from schemabot.states import State
 from schemabot.storage import audit
 from schemabot.storage.clock import db_now
 from schemabot.storage.database import Database
-from schemabot.storage.models import ControlRequest
+from schemabot.storage.models import Apply, ControlRequest
 
 
 def add_control(
-    db: Database, apply_id: str, kind: str, value: str | None, requested_by: str | None = None
+    db: Database,
+    apply_id: str,
+    kind: str,
+    value: str | None,
+    requested_by: str | None = None,
+    allowed: Callable[[State], None] | None = None,
 ) -> tuple[int, bool]:
     """Store a pending control; return (id, created). A pending request of the same kind on the
     same apply is returned instead of a second one (the unique key on pending_kind).
-    `requested_by` (the API token's name) is kept on the request and in the audit entry."""
+    `requested_by` (the API token's name) is kept on the request and in the audit entry.
+
+    `allowed(state)` raises when the apply's state refuses the request; it is asked under the
+    apply row's lock, the lock its final state is written under, so a request is either stored
+    before the apply ends (and then closed with it, fenced_writes.set_apply_state) or refused:
+    never left pending on an apply that nobody drives any more."""
 
     def insert(session: Session) -> int:
+        if allowed is not None:
+            state = session.scalar(
+                sa.select(Apply.state).where(Apply.apply_id == apply_id).with_for_update()
+            )
+            if state is not None:
+                allowed(State(state))
         result = session.execute(
             sa.insert(ControlRequest).values(
                 apply_id=apply_id,

@@ -7,18 +7,23 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from engines.base import EngineState, ProgressResult, TableProgress
 from schemabot import driver
 from schemabot.api import ChangeSet
+from schemabot.control_rules import check_request
 from schemabot.driver import TickOutcome
 from schemabot.errors import ControlRejected, LeaseLost
 from schemabot.recovery import recovery_sweep
 from schemabot.runtime import Runtime
 from schemabot.settings import Settings
 from schemabot.states import State
-from schemabot.storage import fenced_writes, leases
+from schemabot.storage import fenced_writes, leases, reads
+from schemabot.storage.control_requests import add_control
 from schemabot.storage.database import Database
+from schemabot.storage.models import Apply, ControlRequest
 from tests.support.fake_engine import FakeTarget
 from tests.support.harness import (
     FaultyDatabase,
@@ -147,6 +152,32 @@ def test_a_repeated_control_is_stored_once(rt: Runtime, dispatcher: RecordingDis
     first = client(rt).request_control(apply_id, "stop")
     second = client(rt).request_control(apply_id, "stop")
     assert first.created and not second.created and first.control_id == second.control_id
+
+
+def test_a_control_still_pending_when_the_apply_ends_is_refused_with_why(
+    rt: Runtime, dispatcher: RecordingDispatcher
+) -> None:
+    """A stop asked while the tick that completes the apply runs (seen with the real spirit
+    engine on a table one step copies) was left `pending` forever on a completed apply."""
+    apply_id = submit(rt, "fake")
+    run_until(rt, dispatcher, apply_id, "running")
+    control_id, _ = add_control(rt.db, apply_id, "stop", None)  # after the tick read the controls
+
+    def complete(session: Session) -> None:  # what that tick writes at its end
+        apply = session.scalars(sa.select(Apply).where(Apply.apply_id == apply_id)).one()
+        fenced_writes.set_apply_state(session, apply, State.COMPLETED, "completed", token=None)
+
+    rt.db.run(complete)
+    request = rt.db.run(lambda session: session.get(ControlRequest, control_id), write=False)
+    assert (request.status, request.pending_kind) == ("rejected", None)
+    assert request.message == "the apply ended (completed) before this request was carried out"
+    assert "stop: rejected: the apply ended (completed)" in [e.message for e in client(rt).log(apply_id)][-1]
+    # Asked after it ended: refused under the apply row's lock, nothing stored.
+    with pytest.raises(ControlRejected):
+        add_control(rt.db, apply_id, "stop", None, allowed=lambda state: check_request("stop", state))
+    with pytest.raises(ControlRejected):
+        client(rt).request_control(apply_id, "stop")
+    assert reads.snapshot(rt.db, apply_id).pending_controls == []
 
 
 def test_volume_is_carried_out_and_remembered(
