@@ -217,11 +217,12 @@ class PhaseClock:
     def __enter__(self) -> PhaseClock:
         from engines.spirit import engine as engine_module
         from engines.spirit import runner
+        from engines.spirit.phases import cutting_over
 
         self._wrap(runner, "copy", "copy")
         self._wrap(runner, "build_indexes", "index build")
         self._wrap(runner, "verify", "checksum")
-        self._wrap(engine_module.SpiritEngine, "_cutover", "cutover")
+        self._wrap(cutting_over, "begin", "cutover")
         self._wrap(engine_module.SpiritEngine, "apply", "setup")
         return self
 

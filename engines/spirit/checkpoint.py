@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
 from typing import Any
 
 from pymysql.cursors import Cursor
@@ -26,17 +27,22 @@ from engines.spirit.naming import CHECKPOINT_TABLE, quote
 FORMAT = 1
 TOMBSTONE_DAYS = 7
 
-# Phases, in order. `setup` means the run was begun but not finished setting up.
-SETUP = "setup"
-COPY = "copy"
-CHECKSUM = "checksum"
-WAIT_CUTOVER = "wait_cutover"
-INDEX = "index"  # building the deferred secondary indexes (deferred.py)
-CUTOVER = "cutover"
-DONE = "done"
-CANCELLED = "cancelled"
-FAILED = "failed"
-FINISHED = (DONE, CANCELLED, FAILED)
+class Phase(StrEnum):
+    """Where a table's run stands, in order. The values are what the `phase` column stores, so
+    rows written by any version of the engine read back as the same member."""
+
+    SETUP = "setup"  # the run was begun but not finished setting up
+    COPY = "copy"
+    INDEX = "index"  # building the deferred secondary indexes (deferred.py)
+    CHECKSUM = "checksum"
+    WAIT_CUTOVER = "wait_cutover"
+    CUTOVER = "cutover"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+FINISHED = (Phase.DONE, Phase.CANCELLED, Phase.FAILED)
 
 DDL = f"""CREATE TABLE IF NOT EXISTS {{schema}}.{quote(CHECKPOINT_TABLE)} (
   table_name VARCHAR(64) NOT NULL,
@@ -86,7 +92,7 @@ class Checkpoint:
     source_fingerprint: str | None
     shadow_fingerprint: str | None
     group_tables: tuple[str, ...]
-    phase: str
+    phase: Phase
     format: int = FORMAT
     copy_watermark: Key | None = None
     checksum_watermark: Key | None = None
@@ -146,6 +152,8 @@ def _to_db(cp: Checkpoint, name: str) -> Any:
         return json.dumps(list(value))
     if name == "stopped":
         return int(value)
+    if name == "phase":
+        return str(value)
     return value
 
 
@@ -155,6 +163,7 @@ def _from_row(schema: str, row: dict[str, Any]) -> Checkpoint:
     values["checksum_watermark"] = load_key(values["checksum_watermark"])
     values["group_tables"] = tuple(json.loads(values["group_tables"]))
     values["stopped"] = bool(values["stopped"])
+    values["phase"] = Phase(values["phase"])
     return Checkpoint(schema=schema, **values)
 
 

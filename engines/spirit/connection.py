@@ -8,7 +8,7 @@ connection therefore fails the step (retryable) instead.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pymysql
@@ -101,3 +101,11 @@ def user_ddl_errors(doing: str) -> Iterator[None]:
         raise PermanentEngineError(
             f"{doing}: the target rejected it: {error_text(error)}"
         ) from error
+
+
+def close_quietly(conn: pymysql.connections.Connection | None) -> None:
+    """Close a connection that may already be dead; closing it is all that matters (a lock it
+    held dies with it on the server)."""
+    if conn is not None:
+        with suppress(Exception):
+            conn.close()

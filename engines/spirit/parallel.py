@@ -32,7 +32,7 @@ from pymysql.cursors import Cursor
 
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.spirit import checkpoint
-from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checkpoint import Checkpoint, Phase
 from engines.spirit.chunker import Chunker
 from engines.spirit.connection import error_text
 from engines.spirit.copier import copy_chunk
@@ -112,7 +112,7 @@ def copy(
     Returns the checkpoint as committed, the throttle's reason if it stopped the lanes, and the
     events. `conn` (holding the table's lock) only watches."""
     cp = view.checkpoint
-    after = checkpoint.INDEX if cp.deferred_keys else checkpoint.CHECKSUM
+    after = Phase.INDEX if cp.deferred_keys else Phase.CHECKSUM
     shared = _Shared(cp, lane_plan, after)
     started = time.monotonic()
     threads = [
@@ -158,8 +158,8 @@ def copy(
         permanent = [e for e in shared.errors if isinstance(e, PermanentEngineError)]
         raise (permanent or shared.errors)[0]
     events = list(shared.events)
-    if shared.cp.phase != checkpoint.COPY:
-        then = "index build" if shared.cp.phase == checkpoint.INDEX else "checksum"
+    if shared.cp.phase != Phase.COPY:
+        then = "index build" if shared.cp.phase == Phase.INDEX else "checksum"
         events.append(
             f"{plan.label}: copy finished ({shared.cp.rows_copied} rows, "
             f"{len(lane_plan.lanes)} lanes); {then} begins"

@@ -24,7 +24,7 @@ from pymysql.cursors import Cursor
 
 from engines.spirit import checkpoint
 from engines.spirit.changesource import change_source_of
-from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checkpoint import Checkpoint, Phase
 from engines.spirit.columnmap import ColumnMap, map_columns
 from engines.spirit.deferred import Deferred
 from engines.spirit.plan import TablePlan
@@ -46,7 +46,7 @@ class RunView:
 def instant_alter_happened(cur: Cursor, cp: Checkpoint) -> bool:
     """A run that died in set-up after its instant ALTER: the source already has the definition
     the clauses produced on the empty shadow (and did not have it before)."""
-    if cp.phase != checkpoint.SETUP or cp.shadow_fingerprint is None:
+    if cp.phase != Phase.SETUP or cp.shadow_fingerprint is None:
         return False
     if cp.shadow_fingerprint == cp.source_fingerprint:
         return False
@@ -60,7 +60,7 @@ def restart_reason(cur: Cursor, plan: TablePlan, cp: Checkpoint) -> str | RunVie
         return f"checkpoint format {cp.format}, this engine writes {checkpoint.FORMAT}"
     if cp.statement_hash != plan.statement.digest:
         return "the checkpoint is for another statement"
-    if cp.phase == checkpoint.SETUP:
+    if cp.phase == Phase.SETUP:
         return "set-up had not finished"
     names = plan.names
     source = read_table(cur, names.schema, names.table)
@@ -73,7 +73,7 @@ def restart_reason(cur: Cursor, plan: TablePlan, cp: Checkpoint) -> str | RunVie
         return "the source table was altered out of band"
     deferred = Deferred.load(cp.deferred_keys)
     lean = deferred is not None and shadow.fingerprint == deferred.lean_fingerprint
-    if lean and cp.phase not in (checkpoint.COPY, checkpoint.INDEX):
+    if lean and cp.phase not in (Phase.COPY, Phase.INDEX):
         # Past the index build the shadow must have every index the ALTER gave it.
         return f"shadow table {names.shadow} lacks its secondary indexes after they were built"
     if shadow.fingerprint != cp.shadow_fingerprint and not lean:

@@ -16,7 +16,7 @@ from pymysql.connections import Connection
 
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.spirit import checkpoint, checksum, copier, lanes, parallel
-from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checkpoint import Checkpoint, Phase
 from engines.spirit.checksum import ChunkComparison
 from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
@@ -227,7 +227,7 @@ def _copy(
     with conn.cursor() as cur:
         lock_first = copier.needs_lock_first(cur, view.shadow)
     binlog = cp.change_source == "binlog"  # no shared locks (copier.py, binlogsource.py)
-    while cp.phase == checkpoint.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
+    while cp.phase == Phase.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
         if not first and throttled is not None:
             report.throttled = throttled()
             if report.throttled:
@@ -249,7 +249,7 @@ def _copy(
                     cp = trailer.collect(cp)
                     if high is None:
                         rows = inserted
-                        after = checkpoint.INDEX if cp.deferred_keys else checkpoint.CHECKSUM
+                        after = Phase.INDEX if cp.deferred_keys else Phase.CHECKSUM
                         new = cp.but(phase=after, rows_copied=cp.rows_copied + rows)
                     else:
                         rows = inserted if chunker.by_span else sizer.size
@@ -271,8 +271,8 @@ def _copy(
         cp = new.but(chunk_size=sizer.size)
         report.rows_copied += rows
         copied_any = True
-        if cp.phase != checkpoint.COPY:
-            then = "index build" if cp.phase == checkpoint.INDEX else "checksum"
+        if cp.phase != Phase.COPY:
+            then = "index build" if cp.phase == Phase.INDEX else "checksum"
             report.events.append(
                 f"{plan.label}: copy finished ({cp.rows_copied} rows); {then} begins"
             )
@@ -318,7 +318,7 @@ def build_indexes(
                 f"{plan.label}: built {len(deferred.keys)} deferred index(es) in "
                 f"{time.monotonic() - started:.1f}s (attempt {attempts}); checksum begins"
             )
-        cp = cp.but(phase=checkpoint.CHECKSUM)
+        cp = cp.but(phase=Phase.CHECKSUM)
         checkpoint.save(cur, cp)
     return cp
 
@@ -354,7 +354,7 @@ def verify(
     lane_plan = LanePlan.load(cp.copy_lanes)
     if lane_plan is not None and not (lane_plan.parallel and cp.checksum_pass == 1):
         lane_plan = None
-    while cp.phase == checkpoint.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
+    while cp.phase == Phase.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
         first = False
         t0 = time.monotonic()
         lane_index, lane_last = -1, False
@@ -434,7 +434,7 @@ def verify(
                     f"{plan.label}: chunks were repaired; checksum runs a second pass"
                 )
             else:
-                cp = cp.but(phase=checkpoint.WAIT_CUTOVER)
+                cp = cp.but(phase=Phase.WAIT_CUTOVER)
                 report.events.append(f"{plan.label}: checksum passed; ready for cutover")
         with conn.cursor() as cur:
             checkpoint.save(cur, cp)

@@ -27,7 +27,7 @@ from engines.base import PermanentEngineError
 from engines.spirit import binlogpos, check, checkpoint, fastpath
 from engines.spirit.binlogsource import BINLOG, TRIGGERS, table_refusal
 from engines.spirit.check.gather import gather
-from engines.spirit.checkpoint import Checkpoint
+from engines.spirit.checkpoint import Checkpoint, Phase
 from engines.spirit.columnmap import ColumnMap, map_columns
 from engines.spirit.connection import target_errors, user_ddl_errors
 from engines.spirit.cutover import drop_sentries
@@ -71,7 +71,7 @@ def _new_checkpoint(
     context: str,
     group: tuple[str, ...],
     kind: str,
-    phase: str,
+    phase: Phase,
     source_fp: str | None,
 ) -> Checkpoint:
     return Checkpoint(
@@ -96,7 +96,7 @@ def _direct(cur: Cursor, plan: TablePlan, context: str, group: tuple[str, ...]) 
     st = plan.statement
     if st.kind == "create":
         how = fastpath.create_table(cur, st, plan.names)
-        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.DONE, None)
+        cp = _new_checkpoint(plan, context, group, "direct", Phase.DONE, None)
         cp = cp.but(message=f"CREATE TABLE: {how}")
         checkpoint.create(cur, cp)
         return cp
@@ -112,22 +112,22 @@ def _drop(cur: Cursor, plan: TablePlan, context: str, group: tuple[str, ...]) ->
     ours = (
         earlier is not None
         and earlier.kind == "direct"
-        and earlier.phase == checkpoint.SETUP
+        and earlier.phase == Phase.SETUP
         and earlier.statement_hash == plan.statement.digest
     )
     cp = earlier if ours and earlier is not None else None
 
     def intended() -> None:
         nonlocal cp
-        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.SETUP, None)
+        cp = _new_checkpoint(plan, context, group, "direct", Phase.SETUP, None)
         cp = cp.but(message="DROP TABLE: about to drop")
         checkpoint.create(cur, cp)
 
     how = fastpath.drop_table(cur, plan, intended, ours)
     if cp is None:  # nothing ran: absent, and accepted by IF EXISTS
-        cp = _new_checkpoint(plan, context, group, "direct", checkpoint.SETUP, None)
+        cp = _new_checkpoint(plan, context, group, "direct", Phase.SETUP, None)
         checkpoint.create(cur, cp)
-    cp = cp.but(phase=checkpoint.DONE, message=f"DROP TABLE: {how}")
+    cp = cp.but(phase=Phase.DONE, message=f"DROP TABLE: {how}")
     checkpoint.save(cur, cp)
     return cp
 
@@ -176,7 +176,7 @@ def start_fresh(
             )
         with target_errors(f"{plan.label}: setting up"):
             discard_run(cur, plan)
-            cp = _new_checkpoint(plan, context, group, "copy", checkpoint.SETUP, source.fingerprint)
+            cp = _new_checkpoint(plan, context, group, "copy", Phase.SETUP, source.fingerprint)
             checkpoint.create(cur, cp)
         try:
             return _set_up(cur, plan, cp, facts, source, instant, copy_problems)
@@ -219,7 +219,7 @@ def _set_up(
         if done:
             with target_errors(f"{plan.label}: instant ALTER"):
                 cur.execute(f"DROP TABLE IF EXISTS {names.q(names.shadow)}")
-                cp = cp.but(kind="direct", phase=checkpoint.DONE, message="instant ALTER")
+                cp = cp.but(kind="direct", phase=Phase.DONE, message="instant ALTER")
                 checkpoint.save(cur, cp)
             return cp
         if copy_problems:
@@ -246,7 +246,7 @@ def _set_up(
             # Taken before the first chunk: every change from here on is replayed.
             start = binlogpos.current(cur)
             cp = cp.but(
-                phase=checkpoint.COPY,
+                phase=Phase.COPY,
                 change_source=BINLOG,
                 binlog_position=start.dump(),
                 message=why,
@@ -255,7 +255,7 @@ def _set_up(
         return cp
     with target_errors(f"{plan.label}: creating triggers"):
         TriggerChangeSource(names, cmap).install(cur)
-        cp = cp.but(phase=checkpoint.COPY, change_source=TRIGGERS, message=why)
+        cp = cp.but(phase=Phase.COPY, change_source=TRIGGERS, message=why)
         checkpoint.save(cur, cp)
     return cp
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from engines.base import ApplyOptions, EngineState, NamespaceChange, OperationRequest, TableChange
 from engines.spirit import SpiritEngine, checkpoint, cutover, runner, setup
-from engines.spirit import engine as engine_module
+from engines.spirit.checkpoint import Phase
+from engines.spirit.phases import cutting_over
 from engines.targets import Target
 
 
@@ -35,7 +36,7 @@ def main(spec: dict[str, Any]) -> None:
     if hooks.get("die_before_rename"):
         cutover.rename_with_retries = _die  # type: ignore[assignment]
     if hooks.get("die_after_rename"):
-        engine_module.SpiritEngine._finish = _die  # type: ignore[method-assign]
+        cutting_over.finish = _die  # type: ignore[assignment]
     if hooks.get("die_after_setup"):
         original = setup.start_fresh
 
@@ -52,7 +53,7 @@ def main(spec: dict[str, Any]) -> None:
         def save_then_die(cur: Any, cp: Any) -> None:
             original_save(cur, cp)
             # A chunk's save moves the copy on (one watermark, or a lane's: rows_copied).
-            if cp.phase == checkpoint.COPY and (cp.copy_watermark is not None or cp.rows_copied):
+            if cp.phase == Phase.COPY and (cp.copy_watermark is not None or cp.rows_copied):
                 chunks[0] += 1
                 if chunks[0] >= int(hooks["die_mid_copy_after"]):
                     _die()
