@@ -37,6 +37,10 @@ class SpiritOptions(NoOptions):
     # What keeps the shadow current (engines/spirit/binlogsource.py): `auto` takes the binary
     # log when the server and the table allow it, else triggers.
     change_source: Literal["auto", "triggers", "binlog"] | None = None
+    # When the deferred secondary indexes are built (engines/spirit/earlybuild.py): the share of
+    # the table copied, 0 to 1; 1 builds them after the copy. By default, late enough that the
+    # build and the rest of the copy end together.
+    index_build_at: StrictInt | StrictFloat | None = Field(default=None, ge=0, le=1)
 
 
 class PlanetScaleOptions(NoOptions):

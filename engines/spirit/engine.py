@@ -55,7 +55,8 @@ class SpiritEngine(Engine):
     `trailing_checksum` (default true) checksums each chunk behind the copy (trailing.py);
     `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py);
     `copy_lanes` (a number, or "auto", the default) copies key ranges in parallel where no
-    AUTO-INC lock serialises them (lanes.py).
+    AUTO-INC lock serialises them (lanes.py); `index_build_at` (a share of the table copied,
+    0 to 1) when the deferred secondary indexes are built alongside the copy (earlybuild.py).
     """
 
     name = "spirit"
@@ -70,6 +71,7 @@ class SpiritEngine(Engine):
         self._throttler = throttle.Throttler(target)
         self._rates = runner.CopyRate()
         self._readers = binlogsource.Readers()  # open binlog streams (binlog change source)
+        self._early_build_failed: set[str] = set()  # runs whose build alongside the copy failed
         self.sleep: Callable[[float], None] = time.sleep
 
     # -- connection and ownership -------------------------------------------------------------
@@ -271,7 +273,8 @@ class SpiritEngine(Engine):
         views: dict[str, RunView] = {}
         step = Step(
             self.name, conn, self.target, request, plans, cps, events, deadline, self._readers,
-            self._rates, self.sleep, self._peer_connection,
+            self._rates, self.sleep, self._peer_connection, lambda: connect(self.target),
+            self._early_build_failed,
         )
 
         def save_first(_: None = None) -> None:
@@ -363,7 +366,8 @@ class SpiritEngine(Engine):
         trailing = options.trailing_checksum is not False  # on unless turned off
         lock_wait = options.lock_wait_seconds
         supply = LaneSupply(options.copy_lanes, lambda n: self._lane_connections(n, trailing, lock_wait))
-        work = Work(step, step_pace, None if gate is None else gate.closed, trailing, supply)
+        build_at = None if options.index_build_at is None else float(options.index_build_at)
+        work = Work(step, step_pace, None if gate is None else gate.closed, trailing, supply, build_at)
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)

@@ -39,18 +39,25 @@ class Step:
     sleep: Callable[[float], None]
     peer: Callable[[], Connection]
     """The second connection, holding no lock, that only reads (checksum, lock holder peer)."""
+    builder: Callable[[], Connection]
+    """A connection of its own for the deferred indexes' build alongside the copy (earlybuild.py)."""
+    early_build_failed: set[str]
+    """Runs (run_id) whose build alongside the copy failed in this process: not tried again."""
 
 
 @dataclass(frozen=True)
 class Work:
     """What the per-table phases (copy, index, checksum) need beyond the step: the pace of
-    this step, the throttle's question, whether the trailing checksum runs, the copy lanes."""
+    this step, the throttle's question, whether the trailing checksum runs, the copy lanes, and
+when the deferred indexes are built."""
 
     step: Step
     pace: Pace
     throttled: Callable[[], str | None] | None
     trailing: bool
     supply: LaneSupply
+    index_build_at: float | None = None
+    """The `index_build_at` option: the share copied when the deferred indexes' build starts."""
 
 
 def refuse_if_writes_refused(conn: Connection, plans: Sequence[TablePlan]) -> None:

@@ -192,19 +192,25 @@ def test_a_shadow_missing_its_indexes_after_the_build_starts_fresh(
 BIG = Case("deferred_keys_big", CREATE, ALTER, _values, rows=20000)
 
 
+@pytest.mark.parametrize(
+    ("index_build_at", "phase"), [(1, "index"), (None, "copy")], ids=["after-the-copy", "alongside"]
+)
 def test_a_worker_killed_while_the_indexes_are_built_resumes_to_the_blocking_alters_result(
-    schema: str, oracle_schema: str
+    schema: str, oracle_schema: str, index_build_at: float | None, phase: str
 ) -> None:
-    """A real SIGKILL with the index build's ALTER in flight: whether the server finished it or
-    rolled it back, the next worker continues the same run and the oracle's verdict holds."""
+    """A real SIGKILL with the index build's ALTER in flight, after the copy (phase `index`)
+    or alongside it (phase `copy`, earlybuild.py): whether the server finished it or rolled it
+    back, the next worker continues the same run and the oracle's verdict holds."""
     seed(schema, BIG)
     writers = Writers(schema, BIG)
+    build = {} if index_build_at is None else {"index_build_at": index_build_at}
     req = request(
         [(schema, "t", ALTER)],
         context="killed-build",
         defer_cutover=True,
         step_budget=0.5,
         chunk_rows=2000,
+        **build,
     )
     db = connect(schema)
     cur = db.cursor()
@@ -213,7 +219,7 @@ def test_a_worker_killed_while_the_indexes_are_built_resumes_to_the_blocking_alt
         worker = Worker(schema, req, pause=0.0, die_mid_index_build_after=0.05)
         assert worker.wait(timeout=120) == -9
         row = checkpoint_row(schema, "t", "killed-build")
-        assert row is not None and row["phase"] == "index", row and row["phase"]
+        assert row is not None and row["phase"] == phase, row and row["phase"]
         run_id = row["run_id"]
         eng = engine(schema)
         for _ in range(200):  # the dead worker's ALTER may still hold the table's lock
