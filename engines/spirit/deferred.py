@@ -60,6 +60,16 @@ class Deferred:
         return Deferred(tuple(data["keys"]), str(data["lean"]))
 
     @property
+    def columns(self) -> list[list[str]]:
+        """Each key's column names, in order (a prefix length is not kept)."""
+        columns = []
+        for line in self.keys:
+            match = _KEY_LINE.match(line)
+            assert match is not None
+            columns.append([p.replace("``", "`") for p in re.findall(r"`((?:[^`]|``)+)`", match[2])])
+        return columns
+
+    @property
     def names(self) -> list[str]:
         names = []
         for line in self.keys:

@@ -11,7 +11,8 @@ end. Started when the copy left to do takes about as long as the build, both end
 What it costs: every row copied during the build is logged and applied row by row, which is
 what deferring the keys avoided, so the build starts late rather than early; and the log is
 bounded (`innodb_online_alter_log_max_size`, per key being built): the start is moved later for
-a table whose rows copied during the build would fill half of it. A build that overflows it
+a table whose rows copied during the build would fill half of it (a row's entry estimated from
+the widest key's and the primary key's column types). A build that overflows it
 anyway fails, and is done again after the copy.
 
 Crash safety needs nothing new in the checkpoint: the shadow's definition says whether the
@@ -47,35 +48,87 @@ BUILD_TO_COPY = 0.5
 """How long building one deferred key takes against the copy of the same table (measured on
 the bench table: 2.08 s of build to 4.21 s of copy, 1M rows, MariaDB 10.11)."""
 
-LOG_BYTES_PER_ROW = 128
-"""What one copied row costs the online log of one key being built (the key's columns and the
-primary key, with InnoDB's record overhead): an estimate on the safe side for the usual keys.
-Each key being built has a log of its own, each bounded by innodb_online_alter_log_max_size."""
+LOG_RECORD_OVERHEAD = 16
+"""Bytes of the online log's record header beyond a key's columns and the primary key's."""
+
+_FIXED_BYTES = {
+    "tinyint": 1,
+    "smallint": 2,
+    "mediumint": 3,
+    "int": 4,
+    "bigint": 8,
+    "float": 4,
+    "double": 8,
+    "date": 3,
+    "time": 6,
+    "datetime": 8,
+    "timestamp": 7,
+    "year": 1,
+    "bit": 8,
+}
 
 PING_SECONDS = 5.0
 
 
-def start_share(keys: int, rows_total: int, log_max_bytes: int, wanted: float | None) -> float:
+def start_share(
+    keys: int, rows_total: int, log_max_bytes: int, wanted: float | None, row_bytes: int = 128
+) -> float:
     """The share of the table copied (0..1) at which the build starts; 1 or more means after
     the copy. `wanted` is the `index_build_at` option; by default the copy left to do should
-    take about as long as the build: 1 / (1 + BUILD_TO_COPY * keys)."""
+    take about as long as the build: 1 / (1 + BUILD_TO_COPY * keys). `row_bytes`: what one row
+    copied during the build costs the largest key's online log."""
     share = wanted if wanted is not None else 1.0 / (1.0 + BUILD_TO_COPY * max(keys, 1))
     if rows_total > 0 and log_max_bytes > 0:
         # The rows copied during the build fill half of a key's online log at most.
-        fits = (log_max_bytes / 2) / LOG_BYTES_PER_ROW
+        fits = (log_max_bytes / 2) / max(row_bytes, 1)
         share = max(share, 1.0 - fits / rows_total)
     return share
 
 
+def log_row_bytes(cur: Cursor, names: TableNames, deferred: Deferred, primary_key: tuple[str, ...]) -> int:
+    """What one row costs the online log of the largest deferred key: its columns and the
+    primary key's at their largest (a string at its full width: the safe side), plus a header.
+    Each key being built has a log of its own, bounded by innodb_online_alter_log_max_size."""
+    cur.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_OCTET_LENGTH, NUMERIC_PRECISION "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (names.schema, names.shadow),
+    )
+    sizes = {
+        str(name).lower(): _column_bytes(str(kind), octets, digits)
+        for name, kind, octets, digits in cur.fetchall()
+    }
+    pk = sum(sizes.get(c.lower(), 64) for c in primary_key)
+    widest = max((sum(sizes.get(c.lower(), 64) for c in key) for key in deferred.columns), default=0)
+    return widest + pk + LOG_RECORD_OVERHEAD
+
+
+def _column_bytes(kind: str, octets: object, digits: object) -> int:
+    kind = kind.lower()
+    if kind in _FIXED_BYTES:
+        return _FIXED_BYTES[kind]
+    if kind == "decimal":
+        return int(str(digits or 10)) // 2 + 1
+    if octets is not None:
+        return min(int(str(octets)), 3072)  # no index entry is longer than InnoDB's key limit
+    return 64
+
+
 def due(
-    cur: Cursor, names: TableNames, deferred: Deferred, rows_copied: int, wanted: float | None
+    cur: Cursor,
+    names: TableNames,
+    deferred: Deferred,
+    primary_key: tuple[str, ...],
+    rows_copied: int,
+    wanted: float | None,
 ) -> str | None:
     """Why the build starts now (for the event), or None while it is not yet time."""
     rows_total = estimated_rows(cur, names.schema, names.table)
     cur.execute("SELECT @@GLOBAL.innodb_online_alter_log_max_size")
     row = cur.fetchone()
     log_max = int(row[0]) if row and row[0] is not None else 0
-    share = start_share(len(deferred.keys), rows_total, log_max, wanted)
+    row_bytes = log_row_bytes(cur, names, deferred, primary_key)
+    share = start_share(len(deferred.keys), rows_total, log_max, wanted, row_bytes)
     if share >= 1.0 or rows_total <= 0:
         return None
     copied = rows_copied / rows_total

@@ -17,16 +17,22 @@ from engines.spirit.plan import TablePlan
 from engines.spirit.resume_rules import RunView
 
 SLICE_SECONDS = 1.0
-"""The copy's budget per round while the build runs: the throttle and the end of the build
-are looked at between rounds."""
+"""The copy's budget per round while the build may become due or runs: whether it is due,
+the throttle and the end of the build are looked at between rounds."""
 
 
 def run(work: Work, plan: TablePlan, view: RunView, report: runner.StepReport) -> Checkpoint:
     step = work.step
-    builder = _start_build(work, plan, view, report)
-    if builder is None:
+    if Deferred.load(view.checkpoint.deferred_keys) is None or not view.lean:
         return _copy(work, plan, view, report, step.deadline)
-    cp = view.checkpoint
+    # The build may become due during this step: copy in slices and ask between them.
+    cp, first = view.checkpoint, True
+    while (builder := _start_build(work, plan, replace(view, checkpoint=cp), report)) is None:
+        if not first and (cp.phase != Phase.COPY or report.throttled or time.monotonic() >= step.deadline):
+            return cp
+        until = min(step.deadline, time.monotonic() + SLICE_SECONDS)
+        cp = _copy(work, plan, replace(view, checkpoint=cp), report, until)
+        first = False
     try:
         while cp.phase == Phase.COPY and builder.running and not report.throttled:
             cp = _copy(work, plan, replace(view, checkpoint=cp), report, time.monotonic() + SLICE_SECONDS)
@@ -67,8 +73,12 @@ def _start_build(
     deferred = Deferred.load(cp.deferred_keys)
     if deferred is None or not view.lean or cp.run_id in work.step.early_build_failed:
         return None
+    if cp.phase != Phase.COPY:
+        return None  # the copy ended first: phase `index` builds
     with target_errors("reading the table's size"), work.step.conn.cursor() as cur:
-        why = earlybuild.due(cur, plan.names, deferred, cp.rows_copied, work.index_build_at)
+        why = earlybuild.due(
+            cur, plan.names, deferred, view.shadow.primary_key, cp.rows_copied, work.index_build_at
+        )
     if why is None:
         return None
     report.events.append(

@@ -40,6 +40,7 @@ def _run(
     schema: str,
     oracle_schema: str,
     between: Callable[[ProgressResult, list[str]], None] | None = None,
+    after_apply: Callable[[], None] | None = None,
     **options: object,
 ) -> list[str]:
     """BIG (20,000 rows, four deferred keys) to its cutover under writes; the table must then be
@@ -65,6 +66,8 @@ def _run(
     writers.start()
     try:
         eng.apply(req)
+        if after_apply is not None:
+            after_apply()
         done = run_until(eng, req, states=(EngineState.WAITING_FOR_CUTOVER,), between=collect)
         events.extend(done.events)
     finally:
@@ -96,7 +99,7 @@ def test_the_indexes_are_built_alongside_the_copy_and_end_as_the_blocking_alter_
     # By default the build starts once a third of the table is copied (four keys: 1 / (1 + 2)),
     # and it ended before the copy did, so the `index` phase had nothing left to build.
     assert "starts at 33%" in events[started[0]], events[started[0]]
-    assert started[0] < built[0] < finished[0], events
+    assert started[0] < finished[0] and started[0] < built[0], events
     assert not any("built 4 deferred index(es) in" in e for e in events), events  # no second build
     assert any("deferred indexes already built; checksum begins" in e for e in events), events
 
@@ -110,18 +113,20 @@ def test_a_build_that_cannot_run_alongside_the_copy_is_left_to_the_index_phase(
     holder = connect(schema)
     held = {"on": False}
 
-    def hold_then_free(result: ProgressResult, events: list[str]) -> None:
-        cur = holder.cursor()
-        if not held["on"] and not any("alongside" in e for e in events):
+    def hold() -> None:  # once the shadow exists, before the first step
+        with holder.cursor() as cur:
             cur.execute("START TRANSACTION")
             cur.execute("SELECT COUNT(*) FROM _sb_t_new")  # a shared metadata lock until COMMIT
-            held["on"] = True
-        elif held["on"] and any("alongside the copy failed" in e for e in events):
-            cur.execute("COMMIT")
+        held["on"] = True
+
+    def free_after_the_failure(result: ProgressResult, events: list[str]) -> None:
+        if held["on"] and any("alongside the copy failed" in e for e in events):
+            with holder.cursor() as cur:
+                cur.execute("COMMIT")
             held["on"] = False
 
     try:
-        events = _run(schema, oracle_schema, between=hold_then_free)
+        events = _run(schema, oracle_schema, between=free_after_the_failure, after_apply=hold)
     finally:
         with contextlib.suppress(pymysql.MySQLError):
             holder.cursor().execute("COMMIT")

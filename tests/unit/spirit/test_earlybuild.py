@@ -33,3 +33,21 @@ def test_a_large_table_starts_late_enough_for_the_online_log() -> None:
 
 def test_without_an_estimate_the_share_is_the_asked_one() -> None:
     assert start_share(2, 0, 128 * MB, None) == pytest.approx(0.5)
+
+
+def test_a_wide_key_starts_the_build_later_than_a_narrow_one() -> None:
+    # The bench table's key: k BIGINT and the primary key id INT, with the record header.
+    narrow = 8 + 4 + 16
+    wide = 1020 + 4 + 16  # a VARCHAR(255) in utf8mb4 at its full width
+    assert start_share(1, 1_000_000, 128 * MB, None, narrow) == pytest.approx(2 / 3)
+    assert start_share(1, 1_000_000, 128 * MB, None, wide) == pytest.approx(1 - (64 * MB / wide) / 1_000_000)
+
+
+def test_column_widths_for_the_log_estimate() -> None:
+    from engines.spirit.earlybuild import _column_bytes
+
+    assert _column_bytes("BIGINT", None, 19) == 8
+    assert _column_bytes("decimal", None, 12) == 7
+    assert _column_bytes("varchar", 1020, None) == 1020
+    assert _column_bytes("text", 65535, None) == 3072
+    assert _column_bytes("geometry", None, None) == 64
