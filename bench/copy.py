@@ -637,9 +637,8 @@ def main() -> int:
     parser.add_argument("--copy-lanes", help="spirit's engine option copy_lanes (a number or auto)")
     parser.add_argument(
         "--index-build-at",
-        type=float,
         help="spirit's engine option index_build_at (the share copied when the deferred "
-        "indexes' build starts; 1: after the copy)",
+        "indexes' build starts, or auto; the engine's default: after the copy)",
     )
     parser.add_argument(
         "--private-server",
@@ -719,7 +718,8 @@ def _run(args: argparse.Namespace, tools: dict[str, Callable[[Server, str], None
     if args.copy_lanes:
         SPIRIT_OPTIONS["copy_lanes"] = "auto" if args.copy_lanes == "auto" else int(args.copy_lanes)
     if args.index_build_at is not None:
-        SPIRIT_OPTIONS["index_build_at"] = args.index_build_at
+        at = args.index_build_at
+        SPIRIT_OPTIONS["index_build_at"] = at if at == "auto" else float(at)
     print(
         f"server {version}; {args.rows} rows; {args.runs} runs per tool; spirit {mode}; "
         f"{SHAPE.name}: {SHAPE.alter}; spirit options {SPIRIT_OPTIONS or 'default'}\n"

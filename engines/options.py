@@ -38,9 +38,9 @@ class SpiritOptions(NoOptions):
     # log when the server and the table allow it, else triggers.
     change_source: Literal["auto", "triggers", "binlog"] | None = None
     # When the deferred secondary indexes are built (engines/spirit/earlybuild.py): the share of
-    # the table copied, 0 to 1; 1 builds them after the copy. By default, late enough that the
-    # build and the rest of the copy end together.
-    index_build_at: StrictInt | StrictFloat | None = Field(default=None, ge=0, le=1)
+    # the table copied, 0 to 1, or "auto" (when the build and the rest of the copy would end
+    # together); by default after the copy.
+    index_build_at: Annotated[StrictInt | StrictFloat, Field(ge=0, le=1)] | Literal["auto"] | None = None
 
 
 class PlanetScaleOptions(NoOptions):

@@ -56,7 +56,8 @@ class SpiritEngine(Engine):
     `max_replica_lag_seconds` and `max_threads_running` throttle the copy (throttle.py);
     `copy_lanes` (a number, or "auto", the default) copies key ranges in parallel where no
     AUTO-INC lock serialises them (lanes.py); `index_build_at` (a share of the table copied,
-    0 to 1) when the deferred secondary indexes are built alongside the copy (earlybuild.py).
+    0 to 1, or "auto"; by default after the copy) when the deferred secondary indexes are built
+    alongside the copy (earlybuild.py).
     """
 
     name = "spirit"
@@ -366,8 +367,9 @@ class SpiritEngine(Engine):
         trailing = options.trailing_checksum is not False  # on unless turned off
         lock_wait = options.lock_wait_seconds
         supply = LaneSupply(options.copy_lanes, lambda n: self._lane_connections(n, trailing, lock_wait))
-        build_at = None if options.index_build_at is None else float(options.index_build_at)
-        work = Work(step, step_pace, None if gate is None else gate.closed, trailing, supply, build_at)
+        work = Work(
+            step, step_pace, None if gate is None else gate.closed, trailing, supply, options.index_build_at
+        )
         worked = False  # every step does at least one chunk, whatever its budget
         for plan in plans:
             view = views.get(plan.label)

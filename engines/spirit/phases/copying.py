@@ -1,7 +1,7 @@
 """Phase `copy`: copy chunks of the source into the shadow until the budget ends (runner.copy:
-one watermark, or copy lanes in parallel; each chunk committed with its checkpoint). Once enough
-of the table is copied, the deferred secondary indexes are built alongside the rest of the copy
-(earlybuild.py): that step copies until the build ends."""
+one watermark, or copy lanes in parallel; each chunk committed with its checkpoint). With the
+`index_build_at` option, once enough of the table is copied, the deferred secondary indexes are
+built alongside the rest of the copy (earlybuild.py): that step copies until the build ends."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ the throttle and the end of the build are looked at between rounds."""
 
 def run(work: Work, plan: TablePlan, view: RunView, report: runner.StepReport) -> Checkpoint:
     step = work.step
-    if Deferred.load(view.checkpoint.deferred_keys) is None or not view.lean:
+    if work.index_build_at is None or Deferred.load(view.checkpoint.deferred_keys) is None or not view.lean:
         return _copy(work, plan, view, report, step.deadline)
     # The build may become due during this step: copy in slices and ask between them.
     cp, first = view.checkpoint, True

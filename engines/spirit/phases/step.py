@@ -56,8 +56,9 @@ when the deferred indexes are built."""
     throttled: Callable[[], str | None] | None
     trailing: bool
     supply: LaneSupply
-    index_build_at: float | None = None
-    """The `index_build_at` option: the share copied when the deferred indexes' build starts."""
+    index_build_at: float | str | None = None
+    """The `index_build_at` option: the share copied when the deferred indexes' build starts
+    (`auto`: when the build and the rest of the copy would end together; None: after the copy)."""
 
 
 def refuse_if_writes_refused(conn: Connection, plans: Sequence[TablePlan]) -> None:

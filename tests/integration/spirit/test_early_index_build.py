@@ -53,7 +53,7 @@ def _run(
         defer_cutover=True,
         step_budget=0.2,
         chunk_rows=500,
-        **options,
+        **{"index_build_at": "auto", **options},
     )
     events: list[str] = []
 
@@ -96,7 +96,7 @@ def test_the_indexes_are_built_alongside_the_copy_and_end_as_the_blocking_alter_
     built = [i for i, e in enumerate(events) if "built 4 deferred index(es) alongside the copy" in e]
     finished = [i for i, e in enumerate(events) if "copy finished" in e]
     assert started and built and finished, events
-    # By default the build starts once a third of the table is copied (four keys: 1 / (1 + 2)),
+    # `auto` starts the build once a third of the table is copied (four keys: 1 / (1 + 2)),
     # and it ended before the copy did, so the `index` phase had nothing left to build.
     assert "starts at 33%" in events[started[0]], events[started[0]]
     assert started[0] < finished[0] and started[0] < built[0], events
@@ -136,7 +136,10 @@ def test_a_build_that_cannot_run_alongside_the_copy_is_left_to_the_index_phase(
     assert any("built 4 deferred index(es) in" in e for e in events), events  # by the index phase
 
 
-def test_index_build_at_1_builds_after_the_copy(schema: str, oracle_schema: str) -> None:
-    events = _run(schema, oracle_schema, index_build_at=1)
+@pytest.mark.parametrize("index_build_at", [1, None], ids=["1", "default"])
+def test_index_build_at_1_and_by_default_builds_after_the_copy(
+    schema: str, oracle_schema: str, index_build_at: int | None
+) -> None:
+    events = _run(schema, oracle_schema, index_build_at=index_build_at)
     assert not any("alongside" in e for e in events), events
     assert any("built 4 deferred index(es) in" in e for e in events), events
