@@ -1,7 +1,8 @@
 """Binary log positions: what the server can give, where it stands, and whether a saved position
 can still be read.
 
-A position is a (file, offset) pair as `SHOW MASTER STATUS` prints it; it is checkpointed as
+A position is a (file, offset) pair as `SHOW MASTER STATUS` (MySQL 8.2 and later: `SHOW BINARY
+LOG STATUS`) prints it; it is checkpointed as
 `file:offset`. Positions compare by the file's sequence number (the digits after the last dot of
 `binlog.000042`), then by offset, which is how the server numbers its logs. The engine only ever
 saves positions at a transaction boundary (binlogreader.py), so a reader can start there.
@@ -14,6 +15,7 @@ read the position; MariaDB 10.5 renamed the privilege).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -58,12 +60,25 @@ class Position:
         return self.dump()
 
 
+def status_statement(server_version: str) -> str:
+    """The statement that gives the binary log's end on this server: MySQL 8.2 renamed
+    `SHOW MASTER STATUS` to `SHOW BINARY LOG STATUS` and 8.4 removed the old name; MariaDB
+    (every version) and older MySQL know only the old one."""
+    if "mariadb" in server_version.lower():
+        return "SHOW MASTER STATUS"
+    numbers = [int(part) for part in re.findall(r"\d+", server_version)[:2]]
+    major, minor = [*numbers, 0, 0][:2]
+    return "SHOW BINARY LOG STATUS" if (major, minor) >= (8, 2) else "SHOW MASTER STATUS"
+
+
 def current(cur: Cursor) -> Position:
     """Where the server's binary log ends now (every committed transaction is before it)."""
-    cur.execute("SHOW MASTER STATUS")
+    version = getattr(cur.connection, "server_version", "") or ""
+    statement = status_statement(version if isinstance(version, str) else version.decode())
+    cur.execute(statement)
     row = cur.fetchone()
     if row is None:
-        raise RuntimeError("the server has no binary log (SHOW MASTER STATUS is empty)")
+        raise RuntimeError(f"the server has no binary log ({statement} is empty)")
     return Position(str(row[0]), int(row[1]))
 
 

@@ -5,7 +5,7 @@ a dump from a file and offset, in *blocking* mode (its non-blocking mode loops f
 bench/binlog_read.py) with a heartbeat from the server every `HEARTBEAT_SECONDS`, so the reader
 wakes up at least that often even when nothing is written. It stops by itself:
 
-- when it reaches the `target` position (taken with SHOW MASTER STATUS before the read began), or
+- when it reaches the `target` position (the log's end taken before the read began), or
 - at the caller's deadline, at the last transaction boundary before it.
 
 Only the primary key of each changed row is taken from the events (before and after images of

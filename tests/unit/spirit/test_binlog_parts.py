@@ -3,6 +3,9 @@ keys the source already enforces, reading a key from a row image."""
 
 from __future__ import annotations
 
+import pytest
+
+from engines.spirit import binlogpos
 from engines.spirit.binlogpos import Position, server_refusal
 from engines.spirit.binlogreader import KeyColumn
 from engines.spirit.binlogsource import _implies, _within
@@ -57,3 +60,20 @@ def test_within_a_chunk() -> None:
     assert not _within((4,), (4,), (5,), True)
     assert _within((1,), None, (5,), True) and _within((9,), (4,), None, True)
     assert _within(("zz",), ("a",), ("b",), False)  # not comparable here: counts as inside
+
+
+@pytest.mark.parametrize(
+    ("version", "statement"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1", "SHOW MASTER STATUS"),
+        ("11.4.2-MariaDB", "SHOW MASTER STATUS"),
+        ("5.7.44-log", "SHOW MASTER STATUS"),
+        ("8.0.36", "SHOW MASTER STATUS"),
+        ("8.2.0", "SHOW BINARY LOG STATUS"),
+        ("8.4.3", "SHOW BINARY LOG STATUS"),
+        ("9.1.0-commercial", "SHOW BINARY LOG STATUS"),
+    ],
+)
+def test_the_binary_log_status_statement_follows_the_server(version: str, statement: str) -> None:
+    """MySQL 8.4 removed SHOW MASTER STATUS; MariaDB never had SHOW BINARY LOG STATUS."""
+    assert binlogpos.status_statement(version) == statement
