@@ -294,16 +294,8 @@ class SpiritEngine(Engine):
                 cp = loaded[plan.label]
                 if cp is None:
                     events.append(f"{plan.label}: no checkpoint on the target; setting up")
-                    cp = setup.start_fresh(
-                        conn,
-                        plan,
-                        request.context,
-                        group,
-                        allow_instant=not request.options.defer_cutover,
-                        before_first_change=save_first,
-                        vouched=request.resume_state is not None,
-                        change_source=attaching.change_source(request),
-                    )
+                    vouched = request.resume_state is not None
+                    cp = attaching.start_fresh(conn, plan, request, group, save_first, vouched)
                 cps[plan.label] = cp
 
         if any(cp.phase == Phase.CANCELLED for cp in cps.values()):

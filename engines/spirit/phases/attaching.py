@@ -88,17 +88,32 @@ def attach_or_start(
             reason = verdict
         elif request.resume_state:
             reason = "no checkpoint on the target"
-    cp = setup.start_fresh(
+    vouched = request.resume_state is not None
+    cp = start_fresh(conn, plan, request, group, before_first_change, vouched)
+    return Attached(cp, False, None, reason)
+
+
+def start_fresh(
+    conn: Connection,
+    plan: TablePlan,
+    request: OperationRequest,
+    group: tuple[str, ...],
+    before_first_change: Callable[[], None],
+    vouched: bool = False,
+) -> Checkpoint:
+    """A new run of `plan` as the request asks for it (setup.start_fresh): no instant ALTER
+    when the cutover is deferred, the change source of its options. `vouched`: the caller holds
+    the operation's resume state (setup.py)."""
+    return setup.start_fresh(
         conn,
         plan,
         request.context,
         group,
         allow_instant=not request.options.defer_cutover,
         before_first_change=before_first_change,
-        vouched=request.resume_state is not None,
+        vouched=vouched,
         change_source=change_source(request),
     )
-    return Attached(cp, False, None, reason)
 
 
 def reprove(cur: Any, cp: Checkpoint) -> Checkpoint:
@@ -143,15 +158,7 @@ def validated(
     if isinstance(verdict, RunView):
         return verdict
     events.append(f"{plan.label}: starting fresh: {verdict}")
-    fresh = setup.start_fresh(
-        conn,
-        plan,
-        request.context,
-        group,
-        allow_instant=not request.options.defer_cutover,
-        before_first_change=save_first,
-        change_source=change_source(request),
-    )
+    fresh = start_fresh(conn, plan, request, group, save_first)
     if fresh.phase in checkpoint.FINISHED:
         return None
     with conn.cursor() as cur:

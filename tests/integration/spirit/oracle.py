@@ -39,7 +39,7 @@ from engines.base import (
     RetryableEngineError,
 )
 from engines.spirit import SpiritEngine
-from tests.integration.spirit.support import Worker, checkpoint_row, engine, request, wait_for
+from tests.integration.spirit.support import Worker, checkpoint_row, engine, request, run_until, wait_for
 from tests.support.mariadb import connect
 
 Verdict = Literal["identical", "fails", "refused"]
@@ -292,6 +292,21 @@ def blocking_alter(oracle_schema: str, case: Case) -> tuple[int, str] | None:
 
 def control(req: OperationRequest) -> ControlRequest:
     return ControlRequest(context=req.context, changes=req.changes, options=req.options)
+
+
+def cut_over_and_compare(
+    eng: SpiritEngine, req: OperationRequest, cur: Any, schema: str, oracle_schema: str, case: Case
+) -> None:
+    """For a run waiting for its cutover (the writers stopped): the same rows through a blocking
+    ALTER in `oracle_schema`, then the cutover; the table must end exactly as the oracle's, with
+    nothing of the engine's left behind."""
+    copy_table(cur, schema, oracle_schema, case)
+    assert blocking_alter(oracle_schema, case) is None
+    assert eng.cutover(control(req)).accepted
+    run_until(eng, req)
+    assert leftovers(cur, schema) == []
+    assert definition(cur, schema) == definition(cur, oracle_schema)
+    assert rows_digest(cur, schema)[1] == rows_digest(cur, oracle_schema)[1]
 
 
 def _drive(

@@ -18,12 +18,8 @@ from engines.spirit import runner
 from tests.integration.spirit.oracle import (
     Case,
     Writers,
-    blocking_alter,
     control,
-    copy_table,
-    definition,
-    leftovers,
-    rows_digest,
+    cut_over_and_compare,
     run_case,
     seed,
 )
@@ -140,13 +136,7 @@ def test_a_run_interrupted_before_and_after_the_index_build_resumes_without_star
     finally:
         writers.join()
     assert not writers.engine_caused(), writers.messages
-    copy_table(cur, schema, oracle_schema, CASE)
-    assert blocking_alter(oracle_schema, CASE) is None
-    assert third.cutover(control(req)).accepted
-    run_until(third, req)
-    assert leftovers(cur, schema) == []
-    assert definition(cur, schema) == definition(cur, oracle_schema)
-    assert rows_digest(cur, schema)[1] == rows_digest(cur, oracle_schema)[1]
+    cut_over_and_compare(third, req, cur, schema, oracle_schema, CASE)
     cur.close()
     db.close()
 
@@ -231,13 +221,7 @@ def test_a_worker_killed_while_the_indexes_are_built_resumes_to_the_blocking_alt
     finally:
         writers.join()
     assert not writers.engine_caused(), writers.messages
-    copy_table(cur, schema, oracle_schema, BIG)
-    assert blocking_alter(oracle_schema, BIG) is None
-    assert eng.cutover(control(req)).accepted
-    run_until(eng, req)
-    assert leftovers(cur, schema) == []
-    assert definition(cur, schema) == definition(cur, oracle_schema)
-    assert rows_digest(cur, schema)[1] == rows_digest(cur, oracle_schema)[1]
+    cut_over_and_compare(eng, req, cur, schema, oracle_schema, BIG)
     eng.close()
     cur.close()
     db.close()

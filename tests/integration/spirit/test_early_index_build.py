@@ -15,12 +15,7 @@ from engines.base import EngineState, ProgressResult
 from engines.spirit import deferred
 from tests.integration.spirit.oracle import (
     Writers,
-    blocking_alter,
-    control,
-    copy_table,
-    definition,
-    leftovers,
-    rows_digest,
+    cut_over_and_compare,
     seed,
 )
 from tests.integration.spirit.support import engine, request, run_until
@@ -75,13 +70,7 @@ def _run(
     assert not writers.engine_caused(), writers.messages
     db = connect(schema)
     cur = db.cursor()
-    copy_table(cur, schema, oracle_schema, BIG)
-    assert blocking_alter(oracle_schema, BIG) is None
-    assert eng.cutover(control(req)).accepted
-    run_until(eng, req)
-    assert leftovers(cur, schema) == []
-    assert definition(cur, schema) == definition(cur, oracle_schema)
-    assert rows_digest(cur, schema)[1] == rows_digest(cur, oracle_schema)[1]
+    cut_over_and_compare(eng, req, cur, schema, oracle_schema, BIG)
     eng.close()
     cur.close()
     db.close()
