@@ -139,15 +139,24 @@ def auto_apply(world: World, number: int, body: dict[str, Any]) -> dict[str, Any
     """Turn auto cutover on or off; a deploy waiting in pending_cutover then proceeds."""
     enable = bool(body.get("enable", True))
     with world.lock:
-        row = world.deploy_request_row(number)
-        if row["deployment_state"] in ds.FINISHED:
-            raise unprocessable(f"Deploy request {number} is already finished")
-        world.store.execute(
-            "UPDATE deploy_requests SET auto_cutover=%s, updated_at=%s WHERE number=%s",
-            (enable, world.now(), number),
-        )
-        world.event("deploy_request.auto_apply", str(number), enable=enable)
-        return _render(world, world.deploy_request_row(number))
+        row = _set_while_unfinished(world, number, "auto_cutover", enable, "auto_apply", enable=enable)
+        return _render(world, row)
+
+
+def _set_while_unfinished(
+    world: World, number: int, column: str, value: object, event: str, **detail: object
+) -> Row:
+    """Set one setting of a deploy request that has not finished (422 otherwise), record the
+    event, and return the row as it is now. The caller holds `world.lock`."""
+    row = world.deploy_request_row(number)
+    if row["deployment_state"] in ds.FINISHED:
+        raise unprocessable(f"Deploy request {number} is already finished")
+    world.store.execute(
+        f"UPDATE deploy_requests SET {column}=%s, updated_at=%s WHERE number=%s",
+        (value, world.now(), number),
+    )
+    world.event(f"deploy_request.{event}", str(number), **detail)
+    return world.deploy_request_row(number)
 
 
 def get_throttler(world: World, number: int) -> dict[str, Any]:
@@ -173,15 +182,8 @@ def patch_throttler(world: World, number: int, body: dict[str, Any]) -> dict[str
     if not 0 <= ratio <= 95:
         raise invalid("ratio must be an integer between 0 and 95")
     with world.lock:
-        row = world.deploy_request_row(number)
-        if row["deployment_state"] in ds.FINISHED:
-            raise unprocessable(f"Deploy request {number} is already finished")
-        world.store.execute(
-            "UPDATE deploy_requests SET throttle_ratio=%s, updated_at=%s WHERE number=%s",
-            (ratio, world.now(), number),
-        )
-        world.event("deploy_request.throttle", str(number), ratio=ratio)
-        return _throttler(world, world.deploy_request_row(number))
+        row = _set_while_unfinished(world, number, "throttle_ratio", ratio, "throttle", ratio=ratio)
+        return _throttler(world, row)
 
 
 def operations(world: World, number: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ the last one (rows inserted after it are carried by the triggers).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,15 +79,33 @@ class ChunkSizer:
     target_seconds: float
     limit: int = MAX_CHUNK
     fixed: bool = False
+    last_seconds: float | None = None
 
     def record(self, seconds: float, full: bool = True) -> None:
         """Adapt after a chunk that took `seconds`; a short last chunk (`full=False`) says
         nothing about the rate."""
-        if self.fixed or not full or seconds <= 0:
+        if not full or seconds <= 0:
+            return
+        self.last_seconds = seconds
+        if self.fixed:
             return
         wanted = self.size * self.target_seconds / max(seconds, 1e-3)
         wanted = min(max(wanted, self.size / MAX_GROWTH), self.size * MAX_GROWTH)
         self.size = int(min(max(wanted, MIN_CHUNK), self.limit))
+
+    def fits_before(self, deadline: float) -> bool:
+        """Whether the next chunk should end before `deadline`. It should take the target time
+        when its size adapts (an early, smaller one at most MAX_GROWTH times the last one's);
+        a fixed size (`chunk_rows`) is not steered towards the target, so it takes what the
+        last one took. Judging a fixed chunk by the target made a step whose budget is under
+        the volume's chunk time copy one chunk per lane (1 s steps at volume 11: 1.5 s)."""
+        if self.last_seconds is None:
+            expected = self.target_seconds
+        elif self.fixed:
+            expected = self.last_seconds
+        else:
+            expected = min(self.target_seconds, self.last_seconds * MAX_GROWTH)
+        return time.monotonic() + expected <= deadline
 
     def retry_smaller(self, error: pymysql.MySQLError, retries: int, what: str) -> None:
         """After a chunk's transaction failed: return (with the chunk halved, unless its size is

@@ -219,7 +219,7 @@ def _copy_lane(
     while (
         not lane.copy_done
         and not shared.stop.is_set()
-        and (first or _time_left(deadline, pace.chunk_seconds))
+        and (first or sizer.fits_before(deadline))
     ):
         first = False
         t0 = time.monotonic()

@@ -227,7 +227,7 @@ def _copy(
     with conn.cursor() as cur:
         lock_first = copier.needs_lock_first(cur, view.shadow)
     binlog = cp.change_source == "binlog"  # no shared locks (copier.py, binlogsource.py)
-    while cp.phase == Phase.COPY and (first or _time_left(deadline, pace.chunk_seconds)):
+    while cp.phase == Phase.COPY and (first or sizer.fits_before(deadline)):
         if not first and throttled is not None:
             report.throttled = throttled()
             if report.throttled:
@@ -357,7 +357,7 @@ def verify(
     lane_plan = LanePlan.load(cp.copy_lanes)
     if lane_plan is not None and not (lane_plan.parallel and cp.checksum_pass == 1):
         lane_plan = None
-    while cp.phase == Phase.CHECKSUM and (first or _time_left(deadline, pace.chunk_seconds)):
+    while cp.phase == Phase.CHECKSUM and (first or sizer.fits_before(deadline)):
         first = False
         t0 = time.monotonic()
         lane_index, lane_last = -1, False

@@ -273,6 +273,9 @@ def test_s21_stop_restart_all_workers_then_start_continues_the_copy(env: ProcEnv
         time.sleep(2)  # stopped means stopped: nobody picks it up without a start
         assert client.get_apply(apply_id).state == "stopped"
         client.request_control(apply_id, "start")
+        # The rest at full volume (no rest between chunks): the slow pace was for the stop only.
+        wait_for(lambda: client.get_apply(apply_id).state != "stopped", 30, "started")
+        client.request_control(apply_id, "volume", 11)
         final = client.wait(apply_id, timeout=180)
         assert final.state == "completed", (final.error, cluster.logs())
         resumes = [e for e in client.log(apply_id) if e.event == "resume"]

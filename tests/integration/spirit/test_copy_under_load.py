@@ -22,7 +22,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from engines.base import EngineState
+from engines.base import EngineState, OperationRequest
 from tests.integration.spirit.support import (
     Worker,
     checkpoint_row,
@@ -245,14 +245,21 @@ def _differences(schema: str, shape: Shape) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
-def test_copy_under_write_load_with_worker_killed_mid_copy_loses_nothing(
-    schema: str, shape: Shape
-) -> None:
+def run_killed_mid_copy(
+    schema: str,
+    shape: Shape,
+    req: OperationRequest,
+    on_kill: Callable[[dict[str, Any]], None] | None = None,
+    resumes_at: str | None = None,
+) -> Writers:
+    """`req` in a worker process while the four writers write; the worker SIGKILLed once 40% of
+    the rows are copied; writes going on with no worker alive; a fresh engine continuing to the
+    cutover while they write, and on after it. The table must end exactly as `expected`, every
+    kind of write having happened. `on_kill` looks at the checkpoint as the kill left it;
+    `resumes_at`, a phrase of the fresh engine's resume point. Returns the writers."""
     writers = Writers(schema, shape, _create(schema, shape))
     writers.start()
     try:
-        req = request([(schema, "t", ALTER)], step_budget=0.05, chunk_rows=100)
         worker = Worker(schema, req, pause=0.03)
 
         def copied_enough() -> bool:
@@ -263,17 +270,21 @@ def test_copy_under_write_load_with_worker_killed_mid_copy_loses_nothing(
         worker.kill()
         killed_at = checkpoint_row(schema, "t")
         assert killed_at is not None and killed_at["phase"] == "copy"
+        if on_kill is not None:
+            on_kill(killed_at)
 
-        # No worker alive: writes go on and the triggers carry them to the shadow.
+        # No worker alive: writes go on, and the change source keeps them for the shadow.
         before = writers.total()
         wait_for(lambda: writers.total() >= before + 200, 60, "writes while no worker lives")
 
         eng = engine(schema)
         attached = eng.apply(req)
         assert attached.accepted and attached.reattached and attached.restart_reason is None
-        assert attached.resume_point and "copy watermark" in attached.resume_point
+        if resumes_at is not None:
+            assert attached.resume_point and resumes_at in attached.resume_point
         result = run_until(eng, req)
         assert result.state == EngineState.COMPLETED
+        eng.close()
         after_cutover = writers.total()
         wait_for(lambda: writers.total() >= after_cutover + 100, 60, "writes after cutover")
     finally:
@@ -288,4 +299,13 @@ def test_copy_under_write_load_with_worker_killed_mid_copy_loses_nothing(
     assert all(writers.counts[op] > 0 for op in ("insert", "update", "delete", "pk_change")), (
         writers.counts
     )
+    return writers
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
+def test_copy_under_write_load_with_worker_killed_mid_copy_loses_nothing(
+    schema: str, shape: Shape
+) -> None:
+    req = request([(schema, "t", ALTER)], step_budget=0.05, chunk_rows=100)
+    run_killed_mid_copy(schema, shape, req, resumes_at="copy watermark")
     assert triggers(schema) == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 
 import pytest
@@ -58,6 +59,23 @@ def test_chunk_sizer_moves_towards_the_target_time_at_most_doubling_or_halving()
     fixed = ChunkSizer(100, 0.5, fixed=True)
     fixed.record(0.001)
     assert fixed.size == 100
+
+
+def test_a_step_fits_as_many_chunks_as_their_measured_time_allows() -> None:
+    """A fixed chunk (`chunk_rows`) is judged by the time the last one took, not by the volume's
+    target: at volume 11 (1.5 s chunks) with 1 s steps, a step copied one chunk per lane."""
+    now = time.monotonic()
+    fixed = ChunkSizer(100, 1.5, fixed=True)
+    assert not fixed.fits_before(now + 1.0)  # nothing measured yet: the target
+    fixed.record(0.01)
+    assert fixed.fits_before(time.monotonic() + 1.0)
+    adapting = ChunkSizer(1000, 0.5)
+    adapting.record(0.01)  # its next chunk grows at most to twice this one's time
+    assert adapting.fits_before(time.monotonic() + 0.1)
+    adapting.record(0.4)
+    assert not adapting.fits_before(time.monotonic() + 0.3)  # towards the 0.5 s target
+    adapting.record(0.3, full=False)  # a short last chunk says nothing
+    assert adapting.last_seconds == 0.4
 
 
 def test_only_single_integer_keys_are_chunked_by_span() -> None:
