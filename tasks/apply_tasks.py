@@ -3,6 +3,7 @@ the logic lives in `schemabot.driver` and `schemabot.recovery`."""
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import signal
@@ -42,8 +43,11 @@ def _after_fork(**_: Any) -> None:
     reset_after_fork()
     # `kill -USR2 <pool process>` writes every thread's stack to the worker's stderr: how to see
     # where a step that seems stuck is waiting, without stopping it (README.md, Watching it).
-    if sys.__stderr__ is not None:
-        faulthandler.register(signal.SIGUSR2, file=sys.__stderr__, all_threads=True)
+    # A stderr without a file descriptor (an embedding host) goes without: a debugging aid never
+    # stops a worker from starting.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        if sys.__stderr__ is not None:
+            faulthandler.register(signal.SIGUSR2, file=sys.__stderr__, all_threads=True)
 
 
 @signals.after_setup_logger.connect
