@@ -82,8 +82,8 @@ def start_share(
     """The share of the table copied (0..1) at which the build starts; 1 or more means after
     the copy. `wanted` is the `index_build_at` option: by default (None) 1, after the copy;
     `auto`, when the copy left to do should take about as long as the build:
-    1 / (1 + BUILD_TO_COPY * keys). `row_bytes`: what one row
-    copied during the build costs the largest key's online log."""
+    1 / (1 + BUILD_TO_COPY * keys). `row_bytes`: what one row copied during the build costs
+    the largest key's online log."""
     if wanted is None:
         return 1.0
     share = 1.0 / (1.0 + BUILD_TO_COPY * max(keys, 1)) if wanted == "auto" else float(wanted)
