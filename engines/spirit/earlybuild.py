@@ -48,6 +48,7 @@ from engines.spirit import runner
 from engines.spirit.connection import close_quietly, error_text
 from engines.spirit.deferred import Deferred
 from engines.spirit.naming import TableNames
+from engines.spirit.parallel import PING_SECONDS  # the lanes' keep-alive, the same reason
 from engines.spirit.tableinfo import estimated_rows, read_table
 
 BUILD_TO_COPY = 0.5
@@ -72,9 +73,6 @@ _FIXED_BYTES = {
     "year": 1,
     "bit": 8,
 }
-
-PING_SECONDS = 5.0
-
 
 def start_share(
     keys: int, rows_total: int, log_max_bytes: int, wanted: float | str | None, row_bytes: int = 128

@@ -29,6 +29,7 @@ from schemabot.errors import TableConflict, ValidationError
 from schemabot.states import TERMINAL, State
 from schemabot.storage import audit
 from schemabot.storage.clock import db_now
+from schemabot.storage.control_requests import close_pending
 from schemabot.storage.database import Database
 from schemabot.storage.models import Apply, ControlRequest, TableClaim, TableClaimQueue, Task
 
@@ -278,6 +279,7 @@ def cancel_queued(db: Database, apply_id: str) -> int | None:
         )
         apply.state = State.CANCELLED
         apply.completed_at = now
+        close_pending(session, apply_id, State.CANCELLED, now)  # a stop asked while it queued
         result = session.execute(
             sa.insert(ControlRequest).values(
                 apply_id=apply_id,

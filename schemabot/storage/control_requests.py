@@ -34,9 +34,7 @@ def add_control(
 
     def insert(session: Session) -> int:
         if allowed is not None:
-            state = session.scalar(
-                sa.select(Apply.state).where(Apply.apply_id == apply_id).with_for_update()
-            )
+            state = session.scalar(sa.select(Apply.state).where(Apply.apply_id == apply_id).with_for_update())
             if state is not None:
                 allowed(State(state))
         result = session.execute(
@@ -73,3 +71,28 @@ def add_control(
         if existing is None:
             raise
         return int(existing), False
+
+
+def close_pending(session: Session, apply_id: str, ended: State, now: Any, token: int | None = None) -> None:
+    """Refuse, with why, the requests still pending when an apply ends: nobody will carry them
+    out (a stop asked while the tick that completes the apply ran, say), and pending forever
+    would read as "about to happen" in `status` and the log. Called in the transaction that
+    writes the final state (fenced_writes.set_apply_state, claims.cancel_queued)."""
+    pending = session.scalars(
+        sa.select(ControlRequest).where(
+            ControlRequest.apply_id == apply_id, ControlRequest.status == "pending"
+        )
+    ).all()
+    for control in pending:
+        control.status = "rejected"
+        control.pending_kind = None
+        control.message = f"the apply ended ({ended.value}) before this request was carried out"
+        control.processed_at = now
+        audit.append(
+            session,
+            apply_id,
+            "control",
+            f"{control.kind}: rejected: {control.message}",
+            detail={"control_id": control.id, "kind": control.kind, "value": control.value},
+            token=token,
+        )

@@ -23,6 +23,7 @@ from schemabot.states import PARKED, VERDICTS, State, derive_apply_state, task_t
 from schemabot.storage import audit
 from schemabot.storage.claims import release_claims
 from schemabot.storage.clock import db_now
+from schemabot.storage.control_requests import close_pending
 from schemabot.storage.database import Database
 from schemabot.storage.leases import fence, release_in
 from schemabot.storage.models import Apply, ApplyOperation, ControlRequest, Task
@@ -79,33 +80,7 @@ def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, tok
         release_claims(session, apply.apply_id)  # its tables are free, in the same transaction
     audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
     if new.is_terminal:
-        _close_pending_controls(session, apply.apply_id, new, now, token)
-
-
-def _close_pending_controls(
-    session: Session, apply_id: str, ended: State, now: Any, token: int | None
-) -> None:
-    """Requests still pending when an apply ends are refused, with why: nobody will carry them
-    out (a stop asked while the tick that completes the apply ran, say), and pending forever
-    would read as "about to happen" in `status` and the log."""
-    pending = session.scalars(
-        sa.select(ControlRequest).where(
-            ControlRequest.apply_id == apply_id, ControlRequest.status == "pending"
-        )
-    ).all()
-    for control in pending:
-        control.status = "rejected"
-        control.pending_kind = None
-        control.message = f"the apply ended ({ended.value}) before this request was carried out"
-        control.processed_at = now
-        audit.append(
-            session,
-            apply_id,
-            "control",
-            f"{control.kind}: rejected: {control.message}",
-            detail={"control_id": control.id, "kind": control.kind, "value": control.value},
-            token=token,
-        )
+        close_pending(session, apply.apply_id, new, now, token)
 
 
 def _rederive(session: Session, apply: Apply, token: int, why: str, *, keep_verdict: bool = False) -> State:

@@ -21,6 +21,7 @@ from schemabot.http_api import build_app
 from schemabot.recovery import recovery_sweep
 from schemabot.runtime import Runtime
 from schemabot.settings import Settings
+from schemabot.storage import reads
 from schemabot.storage.database import Database
 from tests.support.harness import RecordingDispatcher, pump
 from tests.support.steps import status
@@ -155,8 +156,13 @@ def test_a_queued_apply_can_be_cancelled_and_the_line_moves_on(
     first = client.submit_apply("fake", "fake", _changes("ALTER TABLE t1 ADD COLUMN c INT")).apply_id
     second = client.submit_apply("fake", "fake", _changes("DROP TABLE t1"), queue=True).apply_id
     third = client.submit_apply("fake", "fake", _changes("DROP TABLE t1"), after=first).apply_id
+    client.request_control(second, "stop")  # stored: a queued apply has no driver to carry it out
     client.request_control(second, "cancel")
     assert status(rt, second).state == "cancelled"
+    # The stop is not left pending on an apply that has ended (fenced_writes.set_apply_state's rule).
+    assert reads.snapshot(rt.db, second).pending_controls == []
+    log = [e.message or "" for e in client.log(second)]
+    assert any(m.startswith("stop: rejected: the apply ended (cancelled)") for m in log), log
     assert status(rt, third).queue_position == 1
     dispatcher.messages = [m for m in dispatcher.messages if m.args[:1] == (first,)]
     pump(rt, dispatcher)
