@@ -9,10 +9,10 @@ number of candidates, not the size of the history:
              be in flight on the provider, so no budget ends it (docs/architecture.md §8
              invariant 8); a pending cancel is carried out at that retry
   requested  stopped, failed_retryable or needs_attention with a pending start/cancel request
-An orphan whose driver died mid-tick `orphan_limit` times in a row without the apply moving on
-is parked in needs_attention instead of claimed again (docs/architecture.md §10 S30): a step
-that kills its worker (a task time limit, out of memory) must not take every worker in turn,
-forever.
+An orphan (or a provider retry) whose driver died mid-tick `orphan_limit` times in a row without
+the apply moving on is parked in needs_attention instead of claimed again (docs/architecture.md
+§10 S30): a step that kills its worker (a task time limit, out of memory) must not take every
+worker in turn, forever.
 On MySQL/MariaDB candidates are locked `FOR UPDATE SKIP LOCKED`, so concurrent sweeps (several
 beats) split the work instead of queueing on each other; on SQLite the write transaction is
 already exclusive. Either way each claim is a compare-and-swap on the token, so an apply is
@@ -196,11 +196,13 @@ def claim_orphans(
             # The driver died mid-tick: a tick began under this lease (`poll_seq > 0`: not a lost
             # message) and did not end on purpose (`driver._note_exit` clears the owner then).
             # Counted in every state (a parked apply's operator request can kill its driver too:
-            # `driver._run_control` then cancels without the engine); only an active apply is
-            # parked by the limit, a parked one is parked already.
+            # `driver._run_control` then cancels without the engine). Parked by the limit: an
+            # active apply, and one waiting for the provider, whose retries no budget ends (a
+            # retry that kills its worker would take one worker per backoff, forever); the other
+            # parked states wait for a person already.
             died = lease_expires_at is not None and poll_seq > 0 and owner_set
-            active = state in _ACTIVE
-            if died and active and orphan_limit is not None and orphan_claims >= orphan_limit:
+            driven = state in _ACTIVE or provider
+            if died and driven and orphan_limit is not None and orphan_claims >= orphan_limit:
                 if _park(session, apply_id, token, state, orphan_claims):
                     claimed.append(Claimed(apply_id, token + 1, "parked"))
                 continue

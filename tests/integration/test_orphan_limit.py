@@ -229,3 +229,45 @@ def test_a_cancel_whose_engine_call_kills_the_worker_too_ends_without_the_engine
     done = [e.message for e in client(rt).log(apply_id) if e.event == "control"][-1] or ""
     assert "the engine's own cancel died with its worker too" in done
     assert final.state == "cancelled"
+
+
+def _backoff_passed(rt: Runtime, apply_id: str) -> None:
+    rt.db.run(
+        lambda s: s.execute(sa.update(Apply).where(Apply.apply_id == apply_id).values(retry_after=db_now(-1)))
+    )
+
+
+def test_a_vitess_apply_waiting_for_the_provider_whose_retries_kill_the_worker_is_parked(
+    rt: Runtime, dispatcher: RecordingDispatcher, fake_target: FakeTarget
+) -> None:
+    """waiting_for_provider is retried whatever the attempt (its work may be in flight on the
+    provider), so without the limit a retry that kills its worker took one worker per backoff,
+    forever. It is parked like an active apply; `adopt` drives it again and it completes."""
+    _limited(rt)
+    apply_id = submit(rt, "fakevitess", skip_revert=True)
+    run_until(rt, dispatcher, apply_id, "running")
+    fake_target.inject("progress", "retryable", times=1, message="HTTP 500 from the provider")
+    run_until(rt, dispatcher, apply_id, "waiting_for_provider")
+
+    for n in range(LIMIT + 1):  # each retry is handed to a worker that dies inside it
+        _backoff_passed(rt, apply_id)
+        report = recovery_sweep(rt)
+        assert [(c.apply_id, c.reason) for c in report.claimed] == [(apply_id, "retry")], n
+        _die_in_next_tick(rt, dispatcher, apply_id)
+        assert status(rt, apply_id).state == "waiting_for_provider"
+    assert _orphan_claims(rt, apply_id) == LIMIT
+
+    _backoff_passed(rt, apply_id)
+    report = recovery_sweep(rt)
+    assert [(c.apply_id, c.reason) for c in report.claimed] == [(apply_id, "parked")]
+    assert dispatcher.take() is None  # nobody is sent to die again
+    st = status(rt, apply_id)
+    assert st.state == "needs_attention" and st.attention is not None
+    assert f"died mid-tick {LIMIT + 1} times in a row" in st.attention
+    _backoff_passed(rt, apply_id)
+    assert recovery_sweep(rt).claimed == []
+
+    client(rt).request_control(apply_id, "adopt")
+    final = run_until(rt, dispatcher, apply_id, "completed")
+    assert final.state == "completed", final.error
+    assert fake_target.created_total() == 1  # one deploy request through it all
