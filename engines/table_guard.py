@@ -2,7 +2,9 @@
 (docs/architecture.md §8 invariant 9): the table's advisory lock (one name for all engines, so a
 direct ALTER and a spirit step never run on a table at once), and no other engine's unfinished
 work on it (a spirit checkpoint that is not finished, its triggers, its shadow table), so that
-work begun outside this state database is caught too.
+work begun outside this state database is caught too. A run that ended (done, cancelled, or
+failed: its tombstone) holds nothing; what its clean-up may have left, if that was cut short,
+is caught by the trigger and shadow checks.
 
 The names are spirit's own (engines/spirit/naming.py), read from there so they cannot drift.
 """
@@ -11,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engines.spirit.checkpoint import FINISHED
 from engines.spirit.naming import CHECKPOINT_TABLE, TableNames, quote
-
-_FINISHED_PHASES = ("done", "cancelled")
 
 
 def lock_name(schema: str, table: str) -> str:
@@ -38,8 +39,8 @@ def spirit_work(cur: Any, schema: str, table: str) -> str | None:
     if cur.fetchone() is not None:
         cur.execute(
             f"SELECT context, phase FROM {quote(schema)}.{quote(CHECKPOINT_TABLE)} "
-            "WHERE table_name = %s AND phase NOT IN (%s, %s) LIMIT 1",
-            (table, *_FINISHED_PHASES),
+            f"WHERE table_name = %s AND phase NOT IN ({', '.join(['%s'] * len(FINISHED))}) LIMIT 1",
+            (table, *FINISHED),
         )
         row = cur.fetchone()
         if row is not None:

@@ -225,11 +225,17 @@ def load(cur: Cursor, schema: str, table: str, context: str) -> Checkpoint | Non
     return _from_row(schema, dict(zip(_COLUMNS, row, strict=True)))
 
 
-def any_for_table(cur: Cursor, schema: str, table: str) -> bool:
-    """Whether any run of the engine (any context, finished or not) is recorded for the table."""
+def may_have_left_objects(cur: Cursor, schema: str, table: str) -> bool:
+    """Whether a run of the engine on the table (any context) may have left objects under the
+    engine's names: one not finished, or one cancelled or failed (the intent is recorded before
+    the clean-up, which may have been cut short). A `done` run removed everything before it
+    recorded `done` (phases/cutting_over.finish), so it vouches for nothing found later."""
     if not _has_table(cur, schema):
         return False
-    cur.execute(f"SELECT 1 FROM {table_sql(schema)} WHERE table_name = %s LIMIT 1", (table,))
+    cur.execute(
+        f"SELECT 1 FROM {table_sql(schema)} WHERE table_name = %s AND phase <> %s LIMIT 1",
+        (table, Phase.DONE),
+    )
     return cur.fetchone() is not None
 
 

@@ -47,11 +47,11 @@ def discard_run(cur: Cursor, plan: TablePlan) -> None:
 
 
 def names_taken(cur: Cursor, plan: TablePlan) -> list[str]:
-    """The engine's names for this table that exist although no run of the engine on this table
-    is recorded: someone else's objects, which the engine must never drop."""
+    """The engine's names for this table that exist although no run of the engine that could
+    have left them is recorded: someone else's objects, which the engine must never drop."""
     names = plan.names
-    if checkpoint.any_for_table(cur, names.schema, names.table):
-        return []  # a run of ours was here: what carries our names is ours to remove
+    if checkpoint.may_have_left_objects(cur, names.schema, names.table):
+        return []  # a run of ours may have left them: what carries our names is ours to remove
     found = [
         f"table {n}"
         for n in (names.shadow, names.errors)
@@ -171,8 +171,8 @@ def start_fresh(
         if taken:
             raise PermanentEngineError(
                 f"{plan.label}: preflight failed: {', '.join(taken)} already exist(s) and the "
-                "engine cannot prove it created them (no run of its own on this table); rename "
-                "or drop them first"
+                "engine cannot prove it created them (no run of its own on this table that "
+                "could have left them); rename or drop them first"
             )
         with target_errors(f"{plan.label}: setting up"):
             discard_run(cur, plan)

@@ -181,3 +181,40 @@ def test_a_statement_that_keeps_losing_its_connection_ends_the_apply(schema: str
     assert all(isinstance(e, RetryableEngineError) for e in errors[:-1])
     assert 2 <= len(errors) <= 4
     assert "connection" in str(errors[-1])
+
+
+def test_direct_refuses_spirit_triggers_left_without_a_checkpoint(schema: str) -> None:
+    """Work begun outside this state database (or a checkpoint lost): spirit's triggers on the
+    table alone are enough to refuse, and nothing is changed."""
+    with connect(schema).cursor() as cur:
+        cur.execute("CREATE TABLE _sb_t_new LIKE t")
+        cur.execute("CREATE TRIGGER _sb_t_ins AFTER INSERT ON t FOR EACH ROW SET @x = 1")
+        cur.execute("DROP TABLE _sb_t_new")
+    with pytest.raises(PermanentEngineError, match="spirit's triggers _sb_t_ins"):
+        _run(schema, "t", "ALTER TABLE t ADD COLUMN k INT")
+    assert "k" not in _columns(schema, "t")
+
+
+def test_direct_refuses_a_spirit_shadow_table_left_without_a_checkpoint(schema: str) -> None:
+    with connect(schema).cursor() as cur:
+        cur.execute("CREATE TABLE _sb_t_new LIKE t")
+    with pytest.raises(PermanentEngineError, match=r"shadow table .*_sb_t_new"):
+        _run(schema, "t", "ALTER TABLE t ADD COLUMN k INT")
+    assert "k" not in _columns(schema, "t")
+
+
+def test_direct_runs_after_a_spirit_run_that_failed_and_cleaned_up(schema: str) -> None:
+    """A failed spirit run leaves a tombstone (phase failed) and nothing else: the table is free.
+    (Before, the guard read `failed` as unfinished and refused until someone cancelled it.)"""
+    with connect(schema).cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (3, 300)")
+    spirit = spirit_engine(schema)
+    req = request([(schema, "t", "ALTER TABLE t MODIFY c TINYINT")], "task-s")
+    spirit.apply(req)
+    with pytest.raises(PermanentEngineError, match="Out of range"):  # 300 does not fit a TINYINT
+        for _ in range(50):
+            spirit.progress(req)
+    spirit.close()
+    assert _tables(schema) == {"t", "_sb_spirit_checkpoint"}
+    assert _run(schema, "t", "ALTER TABLE t ADD COLUMN k INT").state is EngineState.COMPLETED
+    assert "k" in _columns(schema, "t")

@@ -200,6 +200,35 @@ def test_a_name_the_engine_needs_that_it_did_not_create_is_refused_and_never_dro
         assert cur.fetchall() == ((7,),)
 
 
+def test_a_completed_run_does_not_vouch_for_objects_made_after_it(
+    schema: str, db: pymysql.Connection
+) -> None:
+    """Issue 10 §2: a run that completed removed all it made, so it proves nothing about a
+    `_sb_t_new` or `_sb_t_ins` found later (another installation's, a person's). Before, any
+    recorded run counted as proof, and the next run dropped them (500 rows lost)."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, i) for i in range(100)])
+    first = request([(schema, "t", "ALTER TABLE t ADD COLUMN w INT")], "task-1", chunk_rows=30)
+    eng = engine(schema)
+    eng.apply(first)
+    assert run_until(eng, first).state == EngineState.COMPLETED
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE _sb_t_new (id INT PRIMARY KEY)")
+        cur.executemany("INSERT INTO _sb_t_new VALUES (%s)", [(i,) for i in range(500)])
+        cur.execute("CREATE TRIGGER _sb_t_ins AFTER INSERT ON t FOR EACH ROW SET @seen = 1")
+    second = request([(schema, "t", "ALTER TABLE t ADD COLUMN x INT")], "task-2", chunk_rows=30)
+    with pytest.raises(PermanentEngineError, match=r"preflight failed.*_sb_t_new.*_sb_t_ins.*cannot prove"):
+        engine(schema).apply(second)
+    with db.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM _sb_t_new")
+        assert cur.fetchone() == (500,)
+        cur.execute(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (schema,)
+        )
+        assert [r[0] for r in cur.fetchall()] == ["_sb_t_ins"]
+
+
 def test_other_tools_shadow_and_trigger_names_are_left_alone(
     schema: str, db: pymysql.Connection
 ) -> None:
