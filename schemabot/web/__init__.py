@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,6 +35,7 @@ from schemabot.api import ApplyStatus, Client, LogEntry, TaskStatus
 from schemabot.errors import NotFound
 from schemabot.progress import duration, next_command, phase_of
 from schemabot.states import State
+from schemabot.storage.plans import load_plan
 
 HERE = Path(__file__).parent
 COOKIE = "schemabot_ui"
@@ -174,7 +176,13 @@ def control_buttons(a: ApplyStatus, who: auth.Principal | None) -> str:
     return "".join(buttons)
 
 
-def plan(a: ApplyStatus) -> str:
+def plan(a: ApplyStatus, stored: dict[str, Any] | None = None) -> str:
+    """The plan the apply was submitted from (`plan show`'s text: engine choice and why, lint
+    findings, estimates), else the statements it runs."""
+    if stored is not None:
+        from schemabot.plan_cli import render
+
+        return e(render(stored))
     statements = [f"-- {t.namespace}.{t.table or '(vschema)'}\n{t.ddl}" for t in a.tasks if t.ddl]
     return e("\n\n".join(statements)) if statements else '<span class="muted">no statements</span>'
 
@@ -278,7 +286,7 @@ def install(app: FastAPI, client: Client) -> None:
             "<th>rate</th><th>ETA</th></tr></thead>"
             f'<tbody id="task-rows">{parts["task-rows"]}</tbody></table>'
             '<p class="muted" id="poll-status">live</p>'
-            f'<h2>Plan</h2><pre id="plan">{plan(a)}</pre>'
+            f'<h2>Plan</h2><pre id="plan">{plan(a, load_plan(client.runtime.db, apply_id))}</pre>'
             "<h2>Audit log</h2><table><thead><tr><th>at</th><th>event</th><th>state</th><th>message</th>"
             f'</tr></thead><tbody id="log-rows">{parts["log-rows"]}</tbody></table>'
         )

@@ -376,6 +376,10 @@ def test_a_mixed_plan_applied_over_http_shows_each_tasks_engine_in_the_api_and_o
     assert page.status_code == 200, page.text
     assert '<td class="engine">direct<br><span class="muted">the server changes it instantly' in page.text
     assert '<td class="engine">spirit<br><span class="muted">the server would copy the table' in page.text
+    # The page shows the plan the apply came from, as `plan show` does: estimates and the copy rate.
+    shown = page.text.split('<pre id="plan">', 1)[1].split("</pre>", 1)[0]
+    assert "plan v1 for target shop" in shown and "copy rate:" in shown, shown
+    assert "legacy  alter  COPY -&gt; spirit" in shown, shown
     cutover = http.post(f"/v1/applies/{apply_id}/cutover", json={})
     assert cutover.status_code in (200, 201, 202), cutover.text
     pump(rt, dispatcher, max_messages=2000)
