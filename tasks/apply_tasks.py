@@ -56,9 +56,10 @@ def _redact_logs(logger: logging.Logger, **_: Any) -> None:
     log_redaction.install(logger)
 
 
-# Flower: the messages' argsrepr name the apply (schemabot/messaging.py); the tick that finishes
-# an apply says where it ended: `apply-…: completed · app.orders completed (26,000/26,000 rows)`.
-# Other ticks return their bare outcome (continues, stale, exited), which keeps worker logs short.
+# Flower: the messages' argsrepr name the apply (schemabot/messaging.py); a tick that did work
+# says where the apply is, as its result: `apply-…: running · app.orders copy 45% (12,000/26,000
+# rows)`, or where it ended: `apply-…: completed · app.orders completed (26,000/26,000 rows)`.
+# A tick that did nothing returns its bare outcome (stale, exited, not_claimed).
 @app.task(name=START_APPLY)
 def start_apply(apply_id: str) -> str:
     return summary(apply_id, driver.start_apply(runtime(), apply_id))
@@ -75,9 +76,10 @@ def resume_apply(apply_id: str, token: int, seq: int = 0) -> str:
 
 
 def summary(apply_id: str, outcome: driver.TickOutcome) -> str:
-    """The outcome; for a tick that finished or parked the apply, also its state and tables (read
-    after a tick that just wrote, so the state database answers)."""
-    if outcome is not driver.TickOutcome.FINISHED:
+    """The outcome; for a tick that did work (the apply continues, or it finished or parked),
+    also the apply's state, its current table and phase (read after a tick that just wrote, so
+    the state database answers): what Flower's result column and the worker log show."""
+    if outcome not in (driver.TickOutcome.FINISHED, driver.TickOutcome.CONTINUES):
         return outcome.value
     try:
         snap = reads.snapshot(runtime().db, apply_id)

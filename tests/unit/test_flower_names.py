@@ -73,3 +73,22 @@ def test_a_metrics_exporting_worker_uses_multiprocess_mode_from_its_first_import
     directory, value_class = done.stdout.split()
     assert os.path.isdir(directory) and "schemabot-metrics-" in directory
     assert value_class == "MmapedValue"
+
+
+def test_every_tick_that_did_work_says_where_the_apply_is(monkeypatch: Any) -> None:
+    """Flower's result column of a tick in the middle of a copy named nothing but "continues";
+    now each tick that did work names the state, table, phase and progress, and one that did
+    nothing keeps its bare outcome."""
+    from schemabot import driver
+    from schemabot.states import State
+    from tasks import apply_tasks
+
+    task = SimpleNamespace(namespace="app", table_name="orders", state=State.RUNNING, message=None,
+                           percent=45.2, rows_copied=12_000, rows_total=26_000)  # fmt: skip
+    snap = SimpleNamespace(apply=SimpleNamespace(state=State.RUNNING), tasks=[task])
+    monkeypatch.setattr(apply_tasks, "runtime", lambda: SimpleNamespace(db=None))
+    monkeypatch.setattr(apply_tasks.reads, "snapshot", lambda db, apply_id: snap)
+    assert apply_tasks.summary("apply-abc", driver.TickOutcome.CONTINUES) == (
+        "apply-abc: running · app.orders copy 45% (12,000/26,000 rows)"
+    )
+    assert apply_tasks.summary("apply-abc", driver.TickOutcome.STALE) == "stale"
