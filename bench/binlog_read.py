@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/copy.py would shadow the standard library's `copy`: keep this folder off the path.
+# Run as a script: import the repository's packages from its root, not from bench/.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))

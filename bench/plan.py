@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# The repository instead of bench/ (whose copy.py would shadow the standard library's `copy`).
+# Run as a script: import the repository's packages from its root, not from bench/.
 sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

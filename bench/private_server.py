@@ -1,7 +1,7 @@
 """A private `mariadbd` for the benchmark: the CPU time it spends on each run, and which
 statements deadlock (it logs every deadlock, `innodb_print_all_deadlocks`).
 
-`bench/copy.py --private-server` runs its whole benchmark against such a server (started and
+`bench/online_copy.py --private-server` runs its whole benchmark against such a server (started and
 stopped by it, grants on, the shared server's 128 MB buffer pool unless `--buffer-pool-mb`) and,
 after every run, prints the server's CPU seconds for it and each deadlock as "victim statement
 <- other statement, on which lock", with its count. On a machine shared with other work,
@@ -9,7 +9,7 @@ wall-clock times vary by 2x from run to run; the server's CPU time for the same 
 less, so it compares the tools' cost. A server of its own also keeps the logging global off
 everybody else's server.
 
-`binlog=True` (`bench/copy.py --change-source binlog`) starts it with binary logging in ROW
+`binlog=True` (`bench/online_copy.py --change-source binlog`) starts it with binary logging in ROW
 format with full row images and a server id: what spirit's binlog change source needs
 (engines/spirit/README.md, "The binlog change source") and what the shared server lacks. Every
 tool of the bench then runs on it, so the trigger-based tools pay for binary logging too and the

@@ -30,7 +30,7 @@ Off by default (`index_build_at` unset: after the copy). On this project's 2-cor
 overlap gained nothing (bench table, 1M rows, medians of 3: 6.28 s with `auto`, 6.59 s at 0.85,
 6.17 s after the copy): the copy, the build, the trailing checksum and the client share two
 cores, and the online log's row-by-row apply adds about 1.7 s of server CPU. It is for servers
-with cores to spare; measure it there (`bench/copy.py --index-build-at auto`).
+with cores to spare; measure it there (`bench/online_copy.py --index-build-at auto`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the copy has not reached) takes a gap lock on the shadow, and the copy's next ro
 gap. Under `innodb_autoinc_lock_mode=1` the copy's `INSERT ... SELECT` holds the shadow's AUTO-INC
 lock while it waits for that gap, and the trigger's own `INSERT` then waits for the AUTO-INC lock:
 a deadlock the server resolved by failing the application's write (1213; issue 12, profiled with
-`bench/copy.py --private-server`). The rows stored are the same: the new row replaces whatever
+`bench/online_copy.py --private-server`). The rows stored are the same: the new row replaces whatever
 the shadow held under its key, and a duplicate of a new unique key still fails the second
 `INSERT` and is recorded as a refused write.
 

@@ -1,6 +1,6 @@
 """The copy and an application's transaction must not deadlock on the shadow's AUTO-INC lock
 (issue 12: under 200 writes/s, 1213 failed 11-13 application writes per run; the deadlocks,
-profiled with `bench/copy.py --private-server`, were all the chunk's `INSERT ... SELECT` holding
+profiled with `bench/online_copy.py --private-server`, were all the chunk's `INSERT ... SELECT` holding
 the shadow's AUTO-INC lock against a trigger's `INSERT` waiting for it).
 
 Under `innodb_autoinc_lock_mode=1` the chunk's `INSERT ... SELECT` holds the shadow's AUTO-INC

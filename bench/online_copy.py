@@ -1,6 +1,6 @@
 """Benchmark: the spirit engine against pt-online-schema-change and a blocking ALTER ... COPY.
 
-    .venv/bin/python bench/copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
+    .venv/bin/python bench/online_copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
         [--engine-only] [--shape bench|bench-bigint|narrow] [--copy-lanes N|auto]
         [--compare-lanes 1,4] [--private-server] [--change-source triggers,binlog]
         [--buffer-pool-mb 128] [--load-only | --no-load-only] [--skip-pt-osc]
@@ -48,8 +48,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This script is named copy.py, like the standard library's `copy` module: keep its own folder
-# off the import path, or `import copy` (done by dataclasses and argparse) would load this file.
+# Run as a script: import the repository's packages (engines, schemabot, tests) from its root,
+# not from bench/.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
