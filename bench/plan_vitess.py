@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.plan import table_sql
 from schemabot.planning.planner import Planner
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 
 def main() -> int:

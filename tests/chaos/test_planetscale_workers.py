@@ -30,7 +30,7 @@ from engines.planetscale.naming import branch_name
 from schemabot.api import ChangeSet, Client
 from schemabot.storage import reads
 from schemabot.storage.database import Database
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 from tests.support.proc_env import ProcEnv, proc_env
 from tests.support.processes import CeleryProcess, Cluster
 from tests.support.servers import wait_for

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 
 @pytest.fixture(scope="session")

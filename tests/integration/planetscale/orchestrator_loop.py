@@ -26,7 +26,7 @@ from engines.base import (
     TableChange,
 )
 from engines.planetscale import PlanetScaleEngine
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 TERMINAL = {EngineState.COMPLETED, EngineState.FAILED, EngineState.CANCELLED, EngineState.REVERTED}
 

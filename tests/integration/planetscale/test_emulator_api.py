@@ -10,7 +10,7 @@ import httpx
 import pymysql
 import pytest
 
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

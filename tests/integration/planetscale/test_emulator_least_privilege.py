@@ -12,8 +12,8 @@ import pymysql
 import pytest
 
 from tests.integration.planetscale.test_emulator_api import ok, ready_branch
+from tests.support.emulator_process import EmulatorProcess
 from tests.support.mariadb import connect, fresh_schema
-from tests.support.planetscale_emulator import EmulatorProcess
 
 pytestmark = pytest.mark.integration
 

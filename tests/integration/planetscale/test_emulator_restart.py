@@ -17,7 +17,7 @@ from tests.integration.planetscale.orchestrator_loop import (
     start,
     tagged_deploy_requests,
 )
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 
 def test_emulator_sigkilled_mid_deploy_restarts_and_the_deploy_completes(

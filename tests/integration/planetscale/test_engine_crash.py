@@ -33,7 +33,7 @@ from tests.integration.planetscale.orchestrator_loop import (
     start,
     tagged_deploy_requests,
 )
-from tests.support.planetscale_emulator import REPO, EmulatorProcess
+from tests.support.emulator_process import REPO, EmulatorProcess
 
 CALLS = ("create_branch", "create_deploy_request", "deploy", "apply_deploy")
 EVENT_OF = {

@@ -31,7 +31,7 @@ from tests.integration.planetscale.orchestrator_loop import (
     start,
     tagged_deploy_requests,
 )
-from tests.support.planetscale_emulator import EmulatorProcess
+from tests.support.emulator_process import EmulatorProcess
 
 
 class StorageDown(Exception):

@@ -28,8 +28,8 @@ from schemabot.runtime import Runtime
 from schemabot.settings import Settings
 from schemabot.storage import reads
 from tests.conftest import FAST
+from tests.support.emulator_process import EmulatorProcess
 from tests.support.harness import FaultyDatabase, RecordingDispatcher, deliver, durable_view, kill_owner
-from tests.support.planetscale_emulator import EmulatorProcess
 from tests.support.planetscale_engines import (
     PLUGINS,
     RecordingPlanetScaleEngine,

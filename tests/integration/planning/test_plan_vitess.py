@@ -26,8 +26,8 @@ from schemabot.runtime import Runtime
 from schemabot.settings import Settings, get_settings
 from schemabot.storage.database import Database
 from tests.conftest import FAST
+from tests.support.emulator_process import EmulatorProcess
 from tests.support.harness import RecordingDispatcher, deliver
-from tests.support.planetscale_emulator import EmulatorProcess
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
