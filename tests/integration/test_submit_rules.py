@@ -27,6 +27,15 @@ REFUSED = [
     ("DROP TABLE other.victim", "namespace"),
     ("ALTER TABLE other.t ADD COLUMN c INT", "namespace"),
     ("CREATE TABLE t LIKE other.secret", "namespace"),
+    ("ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE other.victim", "exchanges a partition"),
+    ("ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE app.victim", "exchanges a partition"),
+    (
+        "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4, ADD CONSTRAINT fk FOREIGN KEY (a) "
+        "REFERENCES other.p(id)",
+        "names schema 'other'",
+    ),
+    ("ALTER TABLE t UNION=(other.a)", "MERGE table"),
+    ("CREATE TABLE t (id INT) ENGINE=MERGE UNION=(other.a)", "MERGE table"),
     ("CREATE OR REPLACE TABLE t (id INT PRIMARY KEY)", "CREATE OR REPLACE"),
     ("ALTER TABLE IF EXISTS t ADD COLUMN c INT", "IF EXISTS"),
     ("ALTER TABLE t ADDD COLUMN x INT", "ADDD"),
@@ -65,6 +74,24 @@ def test_refused_at_submit_over_http_and_cli(
     )
     assert code == 2 and fragment in err, err
     assert Client(runtime=rt).list_applies() == []
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4, ADD CONSTRAINT fk FOREIGN KEY (a) "
+        "REFERENCES app.p(id)",
+        "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES p (id)",
+        "CREATE TABLE t LIKE app.x",
+        "CREATE TABLE t (a INT, b INT AS (t.a + 1.5), CHECK (t.a > 0))",
+    ],
+)
+def test_names_in_the_namespace_are_accepted_over_http(rt: Runtime, ddl: str) -> None:
+    """A foreign key's parent or a LIKE source in the apply's own namespace, and `t.col` in an
+    expression, stay accepted (issue 10 §3)."""
+    body = {"target": "fake", "engine": "fake", "changes": [{"namespace": "app", "ddl": [ddl]}]}
+    response = _http(rt).post("/v1/applies", json=body)
+    assert response.status_code < 300, response.text
 
 
 def test_comments_are_stripped_before_storing(rt: Runtime) -> None:
