@@ -87,6 +87,7 @@ PERMANENT = frozenset(
         1142,  # command denied (table)
         1143,  # command denied (column)
         1146,  # table does not exist
+        1153,  # packet bigger than max_allowed_packet: the same statement is always too big
         1166,  # incorrect column name
         1170,  # BLOB/TEXT key without length
         1171,  # all parts of a primary key must be NOT NULL
@@ -97,6 +98,7 @@ PERMANENT = frozenset(
         1264,  # out of range value
         1265,  # data truncated
         1292,  # incorrect (date, time, ...) value
+        1301,  # a function's result larger than max_allowed_packet
         1366,  # incorrect string/integer value
         1367,  # illegal value during conversion
         1406,  # data too long
