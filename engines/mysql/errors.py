@@ -34,6 +34,10 @@ CONNECTION = frozenset(
     }
 )
 
+# The connection dropped under a statement (server gone, lost during the query): spirit's chunk
+# copy does not retry these in place, since the step's connection and its locks went with it.
+LOST_MID_QUERY = frozenset({2006, 2013})
+
 # Someone holds a lock the statement needs: nothing ran.
 LOCK_WAIT = frozenset(
     {
@@ -139,6 +143,11 @@ def is_connection_error(error: BaseException) -> bool:
         return True
     code = error_code(error)
     return code is not None and (code in CONNECTION or 2000 <= code < 3000)
+
+
+def lost_mid_query(error: BaseException) -> bool:
+    """Whether the connection dropped under the statement (`LOST_MID_QUERY`)."""
+    return error_code(error) in LOST_MID_QUERY
 
 
 def is_lock_wait(error: BaseException) -> bool:
