@@ -156,6 +156,9 @@ def test_the_ddl_cap_is_a_setting(settings: Settings) -> None:
         ("spirit", {"max_replica_lag_seconds": 0}, "max_replica_lag_seconds"),
         ("spirit", {"max_threads_running": "50"}, "max_threads_running"),
         ("direct", {"chunk_rows": 100}, "unknown option"),
+        ("planetscale", {"instant_ddl": "yes"}, "instant_ddl"),
+        ("planetscale", {"defer_deploy": 1}, "defer_deploy"),
+        ("planetscale", {"chunk_rows": 100}, "unknown option 'chunk_rows' (the planetscale engine takes"),
         ("fake", {"anything": 1}, "unknown option"),
     ],
 )
@@ -163,11 +166,11 @@ def test_engine_options_are_checked_per_engine(
     settings: Settings, engine: str, options: dict[str, object], fragment: str
 ) -> None:
     mysql = settings.model_copy(
-        update={"targets": {**settings.targets, "my": "mysql://root@127.0.0.1:3306/app"}}
+        update={"targets": {**settings.targets, "my": "mysql://root@127.0.0.1:3306/app", "ps": _PS_DSN}}
     )
     db = Database(mysql.database_url, 1.0)
     client = Client(runtime=Runtime(settings=mysql, db=db, dispatcher=RecordingDispatcher(), owner="t"))
-    target = "fake" if engine == "fake" else "my"
+    target = {"fake": "fake", "planetscale": "ps"}.get(engine, "my")
     http = TestClient(build_app(lambda: client), base_url="http://localhost")
     body = {
         "target": target,
@@ -185,7 +188,17 @@ def test_engine_options_are_checked_per_engine(
     )
     expected = {"chunk_rows": 500, "trailing_checksum": False, "max_replica_lag_seconds": 2.5}
     assert status_options(client, ok.apply_id) == expected
+    ps = client.submit_apply(
+        "ps",
+        "planetscale",
+        [ChangeSet(namespace="app", ddl=["ALTER TABLE t ADD c INT"])],
+        engine_options={"instant_ddl": True, "defer_deploy": False},
+    )
+    assert status_options(client, ps.apply_id) == {"instant_ddl": True, "defer_deploy": False}
     db.dispose()
+
+
+_PS_DSN = "planetscale://id:secret@org/db?api_url=http://127.0.0.1:9"
 
 
 def status_options(client: Client, apply_id: str) -> object:
