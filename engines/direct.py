@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,12 @@ def _guard(cur: Any, namespace: str, table: str) -> None:
         )
 
 
+def _quoted(ddl: str) -> str:
+    """The statement as an error quotes it: bounded, since the message is stored and shown (a
+    statement can be up to SCHEMABOT_MAX_DDL_BYTES long, or more when the engine is called directly)."""
+    return repr(ddl if len(ddl) <= 200 else ddl[:197] + "...")
+
+
 def _scratch_name(context: str, table: str) -> str:
     digest = hashlib.sha256(f"{context}/{table}".encode()).hexdigest()[:12]
     return f"_sb_chk_{digest}"
@@ -183,9 +190,33 @@ class DirectEngine(Engine):
     # -- rehearsal ------------------------------------------------------------------------------
 
     def _rehearse(self, context: str, namespace: str, change: TableChange) -> _Statement:
-        ddl = _clean(namespace, change)
         conn = self._connect(namespace)
         scratch = _scratch_name(context, change.table)
+        try:
+            statement = self._rehearse_on(conn, scratch, namespace, change)
+        except BaseException:
+            # The rehearsal's verdict stands: a server that refused the statement may have dropped
+            # the connection with it (1153, a packet over max_allowed_packet), and the cleanup's
+            # lost connection must not replace a permanent error with a retryable one. The next
+            # rehearsal drops the scratch table first.
+            with suppress(pymysql.MySQLError), conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
+            with suppress(pymysql.MySQLError):
+                conn.close()
+            raise
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
+        except pymysql.MySQLError as exc:
+            raise classify(exc, f"removing the scratch table {scratch}") from exc
+        finally:
+            conn.close()
+        return statement
+
+    def _rehearse_on(
+        self, conn: pymysql.Connection, scratch: str, namespace: str, change: TableChange
+    ) -> _Statement:
+        ddl = _clean(namespace, change)
         try:
             with conn.cursor() as cur:
                 _guard(cur, namespace, change.table)
@@ -215,13 +246,7 @@ class DirectEngine(Engine):
                 expected = self._table_fingerprint(cur, scratch)
                 return _Statement(namespace, change.table, "alter", ddl, algorithm, expected)
         except pymysql.MySQLError as exc:
-            raise classify(exc, f"checking {change.ddl!r} on {namespace}.{change.table}") from exc
-        finally:
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f"DROP TABLE IF EXISTS {quote_ident(scratch)}")
-            finally:
-                conn.close()
+            raise classify(exc, f"checking {_quoted(change.ddl)} on {namespace}.{change.table}") from exc
 
     def _cheapest_algorithm(self, cur: Any, scratch: str, table: str, ddl: str) -> str:
         reasons = []
@@ -349,7 +374,7 @@ class DirectEngine(Engine):
                     cur.execute(ddl)
                 except pymysql.MySQLError as exc:
                     if error_kind(exc) is MysqlErrorKind.CONNECTION:
-                        raise _Interrupted(classify(exc, f"running {statement.ddl[:200]!r}")) from exc
+                        raise _Interrupted(classify(exc, f"running {_quoted(statement.ddl)}")) from exc
                     raise
                 return f"{statement.table}: {statement.action} done" + (
                     f" ({statement.algorithm})" if statement.algorithm else ""
@@ -362,7 +387,7 @@ class DirectEngine(Engine):
                     f"{statement.table}: the server now refuses {statement.algorithm} ({exc.args[-1]}); "
                     "use the spirit engine (--engine spirit)"
                 ) from exc
-            raise classify(exc, f"running {statement.ddl!r}") from exc
+            raise classify(exc, f"running {_quoted(statement.ddl)}") from exc
         finally:
             conn.close()
 

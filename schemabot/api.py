@@ -488,7 +488,7 @@ def _validate_changes(
     sets: Sequence[ChangeSet], default_namespace: str | None, platform: str, max_ddl_bytes: int
 ) -> list[NewTask]:
     # Imported here: sqlglot is needed to submit, not to read (`schemabot status` starts faster).
-    from schemabot.ddl import check_name, check_text, parse_ddl, quote_for_error
+    from schemabot.ddl import check_name, check_namespace, check_text, parse_ddl, quote_for_error
 
     tasks: list[NewTask] = []
     seen: dict[tuple[str, str], str] = {}
@@ -510,12 +510,7 @@ def _validate_changes(
                 raise ValidationError("each DDL must be a string")
             check_text(statement, "the DDL")
             parsed = parse_ddl(statement, max_bytes=max_ddl_bytes)
-            for schema in sorted(parsed.schemas):
-                if schema != namespace:
-                    raise ValidationError(
-                        f"DDL {quote_for_error(parsed.statement)} names schema {schema!r} "
-                        f"but is submitted for namespace {namespace!r}; an apply touches only its namespace"
-                    )
+            check_namespace(parsed, namespace)
             key = (namespace, parsed.table.lower())
             if key in seen:
                 raise ValidationError(

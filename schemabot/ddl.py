@@ -12,7 +12,11 @@ never see a comment they could append a clause into. Refused, with the reason:
   user-written `ALGORITHM=` / `LOCK=` clauses (the engine chooses them and says which it used);
 - an ALTER that sqlglot only reads as a generic Command, unless every clause starts with a
   keyword of MySQL's ALTER TABLE grammar (`ADDD COLUMN` is refused here, not retried later);
-- table or schema names longer than 64 characters.
+- table or schema names longer than 64 characters;
+- a form that names a second table (`EXCHANGE PARTITION ... WITH TABLE`, `CONVERT PARTITION/TABLE`,
+  `UNION=(...)`, `SELECT`), and any qualified name whose schema is not the apply's namespace, read
+  from the tokens so that forms sqlglot does not model are covered (`schemabot/ddl_scope.py`;
+  the caller compares `ParsedDDL.schemas` with the namespace through `check_namespace`).
 sqlglot (MySQL dialect) reads most statements; for valid forms it does not model (`CONVERT TO
 CHARACTER SET`, `PARTITION BY`) it falls back to a generic `Command`. The target server stays the
 final judge: engines apply the statement to an empty copy of the table before the real run.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import sqlglot
@@ -38,6 +42,7 @@ from engines.mysql.ddl_text import (
     strip_comments,
 )
 from engines.mysql.identifiers import IDENT, unquote_ident
+from schemabot.ddl_scope import refuse_second_table, scope_schemas
 from schemabot.errors import ValidationError
 
 Action = Literal["create", "alter", "drop"]
@@ -70,7 +75,8 @@ class ParsedDDL:
     action: Action
     table: str
     schema: str | None
-    # Every schema the statement names (its table's, a LIKE source's, a foreign key's parent's).
+    # Every schema the statement names: its table's, a LIKE source's, a foreign key's parent's, and
+    # any qualifier that cannot be the table itself (schemabot/ddl_scope.py).
     schemas: frozenset[str] = frozenset()
     if_exists: bool = False  # DROP TABLE IF EXISTS: an absent table is not an error
 
@@ -197,11 +203,25 @@ def parse_ddl(statement: str, *, max_bytes: int = DEFAULT_MAX_DDL_BYTES) -> Pars
         raise ValidationError(
             f"DDL {quoted} holds {len(nodes)} statements; submit each statement as its own DDL"
         )
+    refuse_second_table(text, quoted)
     parsed = _classify(nodes[0], text, quoted)
+    # The tree misses names in forms sqlglot does not model; the tokens do not (schemabot/ddl_scope.py).
+    parsed = replace(parsed, schemas=parsed.schemas | scope_schemas(text, parsed.table, quoted))
     check_name(parsed.table, "table name")
     for schema in parsed.schemas:
         check_name(schema, "schema name")
     return parsed
+
+
+def check_namespace(parsed: ParsedDDL, namespace: str) -> None:
+    """Refuse a statement that names a schema other than the apply's namespace: an apply touches
+    only its namespace (docs/architecture.md §5.1)."""
+    for schema in sorted(parsed.schemas):
+        if schema != namespace:
+            raise ValidationError(
+                f"DDL {quote_for_error(parsed.statement)} names schema {schema!r} "
+                f"but is submitted for namespace {namespace!r}; an apply touches only its namespace"
+            )
 
 
 def _classify(node: exp.Expression, text: str, quoted: str) -> ParsedDDL:

@@ -34,6 +34,10 @@ CONNECTION = frozenset(
     }
 )
 
+# The connection dropped under a statement (server gone, lost during the query): spirit's chunk
+# copy does not retry these in place, since the step's connection and its locks went with it.
+LOST_MID_QUERY = frozenset({2006, 2013})
+
 # Someone holds a lock the statement needs: nothing ran.
 LOCK_WAIT = frozenset(
     {
@@ -87,6 +91,7 @@ PERMANENT = frozenset(
         1142,  # command denied (table)
         1143,  # command denied (column)
         1146,  # table does not exist
+        1153,  # packet bigger than max_allowed_packet: the same statement is always too big
         1166,  # incorrect column name
         1170,  # BLOB/TEXT key without length
         1171,  # all parts of a primary key must be NOT NULL
@@ -97,6 +102,7 @@ PERMANENT = frozenset(
         1264,  # out of range value
         1265,  # data truncated
         1292,  # incorrect (date, time, ...) value
+        1301,  # a function's result larger than max_allowed_packet
         1366,  # incorrect string/integer value
         1367,  # illegal value during conversion
         1406,  # data too long
@@ -137,6 +143,11 @@ def is_connection_error(error: BaseException) -> bool:
         return True
     code = error_code(error)
     return code is not None and (code in CONNECTION or 2000 <= code < 3000)
+
+
+def lost_mid_query(error: BaseException) -> bool:
+    """Whether the connection dropped under the statement (`LOST_MID_QUERY`)."""
+    return error_code(error) in LOST_MID_QUERY
 
 
 def is_lock_wait(error: BaseException) -> bool:

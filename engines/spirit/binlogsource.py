@@ -318,7 +318,7 @@ def _apply(
             cur.execute("ROLLBACK")
             raise
     except pymysql.MySQLError as error:
-        if is_transient(error) or error.args[0] in (2006, 2013):
+        if is_transient(error):  # a lost connection (2006, 2013) included
             raise RetryableEngineError(
                 f"{names.label}: applying the binlog: {error_text(error)}"
             ) from error

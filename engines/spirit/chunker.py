@@ -20,6 +20,7 @@ import pymysql
 from pymysql.cursors import Cursor
 
 from engines.base import RetryableEngineError
+from engines.mysql.errors import lost_mid_query
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.keyset import Key, after, order_by
 from engines.spirit.naming import quote
@@ -112,7 +113,7 @@ class ChunkSizer:
         fixed) when the error is a lock wait or deadlock worth retrying at once; else raise
         RetryableEngineError naming `what`, for the next step. A lost connection (2006, 2013) is
         never retried here: the step's connection and its table lock went with it."""
-        if not is_transient(error) or retries >= MAX_CHUNK_RETRIES or error.args[0] in (2006, 2013):
+        if not is_transient(error) or retries >= MAX_CHUNK_RETRIES or lost_mid_query(error):
             raise RetryableEngineError(f"{what}: {error_text(error)}") from error
         if not self.fixed:
             self.size = max(MIN_CHUNK, self.size // 2)

@@ -23,7 +23,7 @@ from engines.direct import _REBUILDING_PARTITION_CLAUSES, DirectEngine
 from engines.mysql.connections import connect
 from engines.mysql.ddl_text import add_algorithm, retarget, strip_comments
 from engines.targets import Target, redact
-from schemabot.ddl import parse_ddl
+from schemabot.ddl import check_namespace, parse_ddl
 from schemabot.errors import ValidationError
 from schemabot.planning import lint
 from schemabot.planning.differ import TableDiff, diff_table
@@ -258,6 +258,8 @@ class Planner:
         namespace = namespace or self.default_namespace()
         if not namespace:
             raise ValidationError("no namespace given and the target's DSN names no schema")
+        for p in parsed:  # the rehearsal runs the statement: it must stay in the namespace
+            check_namespace(p, namespace)
         with self._connection() as conn, conn.cursor() as cur, scratch_schema(conn, namespace) as scratch:
             rows = row_estimates(cur, namespace)
             for p in parsed:

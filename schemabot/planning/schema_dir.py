@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemabot.ddl import parse_ddl
+from schemabot.ddl import check_namespace, parse_ddl
 from schemabot.errors import ValidationError
 
 
@@ -92,8 +92,10 @@ def read_schema_dir(path: str | Path, default_namespace: str | None) -> dict[str
                 if parsed.action != "create":
                     kind = parsed.action.upper()
                     raise ValidationError(f"{file}: holds a {kind} TABLE statement; only CREATE TABLE")
-                if parsed.schema and parsed.schema != namespace:
-                    raise ValidationError(f"{file}: names schema {parsed.schema!r}, not {namespace!r}")
+                try:
+                    check_namespace(parsed, namespace)
+                except ValidationError as exc:
+                    raise ValidationError(f"{file}: {exc}") from None
                 if parsed.table in seen:
                     other = seen[parsed.table]
                     raise ValidationError(f"{file}: table {parsed.table} is also defined in {other}")

@@ -218,3 +218,21 @@ def test_direct_runs_after_a_spirit_run_that_failed_and_cleaned_up(schema: str) 
     assert _tables(schema) == {"t", "_sb_spirit_checkpoint"}
     assert _run(schema, "t", "ALTER TABLE t ADD COLUMN k INT").state is EngineState.COMPLETED
     assert "k" in _columns(schema, "t")
+
+
+def test_a_statement_bigger_than_max_allowed_packet_fails_for_good(schema: str) -> None:
+    """The server refuses a statement over its max_allowed_packet (error 1153) and drops the
+    connection: the same statement can never pass, so the apply fails instead of retrying. The
+    session value is read-only and the shared server's global one is not ours to lower, so the
+    statement is made bigger than the global value (16 MiB by default) rather than the limit
+    smaller; the engine is called directly, past submit's own 256 KiB cap."""
+    with connect(schema).cursor() as cur:
+        cur.execute("SELECT @@global.max_allowed_packet")
+        limit = int(cur.fetchone()[0])
+    if limit > 64 * 1024 * 1024:
+        pytest.skip(f"max_allowed_packet is {limit} bytes: too big to exceed cheaply")
+    ddl = "ALTER TABLE t ADD COLUMN big INT COMMENT '" + "x" * (limit + 1024) + "'"
+    with pytest.raises(PermanentEngineError, match="1153") as err:
+        _run(schema, "t", ddl)
+    assert len(str(err.value)) < 1000  # the message quotes the statement, bounded
+    assert "big" not in _columns(schema, "t")

@@ -27,6 +27,15 @@ REFUSED = [
     ("DROP TABLE other.victim", "namespace"),
     ("ALTER TABLE other.t ADD COLUMN c INT", "namespace"),
     ("CREATE TABLE t LIKE other.secret", "namespace"),
+    ("ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE other.victim", "exchanges a partition"),
+    ("ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE app.victim", "exchanges a partition"),
+    (
+        "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4, ADD CONSTRAINT fk FOREIGN KEY (a) "
+        "REFERENCES other.p(id)",
+        "names schema 'other'",
+    ),
+    ("ALTER TABLE t UNION=(other.a)", "MERGE table"),
+    ("CREATE TABLE t (id INT) ENGINE=MERGE UNION=(other.a)", "MERGE table"),
     ("CREATE OR REPLACE TABLE t (id INT PRIMARY KEY)", "CREATE OR REPLACE"),
     ("ALTER TABLE IF EXISTS t ADD COLUMN c INT", "IF EXISTS"),
     ("ALTER TABLE t ADDD COLUMN x INT", "ADDD"),
@@ -65,6 +74,24 @@ def test_refused_at_submit_over_http_and_cli(
     )
     assert code == 2 and fragment in err, err
     assert Client(runtime=rt).list_applies() == []
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4, ADD CONSTRAINT fk FOREIGN KEY (a) "
+        "REFERENCES app.p(id)",
+        "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES p (id)",
+        "CREATE TABLE t LIKE app.x",
+        "CREATE TABLE t (a INT, b INT AS (t.a + 1.5), CHECK (t.a > 0))",
+    ],
+)
+def test_names_in_the_namespace_are_accepted_over_http(rt: Runtime, ddl: str) -> None:
+    """A foreign key's parent or a LIKE source in the apply's own namespace, and `t.col` in an
+    expression, stay accepted (issue 10 §3)."""
+    body = {"target": "fake", "engine": "fake", "changes": [{"namespace": "app", "ddl": [ddl]}]}
+    response = _http(rt).post("/v1/applies", json=body)
+    assert response.status_code < 300, response.text
 
 
 def test_comments_are_stripped_before_storing(rt: Runtime) -> None:
@@ -129,6 +156,9 @@ def test_the_ddl_cap_is_a_setting(settings: Settings) -> None:
         ("spirit", {"max_replica_lag_seconds": 0}, "max_replica_lag_seconds"),
         ("spirit", {"max_threads_running": "50"}, "max_threads_running"),
         ("direct", {"chunk_rows": 100}, "unknown option"),
+        ("planetscale", {"instant_ddl": "yes"}, "instant_ddl"),
+        ("planetscale", {"defer_deploy": 1}, "defer_deploy"),
+        ("planetscale", {"chunk_rows": 100}, "unknown option 'chunk_rows' (the planetscale engine takes"),
         ("fake", {"anything": 1}, "unknown option"),
     ],
 )
@@ -136,11 +166,11 @@ def test_engine_options_are_checked_per_engine(
     settings: Settings, engine: str, options: dict[str, object], fragment: str
 ) -> None:
     mysql = settings.model_copy(
-        update={"targets": {**settings.targets, "my": "mysql://root@127.0.0.1:3306/app"}}
+        update={"targets": {**settings.targets, "my": "mysql://root@127.0.0.1:3306/app", "ps": _PS_DSN}}
     )
     db = Database(mysql.database_url, 1.0)
     client = Client(runtime=Runtime(settings=mysql, db=db, dispatcher=RecordingDispatcher(), owner="t"))
-    target = "fake" if engine == "fake" else "my"
+    target = {"fake": "fake", "planetscale": "ps"}.get(engine, "my")
     http = TestClient(build_app(lambda: client), base_url="http://localhost")
     body = {
         "target": target,
@@ -158,7 +188,17 @@ def test_engine_options_are_checked_per_engine(
     )
     expected = {"chunk_rows": 500, "trailing_checksum": False, "max_replica_lag_seconds": 2.5}
     assert status_options(client, ok.apply_id) == expected
+    ps = client.submit_apply(
+        "ps",
+        "planetscale",
+        [ChangeSet(namespace="app", ddl=["ALTER TABLE t ADD c INT"])],
+        engine_options={"instant_ddl": True, "defer_deploy": False},
+    )
+    assert status_options(client, ps.apply_id) == {"instant_ddl": True, "defer_deploy": False}
     db.dispose()
+
+
+_PS_DSN = "planetscale://id:secret@org/db?api_url=http://127.0.0.1:9"
 
 
 def status_options(client: Client, apply_id: str) -> object:

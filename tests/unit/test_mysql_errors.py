@@ -92,6 +92,15 @@ def test_every_layer_gives_a_classified_code_the_same_verdict(layer: str, code: 
     assert LAYERS[layer](error) == expected
 
 
+def test_a_statement_too_big_for_max_allowed_packet_is_permanent_everywhere() -> None:
+    """1153 was `unknown`: spirit's bookkeeping retried it at every step, forever, though the
+    server refuses the same statement the same way each time (a lost connection it may cause
+    stays transient: the network cannot be told apart from it)."""
+    error = pymysql.err.OperationalError(1153, "Got a packet bigger than 'max_allowed_packet' bytes")
+    assert classify(error) == "permanent"
+    assert {name: verdict(error) for name, verdict in LAYERS.items()} == dict.fromkeys(LAYERS, "permanent")
+
+
 def test_access_denied_is_permanent_everywhere() -> None:
     error = pymysql.err.OperationalError(1045, "Access denied for user 'app'@'%'")
     assert classify(error) == "permanent"

@@ -44,6 +44,8 @@ def test_one_subdirectory_per_namespace(tmp_path: Path) -> None:
         ({"a.sql": "ALTER TABLE a ADD c INT;"}, "only CREATE TABLE"),
         ({"a.sql": "CREATE TABLE a (id INT);", "b.sql": "CREATE TABLE a (id INT);"}, "also defined in"),
         ({"a.sql": "CREATE TABLE other.a (id INT);"}, "names schema 'other'"),
+        ({"a.sql": "CREATE TABLE a (p INT, FOREIGN KEY (p) REFERENCES other.p (id));"}, "schema 'other'"),
+        ({"a.sql": "CREATE TABLE a LIKE other.p;"}, "names schema 'other'"),
         ({"a.sql": "this is not sql"}, "a.sql"),
     ],
 )

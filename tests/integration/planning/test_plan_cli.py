@@ -13,6 +13,7 @@ import pytest
 from engines.targets import Target
 from schemabot.api import Client
 from schemabot.cli import main
+from schemabot.errors import ValidationError
 from schemabot.migrate import upgrade
 from schemabot.planning.planner import Planner
 from schemabot.planning.service import PlanBlocked, stored_plan, submit_planned
@@ -323,6 +324,12 @@ def test_a_unique_key_over_duplicates_is_found_on_the_live_table(schema: str) ->
     assert (finding.rule, finding.blocking) == ("SB102", True) and "e.g. (1)" in finding.message
     fine = Planner(shop()).plan_ddl(["ALTER TABLE orders ADD UNIQUE KEY un (note)"])
     assert fine.statements[0].findings == [] and not fine.blocking
+
+
+def test_a_plan_refuses_a_name_in_another_schema_before_rehearsing(schema: str) -> None:
+    """The rehearsal runs the statement: one that reaches another schema is refused first."""
+    with pytest.raises(ValidationError, match="names schema 'other'"):
+        Planner(shop()).plan_ddl(["ALTER TABLE orders ADD FOREIGN KEY (cust) REFERENCES other.p (id)"])
 
 
 def test_adding_a_foreign_key_is_planned_as_a_copy(schema: str) -> None:

@@ -135,3 +135,24 @@ def test_one_rename_statement_swaps_every_table() -> None:
         "RENAME TABLE `a`.`t` TO `a`.`_sb_t_old`, `a`.`_sb_t_new` TO `a`.`t`, "
         "`b`.`u` TO `b`.`_sb_u_old`, `b`.`_sb_u_new` TO `b`.`u`"
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "retried_here"),
+    [(1205, True), (1213, True), (2006, False), (2013, False), (1064, False)],
+)
+def test_a_chunk_is_retried_in_place_only_after_a_lock_wait(code: int, retried_here: bool) -> None:
+    """A lock wait or deadlock retries the chunk at once, halved; a lost connection (the shared
+    `LOST_MID_QUERY`) or a verdict goes back to the next step (engines/spirit/chunker.py)."""
+    import pymysql
+
+    from engines.base import RetryableEngineError
+
+    sizer = ChunkSizer(1000, 0.5)
+    error = pymysql.err.OperationalError(code, "x")
+    if retried_here:
+        sizer.retry_smaller(error, 0, "copying")
+        assert sizer.size == 500
+    else:
+        with pytest.raises(RetryableEngineError):
+            sizer.retry_smaller(error, 0, "copying")
