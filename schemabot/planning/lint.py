@@ -112,11 +112,15 @@ def lookup(name_or_id: str) -> Rule | None:
     return None
 
 
-def run_rules(subject: LintSubject, *, allow_unsafe: bool, disabled: Iterable[str] = ()) -> list[Finding]:
+def run_rules(
+    subject: LintSubject, *, allow_unsafe: bool, disabled: Iterable[str] = (), only_destructive: bool = False
+) -> list[Finding]:
+    """Every enabled rule's findings; `only_destructive`: the destructive rules alone (the guard of a
+    plain apply, planning/guard.py, which must agree with the plan on exactly these)."""
     off = {r.id for name in disabled if (r := lookup(name)) is not None}
     findings = []
     for r in RULES.values():
-        if r.id in off:
+        if r.id in off or (only_destructive and not r.destructive):
             continue
         for result in r.func(subject):
             severity, message = result if isinstance(result, tuple) else (r.severity, result)
@@ -225,6 +229,34 @@ def _drop_primary_key(s: LintSubject) -> Iterable[str]:
 def _vschema_removal(s: LintSubject) -> Iterable[str]:
     """A VSchema change, not a table's: checked by planning/vschema_lint.py on a Vitess plan."""
     return ()
+
+
+@rule(
+    "SB008",
+    "data-clause",
+    ERROR,
+    "a partition emptied, dropped or exchanged, or ALTER IGNORE, deletes rows the definition does not show",
+    destructive=True,
+)
+def _data_clause(s: LintSubject) -> Iterable[str]:
+    """Seen in the statement's text, not in a diff: `clause_findings` reports it."""
+    return ()
+
+
+def clause_findings(
+    table: str, ddl: str, *, allow_unsafe: bool, disabled: Iterable[str] = ()
+) -> list[Finding]:
+    """SB008 for the clauses of `ddl` that delete rows without changing the definition (the same
+    words refuse a plain apply: planning/destructive.py)."""
+    from schemabot.planning.destructive import clause_reasons
+
+    r = RULES["SB008"]
+    if any(lookup(name) is r for name in disabled):
+        return []
+    return [
+        Finding(r.id, r.name, r.severity, f"{table}: {why}", table, destructive=True, allowed=allow_unsafe)
+        for why in clause_reasons(ddl)
+    ]
 
 
 # -- risky rules ---------------------------------------------------------------------------------
