@@ -24,6 +24,26 @@ WARNING = "warning"
 
 # How many bytes one character can take, by character set (anything else: one byte).
 CHARSET_BYTES = {"utf8mb4": 4, "utf16": 4, "utf16le": 4, "utf32": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2}
+# Which characters a character set can hold, as nested repertoires: ASCII (0) within Latin-1 (1)
+# within the Basic Multilingual Plane (2) within all of Unicode (3). Not bytes per character:
+# latin1 and ascii both take one byte, yet ascii cannot hold 'é'. A change of character set is
+# safe only when the new one's repertoire holds the old one's; a charset not listed here is safe
+# only into full Unicode (or itself).
+REPERTOIRE = {
+    "ascii": 0,
+    "latin1": 1,
+    "ucs2": 2,
+    "utf8mb3": 2,
+    "utf8": 2,
+    "utf8mb4": 3,
+    "utf16": 3,
+    "utf16le": 3,
+    "utf32": 3,
+}
+FULL_UNICODE = 3
+# The most characters an integer type prints ("-2147483648" is 11): a shorter string cannot hold it.
+INTEGER_CHARS = {"tinyint": 4, "smallint": 6, "mediumint": 8, "int": 11, "integer": 11, "bigint": 20}
+UNSIGNED_CHARS = {"tinyint": 3, "smallint": 5, "mediumint": 8, "int": 10, "integer": 10, "bigint": 20}
 LEGACY_CHARSETS = ("utf8mb3", "utf8", "latin1")
 WIDE_INDEX_BYTES = 767
 UNIQUE_CHECK_MAX_ROWS = 1_000_000
@@ -171,7 +191,31 @@ def _narrowing(old: Column, new: Column) -> str | None:
         return f"{old.name}: {t0} -> {t1}"
     if t0 in _TEXTS and t1 in ("varchar", "char"):
         return f"{old.name}: {t0} -> {t1}({a1[0] if a1 else '?'})"
+    if t1 in ("varchar", "char") and a1:
+        needed = _printed_width(t0, a0, u0)
+        if needed is not None and a1[0] < needed:
+            return f"{old.name}: {t0} -> {t1}({a1[0]}) (its values need up to {needed} characters)"
     return None
+
+
+def _printed_width(base: str, args: list[int], unsigned: bool) -> int | None:
+    """The most characters a value of a numeric type takes as text; None for other types."""
+    if base in INTEGER_CHARS:
+        return (UNSIGNED_CHARS if unsigned else INTEGER_CHARS)[base]
+    if base in ("decimal", "numeric") and args:
+        precision, scale = args[0], (args[1] if len(args) > 1 else 0)
+        return precision + (1 if scale else 0) + (0 if unsigned else 1)  # digits, point, sign
+    return None
+
+
+def _charset_holds(new: str, old: str) -> bool:
+    """Whether every character of `old` exists in `new` (REPERTOIRE)."""
+    new, old = new.lower(), old.lower()
+    if new == old or REPERTOIRE.get(new) == FULL_UNICODE:
+        return True
+    if new not in REPERTOIRE or old not in REPERTOIRE:
+        return False
+    return REPERTOIRE[new] >= REPERTOIRE[old]
 
 
 # -- destructive rules (errors that --allow-unsafe lets through) ---------------------------------
@@ -208,7 +252,9 @@ def _shrink_varchar(s: LintSubject) -> Iterable[str]:
 @rule("SB005", "narrow-charset", ERROR, "the new character set cannot hold every character", destructive=True)
 def _narrow_charset(s: LintSubject) -> Iterable[str]:
     for old, new in s.diff.modified_columns:
-        if old.charset and new.charset and new.charset != "binary" and _char_bytes(new) < _char_bytes(old):
+        if not (old.charset and new.charset) or new.charset == "binary":  # binary keeps the bytes
+            continue
+        if not _charset_holds(new.charset, old.charset):
             yield f"{s.table}.{old.name}: {old.charset} -> {new.charset} cannot hold every character"
 
 
