@@ -86,7 +86,7 @@ def test_the_cli_refuses_what_only_the_live_table_shows_unless_allowed(
     code, text = apply_cli(capsys, engine, ddl)
     assert code == 2 and rule in text and "--allow-unsafe" in text, text
     assert client.list_applies() == []  # nothing stored
-    assert scratch_schemas() == before
+    assert scratch_schemas() <= before
     code, text = apply_cli(capsys, engine, ddl, "--allow-unsafe")
     assert code == 0, text
     [stored] = client.list_applies()
@@ -101,7 +101,7 @@ def test_a_safe_alter_is_accepted_without_the_flag(
     code, text = apply_cli(capsys, "direct", "ALTER TABLE nums ADD COLUMN extra INT")
     elapsed = time.monotonic() - started
     assert code == 0, text
-    assert len(client.list_applies()) == 1 and scratch_schemas() == before
+    assert len(client.list_applies()) == 1 and scratch_schemas() <= before
     assert elapsed < 5, elapsed
 
 

@@ -93,7 +93,7 @@ def test_plan_from_schema_files_as_a_versioned_document(
     assert (orders["algorithm"], orders["engine"]) == ("INSTANT", "direct")
     assert orders["rows_estimate"] == 3 and orders["duration_seconds"] is None
     assert doc["copy_rate"] == {"rows_per_second": 50000.0, "source": "default"}
-    assert scratch_schemas() == before
+    assert scratch_schemas() <= before
     with connect(schema).cursor() as cur:  # nothing changed on the target
         cur.execute("SHOW TABLES")
         assert sorted(r[0] for r in cur.fetchall()) == ["legacy", "orders"]
@@ -138,7 +138,7 @@ def test_exit_codes_blocking_bad_input_and_scratch_removed_on_failure(
     assert code == 2 and "only CREATE TABLE" in err
     code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
-    assert scratch_schemas() == before
+    assert scratch_schemas() <= before
 
 
 def test_lint_rules_can_be_disabled_per_target(
