@@ -2,8 +2,8 @@
 against the PlanetScale emulator (a real process; it ticks every 0.1 s, as a provider would
 compute a deploy request's diff on its own time).
 
-The same schema as bench/plan.py (100 tables, a third adding a column, a third changing types, a
-third unchanged) in keyspace `commerce` of main, and the same 100 files. The first plan creates
+The same schema as bench/plan.py (100 tables: 34 add a column, 33 change a type, 33 are
+unchanged) in keyspace `commerce` of main, and the same 100 files. The first plan creates
 the plan branch and opens the deploy request; the later ones reuse both. Medians on this machine.
 
     .venv/bin/python bench/plan_vitess.py [--tables 100] [--runs 3]

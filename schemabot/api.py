@@ -30,7 +30,7 @@ from typing import Any
 from engines.base import Engine
 from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
-from engines.targets import parse_mysql_dsn
+from engines.targets import Target, parse_mysql_dsn
 from schemabot import control_rules
 from schemabot.changes import VSCHEMA_ACTION
 from schemabot.engine_mix import assign_engines, is_mixed, is_native, resolve_choices
@@ -233,8 +233,12 @@ class Client:
         named twice, or options the engine cannot honour. `requested_by` (the HTTP API's token
         name, or the CLI's user) is recorded on the apply and in its audit log.
         `allow_unsafe` (the CLI and HTTP pass it; None skips the check): False refuses statements
-        that visibly delete data (DROP TABLE, DROP COLUMN, DROP PRIMARY KEY); True lets them
-        through and records the override, with `requested_by`, in the audit log.
+        that visibly delete data (DROP TABLE, DROP COLUMN, DROP PRIMARY KEY, a partition dropped
+        or emptied, ALTER IGNORE) without connecting, then, on a MySQL target, every ALTER the
+        plan's destructive rules find destructive against the live table (narrowed types, shorter
+        VARCHARs, charsets...: planning/guard.py), failing closed when the target cannot be
+        checked; True lets them through and records the override, with `requested_by`, in the
+        audit log.
         `queue`/`after`: TableConflict (a ValidationError) when an unfinished apply on the same
         target changes one of its tables, unless `queue` is true or `after` names an apply to wait
         for: then it waits in `pending` and starts when the tables are free
@@ -278,11 +282,7 @@ class Client:
         tasks = assign_engines(tasks, engine, choices, plugins)
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
-            raise UnsafeChange(
-                "destructive change refused: "
-                + "; ".join(f"{_quote_for_error(ddl)} {why}" for ddl, why in unsafe)
-                + "; pass --allow-unsafe (API: allow_unsafe: true) to apply it"
-            )
+            _refuse(unsafe)  # what the text shows: refused without connecting to the target
         options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         tables = [t for t in tasks if t.table]
         # A mixed apply's `atomic` concerns its copying engine's tables (engine_mix.options_for).
@@ -306,6 +306,8 @@ class Client:
                 raise ValidationError(str(exc)) from None
             except (TypeError, ValueError):
                 raise ValidationError("engine_options must be JSON-serialisable") from None
+        if allow_unsafe is False:  # after the cheap checks: this one may ask the target
+            _refuse(_unsafe_on_target(self.settings, target_obj, tasks))
         if queue:
             options["queue"] = True
         if after is not None:
@@ -454,6 +456,34 @@ def _engine_class_for(name: str, target: str, scheme: str, plugins: Mapping[str,
 
 class UnsafeChange(ValidationError):
     """A destructive statement submitted without allow_unsafe; nothing stored."""
+
+
+def _refuse(unsafe: Sequence[tuple[str, str]]) -> None:
+    if unsafe:
+        raise UnsafeChange(
+            "destructive change refused: "
+            + "; ".join(f"{_quote_for_error(ddl)} {why}" for ddl, why in unsafe)
+            + "; pass --allow-unsafe (API: allow_unsafe: true) to apply it"
+        )
+
+
+def _unsafe_on_target(settings: Settings, target: Target, tasks: Sequence[NewTask]) -> list[tuple[str, str]]:
+    """(ddl, why) of the ALTERs the plan's destructive rules find on the live MySQL table, or that
+    cannot be checked (fail closed: planning/guard.py). Elsewhere (Vitess) the text must be read."""
+    from schemabot.planning.destructive import read_text
+
+    if target.scheme not in ("mysql", "mariadb"):
+        unread = "cannot be read to tell whether it deletes data"
+        return [(t.ddl, unread) for t in tasks if t.ddl and not read_text(t.ddl).understood]
+    from schemabot.planning.config import disabled_rules
+    from schemabot.planning.guard import Alter, GuardUnavailable, live_reasons
+
+    alters = [Alter(t.namespace, t.table, t.ddl) for t in tasks if t.ddl and t.action == "alter"]
+    try:
+        return live_reasons(target, alters, disabled_rules(settings, target.name))
+    except GuardUnavailable as exc:
+        why = f"was not checked for destructive changes: {exc}"
+        return [(a.ddl, why) for a in alters]
 
 
 def _unsafe_statements(tasks: Sequence[NewTask]) -> list[tuple[str, str]]:

@@ -52,6 +52,7 @@ _COMMAND_ALTER = re.compile(
     rf"(?P<rest>.*)$",
     re.IGNORECASE | re.DOTALL,
 )
+_PARTITION_WORD = re.compile(r"\bPARTITION\b", re.IGNORECASE)
 _MAX_QUOTE = 200
 MAX_NAME = 64  # the server's limit for table and schema names
 DEFAULT_MAX_DDL_BYTES = 256 * 1024
@@ -195,8 +196,15 @@ def parse_ddl(statement: str, *, max_bytes: int = DEFAULT_MAX_DDL_BYTES) -> Pars
     try:
         nodes = _parse(text)
     except (ParseError, TokenError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValidationError(f"cannot parse DDL {quoted}: {first}") from None
+        masked = mask_quoted(text)
+        partition = _PARTITION_WORD.search(masked) and ";" not in masked
+        if isinstance(exc, ParseError) and _COMMAND_ALTER.match(masked) and partition:
+            # A partition clause sqlglot cannot parse (DROP PARTITION p0): read it as it reads the
+            # clauses it does not model, by the grammar's first words.
+            nodes = [exp.Command(this="ALTER", expression=text)]
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValidationError(f"cannot parse DDL {quoted}: {first}") from None
     if not nodes:
         raise ValidationError(f"empty DDL {quoted}")
     if len(nodes) > 1:

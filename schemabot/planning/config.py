@@ -7,7 +7,7 @@ Disabled rules (ids like SB103 or names like no-primary-key), from either place:
     disable = ["SB103", "foreign-key"]
 
 The copy rate that turns a row estimate into a duration is measured from the target's earlier
-spirit applies (rows copied / time from start to completion); without any, it is
+spirit applies (rows copied / time the tasks spent in `running`, copy_rate.py); without any, it is
 DEFAULT_COPY_ROWS_PER_SECOND, about what engines/spirit/README.md measured (1 M rows copied in
 14.4 s on 2 cores, a table twice the buffer pool) rounded down.
 """

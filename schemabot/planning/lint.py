@@ -24,6 +24,26 @@ WARNING = "warning"
 
 # How many bytes one character can take, by character set (anything else: one byte).
 CHARSET_BYTES = {"utf8mb4": 4, "utf16": 4, "utf16le": 4, "utf32": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2}
+# Which characters a character set can hold, as nested repertoires: ASCII (0) within Latin-1 (1)
+# within the Basic Multilingual Plane (2) within all of Unicode (3). Not bytes per character:
+# latin1 and ascii both take one byte, yet ascii cannot hold 'é'. A change of character set is
+# safe only when the new one's repertoire holds the old one's; a charset not listed here is safe
+# only into full Unicode (or itself).
+REPERTOIRE = {
+    "ascii": 0,
+    "latin1": 1,
+    "ucs2": 2,
+    "utf8mb3": 2,
+    "utf8": 2,
+    "utf8mb4": 3,
+    "utf16": 3,
+    "utf16le": 3,
+    "utf32": 3,
+}
+FULL_UNICODE = 3
+# The most characters an integer type prints ("-2147483648" is 11): a shorter string cannot hold it.
+INTEGER_CHARS = {"tinyint": 4, "smallint": 6, "mediumint": 8, "int": 11, "integer": 11, "bigint": 20}
+UNSIGNED_CHARS = {"tinyint": 3, "smallint": 5, "mediumint": 8, "int": 10, "integer": 10, "bigint": 20}
 LEGACY_CHARSETS = ("utf8mb3", "utf8", "latin1")
 WIDE_INDEX_BYTES = 767
 UNIQUE_CHECK_MAX_ROWS = 1_000_000
@@ -112,11 +132,15 @@ def lookup(name_or_id: str) -> Rule | None:
     return None
 
 
-def run_rules(subject: LintSubject, *, allow_unsafe: bool, disabled: Iterable[str] = ()) -> list[Finding]:
+def run_rules(
+    subject: LintSubject, *, allow_unsafe: bool, disabled: Iterable[str] = (), only_destructive: bool = False
+) -> list[Finding]:
+    """Every enabled rule's findings; `only_destructive`: the destructive rules alone (the guard of a
+    plain apply, planning/guard.py, which must agree with the plan on exactly these)."""
     off = {r.id for name in disabled if (r := lookup(name)) is not None}
     findings = []
     for r in RULES.values():
-        if r.id in off:
+        if r.id in off or (only_destructive and not r.destructive):
             continue
         for result in r.func(subject):
             severity, message = result if isinstance(result, tuple) else (r.severity, result)
@@ -167,7 +191,31 @@ def _narrowing(old: Column, new: Column) -> str | None:
         return f"{old.name}: {t0} -> {t1}"
     if t0 in _TEXTS and t1 in ("varchar", "char"):
         return f"{old.name}: {t0} -> {t1}({a1[0] if a1 else '?'})"
+    if t1 in ("varchar", "char") and a1:
+        needed = _printed_width(t0, a0, u0)
+        if needed is not None and a1[0] < needed:
+            return f"{old.name}: {t0} -> {t1}({a1[0]}) (its values need up to {needed} characters)"
     return None
+
+
+def _printed_width(base: str, args: list[int], unsigned: bool) -> int | None:
+    """The most characters a value of a numeric type takes as text; None for other types."""
+    if base in INTEGER_CHARS:
+        return (UNSIGNED_CHARS if unsigned else INTEGER_CHARS)[base]
+    if base in ("decimal", "numeric") and args:
+        precision, scale = args[0], (args[1] if len(args) > 1 else 0)
+        return precision + (1 if scale else 0) + (0 if unsigned else 1)  # digits, point, sign
+    return None
+
+
+def _charset_holds(new: str, old: str) -> bool:
+    """Whether every character of `old` exists in `new` (REPERTOIRE)."""
+    new, old = new.lower(), old.lower()
+    if new == old or REPERTOIRE.get(new) == FULL_UNICODE:
+        return True
+    if new not in REPERTOIRE or old not in REPERTOIRE:
+        return False
+    return REPERTOIRE[new] >= REPERTOIRE[old]
 
 
 # -- destructive rules (errors that --allow-unsafe lets through) ---------------------------------
@@ -204,7 +252,9 @@ def _shrink_varchar(s: LintSubject) -> Iterable[str]:
 @rule("SB005", "narrow-charset", ERROR, "the new character set cannot hold every character", destructive=True)
 def _narrow_charset(s: LintSubject) -> Iterable[str]:
     for old, new in s.diff.modified_columns:
-        if old.charset and new.charset and new.charset != "binary" and _char_bytes(new) < _char_bytes(old):
+        if not (old.charset and new.charset) or new.charset == "binary":  # binary keeps the bytes
+            continue
+        if not _charset_holds(new.charset, old.charset):
             yield f"{s.table}.{old.name}: {old.charset} -> {new.charset} cannot hold every character"
 
 
@@ -225,6 +275,34 @@ def _drop_primary_key(s: LintSubject) -> Iterable[str]:
 def _vschema_removal(s: LintSubject) -> Iterable[str]:
     """A VSchema change, not a table's: checked by planning/vschema_lint.py on a Vitess plan."""
     return ()
+
+
+@rule(
+    "SB008",
+    "data-clause",
+    ERROR,
+    "a partition emptied, dropped or exchanged, or ALTER IGNORE, deletes rows the definition does not show",
+    destructive=True,
+)
+def _data_clause(s: LintSubject) -> Iterable[str]:
+    """Seen in the statement's text, not in a diff: `clause_findings` reports it."""
+    return ()
+
+
+def clause_findings(
+    table: str, ddl: str, *, allow_unsafe: bool, disabled: Iterable[str] = ()
+) -> list[Finding]:
+    """SB008 for the clauses of `ddl` that delete rows without changing the definition (the same
+    words refuse a plain apply: planning/destructive.py)."""
+    from schemabot.planning.destructive import clause_reasons
+
+    r = RULES["SB008"]
+    if any(lookup(name) is r for name in disabled):
+        return []
+    return [
+        Finding(r.id, r.name, r.severity, f"{table}: {why}", table, destructive=True, allowed=allow_unsafe)
+        for why in clause_reasons(ddl)
+    ]
 
 
 # -- risky rules ---------------------------------------------------------------------------------

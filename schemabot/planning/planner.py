@@ -298,6 +298,10 @@ class Planner:
                     item.findings.append(_rejected(p.table, exc))
                 except UnsupportedTable:
                     diff = None  # a partition change: planned as given, not diffed
+                if p.action == "alter":
+                    item.findings += lint.clause_findings(
+                        p.table, p.statement, allow_unsafe=self.allow_unsafe, disabled=self.disabled
+                    )
                 self._finish(cur, namespace, item, diff, rows)
                 plan.statements.append(item)
         plan.elapsed_seconds = time.monotonic() - started

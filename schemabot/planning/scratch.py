@@ -1,14 +1,20 @@
 """Reading table definitions from a MySQL/MariaDB target, and the scratch schema the plan uses.
 
-The scratch schema (`_sb_plan_<random>`) lives on the target's server next to the live schema.
-The desired `CREATE TABLE` statements are loaded into it so the server normalises them, and the
-rehearsal runs each planned ALTER on an empty copy of the live table in it. It is always dropped
-when the plan ends, whatever happened. Nothing outside the scratch schemas is written
-(docs/architecture.md §8 invariant 10).
+The scratch schema (`_sb_plan_<created, unix seconds>_<random>`) lives on the target's server
+next to the live schema. The desired `CREATE TABLE` statements are loaded into it so the server
+normalises them, and the rehearsal runs each planned ALTER on an empty copy of the live table in
+it. It is always dropped when the plan ends, whatever happened; a plan process that is killed
+cannot, so each new scratch schema first drops the leftovers: those older than LEFTOVER_SECONDS
+by their name whose lock is free. The creator holds GET_LOCK(<name>) on its connection from
+before CREATE DATABASE until after DROP DATABASE, and the server frees it when that connection
+ends (a killed process): a scratch schema in use is never dropped, however long its plan runs.
+Names without the time (from before) are left alone: their age cannot be told. Nothing outside
+the scratch schemas is written (docs/architecture.md §8 invariant 10).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +25,8 @@ import pymysql
 from schemabot.planning.tabledef import TableDef, parse_show_create, quote
 
 SCRATCH_PREFIX = "_sb_plan_"
+LEFTOVER_SECONDS = 3600
+_TIMED_NAME = re.compile(r"^_sb_plan_(\d{10})_[0-9a-f]{8}$")
 
 
 class DesiredSchemaError(ValueError):
@@ -60,11 +68,41 @@ def row_estimates(cur: Any, schema: str) -> dict[str, int]:
     return {str(name): int(rows or 0) for name, rows in cur.fetchall()}
 
 
+def drop_leftovers(cur: Any, now: int, max_age: int = LEFTOVER_SECONDS) -> list[str]:
+    """Drop the scratch schemas older than `max_age` seconds (by their name) that no connection
+    holds the lock of; the names dropped."""
+    cur.execute(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
+        (SCRATCH_PREFIX.replace("_", "\\_") + "%",),
+    )
+    dropped = []
+    for (name,) in cur.fetchall():
+        m = _TIMED_NAME.match(str(name))
+        if m is None or now - int(m.group(1)) < max_age:
+            continue
+        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        if cur.fetchone()[0] != 1:
+            continue  # a plan is using it
+        try:
+            cur.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+            dropped.append(str(name))
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+    return dropped
+
+
 @contextmanager
 def scratch_schema(conn: pymysql.Connection, like_schema: str | None = None) -> Iterator[str]:
-    """A fresh scratch schema with the live schema's default character set; always dropped."""
-    name = SCRATCH_PREFIX + uuid.uuid4().hex[:12]
+    """A fresh scratch schema with the live schema's default character set, locked while in use;
+    always dropped. Leftovers of killed plans are dropped first (`drop_leftovers`)."""
     with conn.cursor() as cur:
+        cur.execute("SELECT UNIX_TIMESTAMP()")
+        row = cur.fetchone()
+        assert row is not None
+        now = int(row[0])  # the server's clock: every plan process reads the same one
+        drop_leftovers(cur, now)
+        name = f"{SCRATCH_PREFIX}{now}_{uuid.uuid4().hex[:8]}"
+        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
         charset, collation = "utf8mb4", None
         if like_schema:
             cur.execute(
@@ -84,6 +122,7 @@ def scratch_schema(conn: pymysql.Connection, like_schema: str | None = None) -> 
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
 
 
 def load_desired(cur: Any, scratch: str, statements: Sequence[tuple[str, str]]) -> None:

@@ -3,6 +3,7 @@ TABLE format: the rule fires on the risky change and stays quiet on its safe nei
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,7 +44,7 @@ ID = "`id` int(11) NOT NULL"
 
 
 def test_every_rule_has_a_stable_id_a_severity_and_a_one_line_reason() -> None:
-    assert set(lint.RULES) == {f"SB00{i}" for i in range(1, 8)} | {f"SB10{i}" for i in range(1, 9)}
+    assert set(lint.RULES) == {f"SB00{i}" for i in range(1, 9)} | {f"SB10{i}" for i in range(1, 9)}
     for rule in lint.RULES.values():
         assert rule.severity in (lint.ERROR, lint.WARNING)
         assert rule.reason and "\n" not in rule.reason
@@ -70,6 +71,26 @@ def test_sb003_narrow_type_and_not_widening() -> None:
     assert rules(findings(money, less)) == ["SB003"]
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "narrowing"),
+    [
+        ("int(11) DEFAULT NULL", "varchar(3) DEFAULT NULL", True),  # "-2147483648" needs 11
+        ("int(11) DEFAULT NULL", "varchar(10) DEFAULT NULL", True),
+        ("int(11) DEFAULT NULL", "varchar(11) DEFAULT NULL", False),
+        ("int(10) unsigned DEFAULT NULL", "char(10) DEFAULT NULL", False),  # 4294967295
+        ("bigint(20) DEFAULT NULL", "varchar(19) DEFAULT NULL", True),
+        ("tinyint(4) DEFAULT NULL", "varchar(4) DEFAULT NULL", False),
+        ("decimal(10,2) DEFAULT NULL", "varchar(8) DEFAULT NULL", True),  # "-12345678.90" is 12
+        ("decimal(10,2) DEFAULT NULL", "varchar(12) DEFAULT NULL", False),
+        ("int(11) DEFAULT NULL", "text DEFAULT NULL", False),
+    ],
+)
+def test_sb003_narrowing_across_families(before: str, after: str, narrowing: bool) -> None:
+    cs = {"a": ("utf8mb4", "utf8mb4_general_ci")} if "char" in after or "text" in after else None
+    found = findings(table(ID, f"`a` {before}", PK), table(ID, f"`a` {after}", PK, charsets=cs))
+    assert ("SB003" in rules(found)) is narrowing, found
+
+
 def test_sb004_shrink_varchar_and_not_growing() -> None:
     cs = {"s": ("utf8mb4", "utf8mb4_general_ci")}
     long = table(ID, "`s` varchar(200) DEFAULT NULL", PK, charsets=cs)
@@ -88,6 +109,34 @@ def test_sb005_narrow_charset() -> None:
     )
     assert rules(findings(before, after)) == ["SB005", "SB107"]  # and latin1 is a legacy charset
     assert rules(findings(after, before)) == []
+
+
+def column_in(charset: str) -> TableDef:
+    return table(
+        ID,
+        f"`s` varchar(20) CHARACTER SET {charset} DEFAULT NULL",
+        PK,
+        charsets={"s": (charset, f"{charset}_general_ci")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "narrowing"),
+    [
+        ("latin1", "ascii", True),  # one byte each, but ascii has no 'é'
+        ("ascii", "latin1", False),
+        ("utf8mb3", "latin1", True),
+        ("latin1", "utf8mb3", False),
+        ("utf8mb4", "utf8mb3", True),
+        ("utf8mb4", "utf16", False),  # both all of Unicode
+        ("ucs2", "utf8mb3", False),
+        ("cp1251", "latin1", True),  # not in the table: safe only into full Unicode
+        ("cp1251", "utf8mb4", False),
+    ],
+)
+def test_sb005_compares_repertoires_not_bytes(old: str, new: str, narrowing: bool) -> None:
+    found = findings(column_in(old), column_in(new))
+    assert ("SB005" in rules(found)) is narrowing, found
 
 
 def test_sb006_drop_primary_key() -> None:
@@ -184,6 +233,48 @@ def test_sb107_legacy_charset_for_new_tables() -> None:
     latin = table(ID, "`s` varchar(5) DEFAULT NULL", PK, options="ENGINE=InnoDB DEFAULT CHARSET=latin1")
     assert rules(findings(None, latin)) == ["SB107"]
     assert rules(findings(None, table(ID, PK))) == []
+
+
+def test_sb107_utf8mb3_for_a_new_table_and_an_added_column() -> None:
+    mb3 = table(ID, "`s` varchar(5) DEFAULT NULL", PK, options="ENGINE=InnoDB DEFAULT CHARSET=utf8mb3")
+    found = findings(None, mb3)
+    assert rules(found) == ["SB107"] and "utf8mb3" in found[0].message
+    added = table(
+        ID,
+        "`s` varchar(5) CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci DEFAULT NULL",
+        PK,
+        charsets={"s": ("utf8mb3", "utf8mb3_general_ci")},
+    )
+    found = findings(table(ID, PK), added)
+    assert rules(found) == ["SB107"] and "t.s uses utf8mb3" in found[0].message
+
+
+def test_sb106_an_exact_duplicate_index() -> None:
+    cols = (ID, "`a` int(11) DEFAULT NULL", "`b` int(11) DEFAULT NULL", PK)
+    live = table(*cols, "KEY `ab` (`a`,`b`)")
+    found = findings(live, table(*cols, "KEY `ab` (`a`,`b`)", "KEY `ab2` (`a`,`b`)"))
+    assert rules(found) == ["SB106"] and "ab2 (a, b) is covered by ab (a, b)" in found[0].message
+    unique = findings(live, table(*cols, "UNIQUE KEY `uab` (`a`,`b`)", "KEY `ab` (`a`,`b`)"))
+    [redundant] = [f for f in unique if f.rule == "SB106"]  # (SB102: the new unique key, unchecked)
+    assert "ab (a, b) is covered by uab" in redundant.message
+
+
+def test_rules_disabled_in_the_targets_file_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemabot.planning.config import disabled_rules
+    from schemabot.settings import Settings
+
+    path = tmp_path / "targets.toml"
+    path.write_text(
+        '[targets]\nshop = "mysql://root@127.0.0.1:3306/shop"\n\n'
+        '[lint.Shop]\ndisable = ["SB106", "legacy-charset"]\n\n[lint.other]\ndisable = ["SB003"]\n'
+    )
+    monkeypatch.setenv("SCHEMABOT_LINT_DISABLE_SHOP", "SB103")
+    settings = Settings(targets_file=path)
+    off = disabled_rules(settings, "shop")
+    assert off == ["SB103", "SB106", "legacy-charset"]
+    mb3 = table(ID, "`s` varchar(5) DEFAULT NULL", PK, options="ENGINE=InnoDB DEFAULT CHARSET=utf8mb3")
+    assert rules(findings(None, mb3, disabled=tuple(off))) == []
+    assert rules(findings(None, mb3, disabled=tuple(disabled_rules(settings, "other")))) == ["SB107"]
 
 
 def test_sb108_float_for_money_is_a_warning() -> None:

@@ -94,7 +94,7 @@ def test_plan_from_schema_files_as_a_versioned_document(
     assert (orders["algorithm"], orders["engine"]) == ("INSTANT", "direct")
     assert orders["rows_estimate"] == 3 and orders["duration_seconds"] is None
     assert doc["copy_rate"] == {"rows_per_second": 50000.0, "source": "default"}
-    assert scratch_schemas() == before
+    assert scratch_schemas() <= before
     with connect(schema).cursor() as cur:  # nothing changed on the target
         cur.execute("SHOW TABLES")
         assert sorted(r[0] for r in cur.fetchall()) == ["legacy", "orders"]
@@ -139,7 +139,7 @@ def test_exit_codes_blocking_bad_input_and_scratch_removed_on_failure(
     assert code == 2 and "only CREATE TABLE" in err
     code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
-    assert scratch_schemas() == before
+    assert scratch_schemas() <= before
 
 
 def test_lint_rules_can_be_disabled_per_target(
@@ -391,3 +391,37 @@ def test_a_mixed_plan_applied_over_http_shows_each_tasks_engine_in_the_api_and_o
     assert cutover.status_code in (200, 201, 202), cutover.text
     pump(rt, dispatcher, max_messages=2000)
     assert http.get(f"/v1/applies/{apply_id}").json()["state"] == "completed"
+
+
+def test_a_live_table_missing_from_the_files_is_reported_and_kept_without_allow_unsafe(
+    runtime: tuple[Runtime, RecordingDispatcher],
+    schema: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rt, dispatcher = runtime
+    import schemabot.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_client", lambda: Client(runtime=rt))
+    files = write(
+        tmp_path / "schema",  # no legacy.sql
+        {"orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(100), cust INT, flag INT);"},
+    )
+    code, out, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(files), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [s["table"] for s in doc["statements"]] == ["orders"]  # no DROP TABLE legacy
+    [finding] = doc["findings"]
+    assert (finding["rule"], finding["severity"], finding["blocking"]) == ("SB001", "warning", False)
+    assert f"{schema}.legacy exists but has no schema file: not dropped" in finding["message"]
+    apply = ("apply", "--target", "shop", "--engine", "auto", "--schema-dir", str(files), "--json")
+    code, out, err = run_cli(capsys, *apply)
+    assert code == 0, err
+    apply_id = json.loads(out)["apply_id"]
+    pump(rt, dispatcher, max_messages=2000)
+    status = Client(runtime=rt).get_apply(apply_id)
+    assert status.state == "completed" and [t.table for t in status.tasks] == ["orders"]
+    with connect(schema).cursor() as cur:
+        cur.execute("SHOW TABLES")
+        assert sorted(r[0] for r in cur.fetchall()) == ["legacy", "orders"]
