@@ -88,8 +88,14 @@ def test_refused_at_submit_over_http_and_cli(
 )
 def test_names_in_the_namespace_are_accepted_over_http(rt: Runtime, ddl: str) -> None:
     """A foreign key's parent or a LIKE source in the apply's own namespace, and `t.col` in an
-    expression, stay accepted (issue 10 §3)."""
-    body = {"target": "fake", "engine": "fake", "changes": [{"namespace": "app", "ddl": [ddl]}]}
+    expression, stay accepted (issue 10 §3). `allow_unsafe`: the destructive-change guard is
+    another question (a CONVERT TO CHARACTER SET it cannot read is refused without it)."""
+    body = {
+        "target": "fake",
+        "engine": "fake",
+        "changes": [{"namespace": "app", "ddl": [ddl]}],
+        "allow_unsafe": True,
+    }
     response = _http(rt).post("/v1/applies", json=body)
     assert response.status_code < 300, response.text
 
