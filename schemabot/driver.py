@@ -106,13 +106,16 @@ def start_apply(rt: Runtime, apply_id: str) -> TickOutcome:
 
 
 def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
+    driving: _Tick | None = None
     try:
         if not leases.begin_tick(rt.db, apply_id, token, seq, rt.owner, rt.settings.lease_ttl):
             return TickOutcome.STALE
-        return _Tick(rt, apply_id, token, seq + 1).run()
+        driving = _Tick(rt, apply_id, token, seq + 1)
+        return driving.run()
     except DriverExit as exc:
         log.info("tick of %s (token %s) exits without writing: %s", apply_id, token, exc)
-        metrics.infrastructure_error()
+        if not isinstance(exc, LeaseLost):  # fenced out: another driver owns it, nothing failed
+            metrics.infrastructure_error(driving.apply_engine if driving else None)
         _note_exit(rt, apply_id, token, exc)
         return TickOutcome.EXITED
 
@@ -151,6 +154,7 @@ class _Tick:
         self.rt, self.apply_id, self.token, self.next_seq = rt, apply_id, token, next_seq
         self.settings = rt.settings
         self._engines: dict[str, Engine] = {}
+        self.apply_engine: str | None = None  # once read: the label of an exit's metric
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -218,6 +222,7 @@ class _Tick:
 
     def _run(self) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
+        self.apply_engine = snap.apply.engine
         if snap.apply.state.is_terminal:
             leases.release(self.rt.db, self.apply_id, self.token)
             return self.finish()
