@@ -42,6 +42,7 @@ from engines.base import (
 )
 from engines.targets import redact
 from schemabot import control_rules, metrics
+from schemabot.apply_options import StoredOptions
 from schemabot.attachment import Attachment
 from schemabot.attachment import resolve as resolve_attachment
 from schemabot.changes import rebuild_changes
@@ -71,15 +72,9 @@ class TickOutcome(Enum):
     CONTINUES = "continues"  # next tick enqueued
 
 
-def options_of(apply_options: dict[str, Any] | None) -> ApplyOptions:
-    raw = dict(apply_options or {})
-    return ApplyOptions(
-        defer_cutover=bool(raw.get("defer_cutover")),
-        skip_revert=bool(raw.get("skip_revert")),
-        volume=raw.get("volume"),
-        revert_window_seconds=raw.get("revert_window_seconds"),
-        extra=raw.get("extra") or {},
-    )
+def options_of(apply_options: Mapping[str, Any] | None) -> ApplyOptions:
+    """The stored options as an engine is given them (schemabot/apply_options.py reads them)."""
+    return StoredOptions.from_stored(apply_options).for_engine()
 
 
 def start_apply(rt: Runtime, apply_id: str) -> TickOutcome:
