@@ -276,10 +276,11 @@ def list_(state: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         _print_json([a.to_dict() for a in applies])
         return
+    from schemabot.status_text import list_lines  # shared with the quick path (fast_status.py)
+
     for a in applies:
-        click.echo(f"{a.apply_id}  {a.state:<20} {a.engine:<12} {a.target:<12} {a.created_at}")
-        if a.attention:
-            click.echo(f"  attention: {a.attention}")
+        for line in list_lines(a):
+            click.echo(line)
 
 
 def _control_command(kind: str, doc: str) -> None:
@@ -324,9 +325,10 @@ def log(apply_id: str, as_json: bool) -> None:
     if as_json:
         _print_json([e.__dict__ for e in entries])
         return
+    from schemabot.status_text import log_line  # shared with the quick path (fast_status.py)
+
     for e in entries:
-        change = f" {e.old_state}->{e.new_state}" if e.new_state else ""
-        click.echo(f"{e.at}  {e.event:<10}{change}  {e.message or ''}")
+        click.echo(log_line(e))
 
 
 @cli.group()
