@@ -32,6 +32,7 @@ from engines.options import OptionsError, check_options
 from engines.registry import UnknownEngine, engine_class
 from engines.targets import Target, parse_mysql_dsn
 from schemabot import control_rules
+from schemabot.apply_options import StoredOptions
 from schemabot.changes import VSCHEMA_ACTION
 from schemabot.engine_mix import assign_engines, is_mixed, is_native, resolve_choices
 from schemabot.errors import ValidationError
@@ -283,35 +284,37 @@ class Client:
         unsafe = _unsafe_statements(tasks) if allow_unsafe is not None else []
         if unsafe and not allow_unsafe:
             _refuse(unsafe)  # what the text shows: refused without connecting to the target
-        options: dict[str, Any] = {"defer_cutover": defer_cutover, "skip_revert": skip_revert}
         tables = [t for t in tasks if t.table]
         # A mixed apply's `atomic` concerns its copying engine's tables (engine_mix.options_for).
         atomic_tables = [t for t in tables if not is_native(t.engine or engine, plugins)] if mixed else tables
         atomic_engine = (atomic_tables[0].engine or engine) if atomic_tables else engine
-        options["atomic"] = (
+        decided_atomic = (
             default_atomic(atomic_engine, (t.namespace for t in atomic_tables))
             if atomic is None
             else bool(atomic)
         ) and len(atomic_tables) > 1
-        if volume is not None:
-            options["volume"] = volume
-        if revert_window_seconds is not None:
-            options["revert_window_seconds"] = revert_window_seconds
+        extra: dict[str, Any] = {}
         if engine_options is not None:
             try:
                 checked = check_options(engine, engine_cls.options_model, engine_options)
                 if checked:
-                    options["extra"] = json.loads(json.dumps(checked))
+                    extra = json.loads(json.dumps(checked))
             except OptionsError as exc:
                 raise ValidationError(str(exc)) from None
             except (TypeError, ValueError):
                 raise ValidationError("engine_options must be JSON-serialisable") from None
         if allow_unsafe is False:  # after the cheap checks: this one may ask the target
             _refuse(_unsafe_on_target(self.settings, target_obj, tasks))
-        if queue:
-            options["queue"] = True
-        if after is not None:
-            options["after"] = after
+        options = StoredOptions(
+            defer_cutover=defer_cutover,
+            skip_revert=skip_revert,
+            atomic=decided_atomic,
+            volume=volume,
+            revert_window_seconds=revert_window_seconds,
+            extra=extra,
+            queue=bool(queue),
+            after=after,
+        ).to_stored()
         grouped = not mixed and uses_grouped_apply(engine, options, plugins)
         asked: dict[str, Any] = {
             "target": target.lower(),
@@ -498,8 +501,8 @@ def _unsafe_statements(tasks: Sequence[NewTask]) -> list[tuple[str, str]]:
 
 def asked_to_wait(status: ApplyStatus, state: State) -> bool:
     if state is State.WAITING_FOR_CUTOVER:
-        return bool(status.options.get("defer_cutover"))
-    return state is State.REVERT_WINDOW and not status.options.get("skip_revert")
+        return StoredOptions.from_stored(status.options).defer_cutover
+    return state is State.REVERT_WINDOW and not StoredOptions.from_stored(status.options).skip_revert
 
 
 def _target_database(scheme: str, dsn: str) -> tuple[str, str | None]:

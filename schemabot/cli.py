@@ -20,6 +20,11 @@
 Exit codes: 0 success; 1 the apply did not end as asked, a control was refused, or a service (the
 state database, PlanetScale for a Vitess plan) is unavailable; 2 bad input (one line on stderr,
 nothing stored); 3 a plan has blocking findings.
+
+Start-up cost: this module imports click and the standard library only; each command imports
+what it needs (SQLAlchemy, the producer API, Celery, sqlglot, FastAPI) when it runs, so `--help`
+and a read answer in a fraction of a second (issue 15 §4; bench/cli_latency.py measures it,
+tests/unit/test_cli_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -28,15 +33,14 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import sqlalchemy as sa
 
-from engines.targets import redact
-from schemabot.api import ChangeSet, Client, asked_to_wait
 from schemabot.errors import ControlRejected, NotFound, ProviderError, StorageUnavailable, ValidationError
-from schemabot.states import State
+
+if TYPE_CHECKING:
+    from schemabot.api import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,11 +50,20 @@ class Exit(click.exceptions.Exit):
 
 
 def _fail(code: int, message: str) -> None:
+    from engines.targets import redact
+
     click.echo(f"error: {redact(message)}", err=True)
     raise Exit(code)
 
 
-def _missing_tables(exc: sa.exc.DBAPIError) -> bool:
+def _missing_tables(exc: BaseException) -> bool:
+    """Whether `exc` is SQLAlchemy's DBAPIError for tables that do not exist yet.
+
+    Looked up in sys.modules rather than imported: if SQLAlchemy was never imported, no
+    command could have raised its error, and importing it here would cost every command."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return False
     text = str(exc.orig).lower()
     return "no such table" in text or "doesn't exist" in text
 
@@ -70,7 +83,7 @@ def handles_errors(func: F) -> F:
             _fail(1, str(exc))
         except ProviderError as exc:
             _fail(1, f"provider: {exc}")
-        except sa.exc.DBAPIError as exc:
+        except Exception as exc:
             if _missing_tables(exc):
                 _fail(1, "the state database has no schemabot tables yet; run `schemabot db upgrade`")
             raise
@@ -79,6 +92,7 @@ def handles_errors(func: F) -> F:
 
 
 def _client() -> Client:
+    from schemabot.api import Client
     from schemabot.settings import get_settings
 
     settings = get_settings()
@@ -99,6 +113,8 @@ def _missing_sqlite_file(url: str) -> str | None:
     if not url.startswith("sqlite"):
         return None
     from pathlib import Path
+
+    import sqlalchemy as sa
 
     path = sa.engine.make_url(url).database
     if not path or path == ":memory:" or Path(path).exists():
@@ -160,6 +176,9 @@ def apply(
     queue: bool = False,
 ) -> None:
     """Submit a schema change."""
+    from schemabot.api import ChangeSet, asked_to_wait
+    from schemabot.states import State
+
     client = _client()
     if not ddls and not schema_dir:
         raise ValidationError("Missing option '--ddl' (or --schema-dir)")
@@ -236,6 +255,8 @@ def status(apply_id: str, as_json: bool) -> None:
 @handles_errors
 def watch(apply_id: str) -> None:
     """Live progress bars until the apply ends."""
+    from schemabot.api import asked_to_wait
+    from schemabot.states import State
     from schemabot.watch import watch as run_watch
 
     client = _client()
@@ -255,10 +276,11 @@ def list_(state: str | None, limit: int, as_json: bool) -> None:
     if as_json:
         _print_json([a.to_dict() for a in applies])
         return
+    from schemabot.status_text import list_lines  # shared with the quick path (fast_status.py)
+
     for a in applies:
-        click.echo(f"{a.apply_id}  {a.state:<20} {a.engine:<12} {a.target:<12} {a.created_at}")
-        if a.attention:
-            click.echo(f"  attention: {a.attention}")
+        for line in list_lines(a):
+            click.echo(line)
 
 
 def _control_command(kind: str, doc: str) -> None:
@@ -303,9 +325,10 @@ def log(apply_id: str, as_json: bool) -> None:
     if as_json:
         _print_json([e.__dict__ for e in entries])
         return
+    from schemabot.status_text import log_line  # shared with the quick path (fast_status.py)
+
     for e in entries:
-        change = f" {e.old_state}->{e.new_state}" if e.new_state else ""
-        click.echo(f"{e.at}  {e.event:<10}{change}  {e.message or ''}")
+        click.echo(log_line(e))
 
 
 @cli.group()
@@ -317,6 +340,8 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(revision: str) -> None:
     """Create or migrate the state database's tables."""
+    import sqlalchemy as sa
+
     from schemabot.migrate import explain
     from schemabot.migrate import upgrade as run_upgrade
     from schemabot.settings import get_settings

@@ -42,6 +42,7 @@ from engines.base import (
 )
 from engines.targets import redact
 from schemabot import control_rules, metrics
+from schemabot.apply_options import StoredOptions
 from schemabot.attachment import Attachment
 from schemabot.attachment import resolve as resolve_attachment
 from schemabot.changes import rebuild_changes
@@ -71,15 +72,9 @@ class TickOutcome(Enum):
     CONTINUES = "continues"  # next tick enqueued
 
 
-def options_of(apply_options: dict[str, Any] | None) -> ApplyOptions:
-    raw = dict(apply_options or {})
-    return ApplyOptions(
-        defer_cutover=bool(raw.get("defer_cutover")),
-        skip_revert=bool(raw.get("skip_revert")),
-        volume=raw.get("volume"),
-        revert_window_seconds=raw.get("revert_window_seconds"),
-        extra=raw.get("extra") or {},
-    )
+def options_of(apply_options: Mapping[str, Any] | None) -> ApplyOptions:
+    """The stored options as an engine is given them (schemabot/apply_options.py reads them)."""
+    return StoredOptions.from_stored(apply_options).for_engine()
 
 
 def start_apply(rt: Runtime, apply_id: str) -> TickOutcome:
@@ -106,13 +101,16 @@ def start_apply(rt: Runtime, apply_id: str) -> TickOutcome:
 
 
 def tick(rt: Runtime, apply_id: str, token: int, seq: int) -> TickOutcome:
+    driving: _Tick | None = None
     try:
         if not leases.begin_tick(rt.db, apply_id, token, seq, rt.owner, rt.settings.lease_ttl):
             return TickOutcome.STALE
-        return _Tick(rt, apply_id, token, seq + 1).run()
+        driving = _Tick(rt, apply_id, token, seq + 1)
+        return driving.run()
     except DriverExit as exc:
         log.info("tick of %s (token %s) exits without writing: %s", apply_id, token, exc)
-        metrics.infrastructure_error()
+        if not isinstance(exc, LeaseLost):  # fenced out: another driver owns it, nothing failed
+            metrics.infrastructure_error(driving.apply_engine if driving else None)
         _note_exit(rt, apply_id, token, exc)
         return TickOutcome.EXITED
 
@@ -151,6 +149,7 @@ class _Tick:
         self.rt, self.apply_id, self.token, self.next_seq = rt, apply_id, token, next_seq
         self.settings = rt.settings
         self._engines: dict[str, Engine] = {}
+        self.apply_engine: str | None = None  # once read: the label of an exit's metric
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -218,6 +217,7 @@ class _Tick:
 
     def _run(self) -> TickOutcome:
         snap = reads.snapshot(self.rt.db, self.apply_id)
+        self.apply_engine = snap.apply.engine
         if snap.apply.state.is_terminal:
             leases.release(self.rt.db, self.apply_id, self.token)
             return self.finish()

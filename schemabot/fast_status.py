@@ -1,4 +1,5 @@
-"""The `schemabot` command's entry point, with a quick path for `schemabot status APPLY_ID`.
+"""The `schemabot` command's entry point, with quick paths for `schemabot status APPLY_ID`,
+`schemabot list` and `schemabot log APPLY_ID` (no options).
 
 A read answers in a fraction of the full CLI's start-up (issue 15 §4; bench/cli_latency.py): the
 quick path reads the state database with the standard library's sqlite3 (read-only, never
@@ -38,6 +39,17 @@ _TASK_COLUMNS = (
     "message",
 )
 _TASKS = f"SELECT {', '.join(_TASK_COLUMNS)} FROM task WHERE apply_id = {{p}} ORDER BY seq"
+_LIST_LIMIT = 50  # `schemabot list`'s default --limit
+_LIST = (
+    "SELECT apply_id, state, engine, target, created_at, attention FROM apply"
+    f" ORDER BY id DESC LIMIT {_LIST_LIMIT}"
+)
+_EXISTS = "SELECT COUNT(*) FROM apply WHERE apply_id = {p}"
+_LOG_LIMIT = 1000  # storage/audit.py:entries
+_LOG = (
+    "SELECT created_at, event, message, old_state, new_state FROM apply_log"
+    f" WHERE apply_id = {{p}} ORDER BY id LIMIT {_LOG_LIMIT}"
+)
 
 
 def database_url() -> str:
@@ -83,6 +95,85 @@ def _connect(url: str) -> tuple[Any, str] | None:
     return None
 
 
+def _iso(value: Any) -> str | None:
+    """A timestamp as the full CLI prints it (`api._iso`: isoformat with a space). sqlite3 hands
+    back SQLAlchemy's stored text, pymysql a datetime; both become the same datetime first."""
+    if not value:
+        return None
+    from datetime import datetime
+
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when.isoformat(sep=" ")
+
+
+def _read(query: Any) -> Any:
+    """Run `query(cursor, paramstyle)` on the state database; None on any doubt."""
+    try:
+        found = _connect(database_url())
+        if found is None:
+            return None
+        conn, p = found
+        try:
+            return query(conn.cursor(), p)
+        finally:
+            conn.close()
+    except Exception:
+        return None
+
+
+def quick_list() -> str | None:
+    """The text of `schemabot list` (no options), or None to let the full CLI answer."""
+
+    def query(cur: Any, p: str) -> list[SimpleNamespace]:
+        cur.execute(_LIST)
+        names = ("apply_id", "state", "engine", "target", "created_at", "attention")
+        rows = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        for row in rows:
+            row.created_at = _iso(row.created_at)
+        return rows
+
+    applies = _read(query)
+    if applies is None:
+        return None
+    from schemabot.status_text import list_lines
+
+    return "".join(line + "\n" for a in applies for line in list_lines(a))
+
+
+def quick_log(apply_id: str) -> str | None:
+    """The text of `schemabot log APPLY_ID` (no options), or None to let the full CLI answer."""
+
+    def query(cur: Any, p: str) -> list[SimpleNamespace] | None:
+        cur.execute(_EXISTS.format(p=p), (apply_id,))
+        if not cur.fetchone()[0]:
+            return None  # the full CLI says "no apply" and exits 2
+        cur.execute(_LOG.format(p=p), (apply_id,))
+        names = ("at", "event", "message", "old_state", "new_state")
+        rows = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+        for row in rows:
+            row.at = _iso(row.at)
+        return rows
+
+    entries = _read(query)
+    if entries is None:
+        return None
+    from schemabot.status_text import log_line
+
+    return "".join(log_line(e) + "\n" for e in entries)
+
+
+def _quick(args: list[str]) -> str | None:
+    """The text of a read the quick paths answer, or None for the full CLI."""
+    if len(args) == 2 and not args[1].startswith("-"):
+        if args[0] == "status":
+            return quick_status(args[1])
+        if args[0] == "log":
+            return quick_log(args[1])
+    if args == ["list"]:
+        return quick_list()
+    return None
+
+
 def quick_status(apply_id: str) -> str | None:
     """The text of `schemabot status APPLY_ID`, or None to let the full CLI answer."""
     try:
@@ -114,11 +205,10 @@ def quick_status(apply_id: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "status" and not args[1].startswith("-"):
-        text = quick_status(args[1])
-        if text is not None:
-            sys.stdout.write(text)
-            return 0
+    text = _quick(args)
+    if text is not None:
+        sys.stdout.write(text)
+        return 0
     from schemabot.cli import main as full
 
     return full(args)

@@ -8,8 +8,11 @@ audit entries (`schemabot.events`) and a few direct calls:
     schemabot_recoveries_total{kind}                       orphaned|unstarted|retry claims by the
                                                            sweep; reattached|restarted on resume
     schemabot_control_requests_total{kind,outcome}         requested|done|rejected
-    schemabot_engine_errors_total{engine,class}            retryable|permanent (verdicts) and
-                                                           infrastructure (a tick that exited)
+    schemabot_engine_errors_total{engine,class}            retryable|permanent (an engine's
+                                                           verdicts), retry_exhausted (the sweep
+                                                           gave up: budget or age) and
+                                                           infrastructure (a tick that exited;
+                                                           not one fenced out by LeaseLost)
     schemabot_sweep_duration_seconds                       histogram
     schemabot_sweep_last_run_timestamp_seconds             gauge (max over processes)
     schemabot_webhook_deliveries_total{outcome}            delivered|rejected|failed
@@ -21,7 +24,11 @@ wrote it):
     schemabot_applies{state,engine}                        gauge, every apply by state
     schemabot_task_rows_copied{apply_id,table,engine}      gauges per unfinished task
     schemabot_task_rows_total{...}  schemabot_task_percent{...}  schemabot_task_eta_seconds{...}
-    schemabot_task_copy_rate_rows_per_second{...}          rows copied / seconds since the start
+    schemabot_task_copy_rate_rows_per_second{...}          rows copied / seconds the task spent
+                                                           copying (its `running` spells in the
+                                                           audit log), so a table copied after
+                                                           another, or a copy stopped for a
+                                                           while, is not shown slower than it is
     schemabot_recovery_lag_seconds                         oldest expired lease of an active apply
 
 Prefork workers: set `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by the worker's
@@ -34,7 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -61,8 +68,12 @@ RECOVERIES = Counter(
 )  # fmt: skip
 CONTROLS = Counter("schemabot_control_requests", "Control requests by kind and outcome", ["kind", "outcome"])
 ENGINE_ERRORS = Counter(
-    "schemabot_engine_errors", "Errors by class: retryable, permanent, infrastructure", ["engine", "class"]
+    "schemabot_engine_errors",
+    "Errors by class: retryable, permanent, retry_exhausted, infrastructure",
+    ["engine", "class"],
 )
+# The task state in which an engine copies rows (docs/architecture.md §3).
+COPYING = "running"
 SWEEP_DURATION = Histogram(
     "schemabot_sweep_duration_seconds", "Recovery sweep duration", buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 )
@@ -98,7 +109,7 @@ def observe(entry: Recorded, row: ApplyRow) -> None:
             apply = row.get()
             engine = (apply or {}).get("engine") or "unknown"
             if entry.new_state == "failed":
-                ENGINE_ERRORS.labels(engine, "permanent").inc()
+                ENGINE_ERRORS.labels(engine, failure_class(detail)).inc()
             duration = _seconds((apply or {}).get("created_at"), (apply or {}).get("completed_at"))
             if duration is not None:
                 APPLY_DURATION.labels(engine, entry.new_state).observe(duration)
@@ -115,9 +126,35 @@ def observe(entry: Recorded, row: ApplyRow) -> None:
         CONTROLS.labels(kind, outcome).inc()
 
 
-def infrastructure_error(engine: str = "unknown") -> None:
-    """A tick that exited without writing (state database, lease, resume state: §7)."""
-    ENGINE_ERRORS.labels(engine, "infrastructure").inc()
+def failure_class(detail: dict[str, Any]) -> str:
+    """How an apply came to `failed`, from its audit entry's detail: the sweep gave up on its
+    retries (`gave_up`: the budget or the age limit, storage/sweep.py:expire_retryables), or an
+    engine's permanent verdict. The retries themselves were counted as `retryable` already."""
+    return "retry_exhausted" if detail.get("gave_up") else "permanent"
+
+
+def infrastructure_error(engine: str | None = None) -> None:
+    """A tick that exited without writing (state database, broker, resume state: §7), under the
+    apply's engine when the tick had read it. A LeaseLost is not one: the caller skips it."""
+    ENGINE_ERRORS.labels(engine or "unknown", "infrastructure").inc()
+
+
+def copying_seconds(moves: Iterable[tuple[str | None, Any]], now: Any) -> float | None:
+    """Seconds a task spent in its copying state, from its state moves `(new_state, at)` in
+    order (the `task_state` audit entries), up to `now` if it is still copying; None if it never
+    copied. The copy rate divides by this rather than by the apply's age, which also counts
+    the tables before it and the time it was stopped."""
+    total, since, copied = 0.0, None, False
+    for new_state, at in moves:
+        if new_state == COPYING:
+            if since is None:
+                since, copied = at, True
+        elif since is not None:
+            total += _seconds(since, at) or 0.0
+            since = None
+    if since is not None:
+        total += _seconds(since, now) or 0.0
+    return total if copied else None
 
 
 def sweep_finished(seconds: float) -> None:
@@ -187,9 +224,8 @@ class StateCollector(Collector):
         percent = GaugeMetricFamily("schemabot_task_percent", "Percent done, unfinished tasks", labels=labels)
         eta = GaugeMetricFamily("schemabot_task_eta_seconds", "Engine's ETA, unfinished tasks", labels=labels)
         rate = GaugeMetricFamily(
-            "schemabot_task_copy_rate_rows_per_second", "Rows copied per second since start", labels=labels
+            "schemabot_task_copy_rate_rows_per_second", "Rows copied per second of copying", labels=labels
         )
-        now = rows["now"]
         for t in rows["tasks"]:
             key = [t["apply_id"], f"{t['namespace']}.{t['table_name']}", t["engine"], t["state"]]
             copied.add_metric(key, t["rows_copied"] or 0)
@@ -197,7 +233,7 @@ class StateCollector(Collector):
             percent.add_metric(key, t["percent"] or 0)
             if t["eta_seconds"] is not None:
                 eta.add_metric(key, t["eta_seconds"])
-            elapsed = _seconds(t["started_at"], now)
+            elapsed = t["copy_seconds"]
             if elapsed and t["rows_copied"]:
                 rate.add_metric(key, t["rows_copied"] / elapsed)
         yield from (copied, total, percent, eta, rate)
@@ -213,7 +249,7 @@ def _read_state(session: Any) -> dict[str, Any]:
 
     from schemabot.states import ACTIVE, PARKED
     from schemabot.storage.clock import db_now
-    from schemabot.storage.models import Apply, Task
+    from schemabot.storage.models import Apply, ApplyLog, Task
 
     now = session.scalar(sa.select(db_now()))
     applies = session.execute(
@@ -223,6 +259,7 @@ def _read_state(session: Any) -> dict[str, Any]:
     tasks = session.execute(
         sa.select(
             Task.apply_id,
+            Task.task_id,
             Task.namespace,
             Task.table_name,
             Task.state,
@@ -232,19 +269,33 @@ def _read_state(session: Any) -> dict[str, Any]:
             Task.eta_seconds,
             # The task's own engine (a mixed apply, engine_mix.py), else the apply's (before 0006).
             sa.func.coalesce(Task.engine, Apply.engine).label("engine"),
-            Apply.started_at,
         )
         .join(Apply, Apply.apply_id == Task.apply_id)
         .where(Apply.state.in_(unfinished), Task.state.in_(unfinished))
         .limit(1000)
     ).all()
+    found = [dict(t._mapping) for t in tasks]
+    moves: dict[str, list[tuple[str | None, Any]]] = {t["task_id"]: [] for t in found}
+    if found:
+        for task_id, new_state, at in session.execute(
+            sa.select(ApplyLog.task_id, ApplyLog.new_state, ApplyLog.created_at)
+            .where(
+                ApplyLog.apply_id.in_({t["apply_id"] for t in found}),
+                ApplyLog.event == "task_state",
+            )
+            .order_by(ApplyLog.id)
+        ):
+            if task_id in moves:
+                moves[task_id].append((new_state, at))
+    for t in found:
+        t["copy_seconds"] = copying_seconds(moves[t["task_id"]], now)
     oldest = session.scalar(
         sa.select(sa.func.min(Apply.lease_expires_at)).where(
             Apply.state.in_([s.value for s in ACTIVE]), Apply.lease_expires_at < now
         )
     )
     lag = _seconds(oldest, now) or 0.0
-    return {"applies": applies, "tasks": [dict(t._mapping) for t in tasks], "now": now, "lag": lag}
+    return {"applies": applies, "tasks": found, "now": now, "lag": lag}
 
 
 # -- exposition -------------------------------------------------------------------------------------

@@ -16,14 +16,18 @@ it and of `apply --schema-dir`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from schemabot.errors import ValidationError
-from schemabot.planning.planner import Plan
-from schemabot.planning.service import make_plan, stored_plan
-from schemabot.settings import get_settings
+
+if TYPE_CHECKING:
+    from schemabot.planning.planner import Plan
+
+# The planner (sqlglot, the engines) and the settings are imported by the commands that run,
+# not here: schemabot/cli.py registers `plan` at import, and `schemabot --help` should not pay
+# for them (issue 15 §4).
 
 BLOCKED = 3
 
@@ -93,6 +97,8 @@ def _finding(f: dict[str, Any]) -> str:
 
 
 def _emit(plan: Plan | dict[str, Any], as_json: bool) -> None:
+    from schemabot.planning.planner import Plan
+
     doc = plan.to_dict() if isinstance(plan, Plan) else plan
     if as_json:
         _print_json(doc)
@@ -127,6 +133,8 @@ def plan(
     if ctx.invoked_subcommand is not None:
         return
     from schemabot.cli import handles_errors
+    from schemabot.planning.service import make_plan
+    from schemabot.settings import get_settings
 
     @handles_errors
     def run() -> None:
@@ -155,6 +163,8 @@ def plan(
 def show(apply_id: str, as_json: bool) -> None:
     """The plan stored on an apply submitted with --schema-dir or --engine auto."""
     from schemabot.cli import handles_errors
+    from schemabot.planning.service import stored_plan
+    from schemabot.settings import get_settings
 
     @handles_errors
     def run() -> None:

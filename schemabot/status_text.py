@@ -41,3 +41,18 @@ def _engine(apply: Any, task: Any) -> str:
     if not engine or (not reason and engine == apply.engine):
         return ""
     return f"  engine={engine}" + (f" ({reason})" if reason else "")
+
+
+def list_lines(apply: Any) -> list[str]:
+    """`schemabot list`: one apply's line (apply_id, state, engine, target, created_at as
+    `api._iso` writes it) and its attention, if any."""
+    lines = [f"{apply.apply_id}  {apply.state:<20} {apply.engine:<12} {apply.target:<12} {apply.created_at}"]
+    if apply.attention:
+        lines.append(f"  attention: {apply.attention}")
+    return lines
+
+
+def log_line(entry: Any) -> str:
+    """`schemabot log`: one audit entry (`at`, event, the state change if any, message)."""
+    change = f" {entry.old_state}->{entry.new_state}" if entry.new_state else ""
+    return f"{entry.at}  {entry.event:<10}{change}  {entry.message or ''}"

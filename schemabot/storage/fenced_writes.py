@@ -65,10 +65,19 @@ def set_task_state(session: Session, task: Task, new: State, token: int | None, 
     return True
 
 
-def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, token: int | None) -> None:
+def set_apply_state(
+    session: Session,
+    apply: Apply,
+    new: State,
+    why: str,
+    *,
+    token: int | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
     """Write an apply's derived or final state, with its audit entry. Every terminal apply state
     is written here (by the driver, and by the sweep when a retry budget runs out), so whatever
-    must happen when an apply ends happens in one place."""
+    must happen when an apply ends happens in one place. `detail` goes on the audit entry: what
+    an observer needs to tell one way of ending from another (schemabot/metrics.py)."""
     old = apply.state
     if new.value == old:
         return
@@ -78,7 +87,9 @@ def set_apply_state(session: Session, apply: Apply, new: State, why: str, *, tok
     if new.is_terminal:
         apply.completed_at = now
         release_claims(session, apply.apply_id)  # its tables are free, in the same transaction
-    audit.append(session, apply.apply_id, "state", why, old_state=old, new_state=new.value, token=token)
+    audit.append(
+        session, apply.apply_id, "state", why, old_state=old, new_state=new.value, detail=detail, token=token
+    )
     if new.is_terminal:
         close_pending(session, apply.apply_id, new, now, token)
 

@@ -254,17 +254,21 @@ def expire_retryables(db: Database, *, retry_budget: int, max_age: float) -> lis
             query = query.with_for_update(skip_locked=True, of=Apply)
         expired = []
         for apply in list(session.scalars(query)):
+            out_of_attempts = apply.attempt >= retry_budget
             why = (
                 f"gave up after {apply.attempt} attempts"
-                if apply.attempt >= retry_budget
+                if out_of_attempts
                 else f"gave up: older than {int(max_age)}s"
             )
+            # On the audit entry, so an observer can tell "retries ran out" from an engine's
+            # permanent verdict (schemabot/metrics.py counts them apart).
+            gave_up = {"gave_up": "retry_budget" if out_of_attempts else "max_age", "attempt": apply.attempt}
             message = f"{why}; last error: {apply.error}"
             for task in session.scalars(sa.select(Task).where(Task.apply_id == apply.apply_id)):
                 if not task.state.is_terminal:
                     set_task_state(session, task, State.CANCELLED, None, why)
             apply.error = message
-            set_apply_state(session, apply, State.FAILED, message, token=None)
+            set_apply_state(session, apply, State.FAILED, message, token=None, detail=gave_up)
             expired.append(apply.apply_id)
         return expired
 

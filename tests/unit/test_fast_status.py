@@ -107,3 +107,49 @@ def test_what_it_does_not_handle_falls_through(
     monkeypatch.setenv("SCHEMABOT_DATABASE_URL", "sqlite:////nonexistent/state.db")
     assert fast_status.quick_status(stored[1]) is None
     assert not Path("/nonexistent/state.db").exists()
+
+
+def test_list_and_log_print_what_the_full_cli_prints(stored: tuple[str, str]) -> None:
+    url, first = stored
+    settings = Settings(database_url=url, targets={"local": "mysql://root@127.0.0.1:3306/app"})
+    client = Client(settings, dispatcher=RecordingDispatcher())
+    second = client.submit_apply("local", "direct", ["ALTER TABLE v ADD COLUMN d INT"]).apply_id
+    client.request_control(second, "stop")
+    import sqlite3
+
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE apply SET attention = 'blocked on the provider' WHERE apply_id = ?", (first,))
+    quick_list = fast_status.quick_list()
+    assert quick_list is not None and quick_list == CliRunner().invoke(cli, ["list"]).output
+    assert quick_list.splitlines()[0].startswith(second)
+    assert "  attention: blocked on the provider" in quick_list
+    for apply_id in (first, second):
+        quick_log = fast_status.quick_log(apply_id)
+        full = CliRunner().invoke(cli, ["log", apply_id])
+        assert full.exit_code == 0, full.output
+        assert quick_log is not None and quick_log == full.output
+    assert fast_status.quick_log("apply-unknown") is None  # the full CLI says "no apply", exit 2
+
+
+@pytest.mark.parametrize("command", [["list"], ["log", "APPLY"]])
+def test_list_and_log_import_neither_sqlalchemy_nor_pydantic(
+    stored: tuple[str, str], command: list[str]
+) -> None:
+    url, apply_id = stored
+    argv = [apply_id if word == "APPLY" else word for word in command]
+    code = (
+        "import sys\n"
+        "from schemabot.fast_status import main\n"
+        f"assert main({argv!r}) == 0\n"
+        "heavy = sorted(m for m in ('sqlalchemy', 'pydantic', 'celery', 'sqlglot') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"SCHEMABOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (apply_id if command == ["list"] else "submitted") in done.stdout
