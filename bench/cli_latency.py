@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This directory holds a copy.py that would shadow the standard library's `copy`.
+# Run as a script: bench/ stays off the import path (its scripts are not modules to import).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
