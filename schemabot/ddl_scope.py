@@ -33,6 +33,9 @@ _TABLE_BEFORE = frozenset({"REFERENCES", "TABLE", "EXISTS"})
 # `NEXTVAL(s)`; their qualifier is a schema even when it matches the table's name.
 _SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
 _DIGITS = re.compile(r"\d+")
+# Storage engines whose table is a view of other tables or servers: FEDERATED (a remote table),
+# CONNECT and SPIDER (external or remote data), MERGE (other MyISAM tables).
+_REMOTE_ENGINES = frozenset({"FEDERATED", "FEDERATEDX", "CONNECT", "SPIDER", "MERGE", "MRG_MYISAM"})
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,39 @@ def refuse_second_table(text: str, quoted: str) -> None:
             raise ValidationError(
                 f"DDL {quoted} reads rows with SELECT; an apply changes only the table it names"
             )
+        if word == "ENGINE" and _engine_after(tokens, i) in _REMOTE_ENGINES:
+            raise ValidationError(
+                f"DDL {quoted} uses ENGINE={_engine_after(tokens, i)}, whose rows live in another "
+                "table or server; an apply changes only the table it names"
+            )
+        if word == "CONNECTION" and _option_value(tokens, i) is not None:
+            raise ValidationError(
+                f"DDL {quoted} sets CONNECTION=..., which points the table at another table or "
+                "server; an apply changes only the table it names"
+            )
     tables = [i for i, w in enumerate(words) if w == "TABLE" and tokens[i].token_type is TokenType.TABLE]
     if len(tables) > 1:
         raise ValidationError(
             f"DDL {quoted} names a second table (TABLE ...); an apply changes only the table it names"
         )
+
+
+def _option_value(tokens: list[Token], index: int) -> Token | None:
+    """The value of a table option `NAME [=] value` whose name is at `index`, else None (a
+    column named like the option is followed by its type, not by `=` or a string)."""
+    j = index + 1
+    if j < len(tokens) and tokens[j].token_type is TokenType.EQ:
+        j += 1
+    elif not (j < len(tokens) and tokens[j].token_type is TokenType.STRING):
+        return None
+    return tokens[j] if j < len(tokens) else None
+
+
+def _engine_after(tokens: list[Token], index: int) -> str:
+    value = _option_value(tokens, index)
+    if value is None and index + 1 < len(tokens):
+        value = tokens[index + 1]  # ENGINE name, without `=`
+    return value.text.upper() if value is not None else ""
 
 
 def _like_source(tokens: list[Token], head_end: int, index: int) -> bool:

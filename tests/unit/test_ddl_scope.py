@@ -27,9 +27,19 @@ def _submit(ddl: str) -> None:
         ("ALTER TABLE t CONVERT TABLE x TO PARTITION p1 VALUES LESS THAN (10)", "converts a partition"),
         ("ALTER TABLE t UNION=(other.a)", "a MERGE table"),
         ("ALTER TABLE t UNION = (a, b)", "a MERGE table"),
-        ("CREATE TABLE t (a INT) ENGINE=MERGE UNION=(other.a)", "a MERGE table"),
-        ("CREATE TABLE t (a INT) ENGINE=MERGE UNION=(a)", "a MERGE table"),
+        ("CREATE TABLE t (a INT) ENGINE=MERGE UNION=(other.a)", "ENGINE=MERGE"),
+        ("CREATE TABLE t (a INT) ENGINE=MERGE UNION=(a)", "ENGINE=MERGE"),
         ("CREATE TABLE t (a INT, CHECK (app.u.a > 0))", "another table"),
+        # A table whose rows live in another table or server.
+        (
+            "CREATE TABLE t (a INT) ENGINE=FEDERATED CONNECTION='mysql://u@h:3306/other/victim'",
+            "ENGINE=FEDERATED",
+        ),
+        ("ALTER TABLE t ENGINE = connect table_type=MYSQL", "ENGINE=CONNECT"),
+        ("ALTER TABLE t ENGINE SPIDER", "ENGINE=SPIDER"),
+        ("CREATE TABLE t (a INT) ENGINE=MRG_MYISAM", "ENGINE=MRG_MYISAM"),
+        ("ALTER TABLE t CONNECTION='mysql://u@h/other/victim'", "sets CONNECTION"),
+        ("ALTER TABLE t CONNECTION 'srv'", "sets CONNECTION"),
         # Another schema, in forms the parse tree misses (a Command fallback) or reads.
         (
             "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4, "
@@ -93,6 +103,10 @@ def test_names_outside_the_table_and_namespace_are_refused(ddl: str, fragment: s
         "ALTER TABLE t PARTITION BY RANGE (a) (PARTITION p0 VALUES LESS THAN (10))",
         "ALTER TABLE t TRUNCATE PARTITION p0",
         "DROP TABLE IF EXISTS app.t",
+        # A column named like a table option, and a local engine.
+        "ALTER TABLE t ADD COLUMN connection VARCHAR(10), ADD engine INT",
+        "CREATE TABLE t (a INT, connection INT) ENGINE=InnoDB",
+        "ALTER TABLE t ENGINE=InnoDB",
     ],
 )
 def test_legitimate_forms_stay_accepted(ddl: str) -> None:
