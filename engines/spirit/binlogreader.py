@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +193,31 @@ class ChangeReader:
             # Caught up (a heartbeat), or an event outside any transaction (a binlog
             # checkpoint, a GTID list): the stream's position is a boundary.
             self.safe = max(self.safe, here)
+
+    def keys_until_query(
+        self, is_it: Callable[[str], bool], target: Position, deadline: float
+    ) -> tuple[set[Key], bool]:
+        """Keys of the table's rows changed from `safe` up to the first query event `is_it`
+        accepts (a statement, upper-cased), and whether that event was met before `target` or
+        the deadline. Used once, after the cutover's RENAME: a row changed between the last
+        catch-up and the RENAME is a write the shadow never got."""
+        keys: set[Key] = set()
+        stream = self._stream
+        while time.monotonic() < deadline:
+            event = stream.fetchone()
+            if event is None:
+                raise StreamInterrupted("the server ended the binlog stream")
+            if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
+                if event.schema == self.schema and event.table == self.table:
+                    for row in event.rows:
+                        for image in ("values", "before_values", "after_values"):
+                            if image in row:
+                                keys.add(tuple(k.value(row[image]) for k in self.key))
+            elif isinstance(event, QueryEvent) and is_it(_query(event)):
+                return keys, True
+            if Position(stream.log_file, int(stream.log_pos)) >= target:
+                return keys, False
+        return keys, False
 
     def close(self) -> None:
         self._stream.close()

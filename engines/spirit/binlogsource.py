@@ -366,6 +366,34 @@ def catch_up_plan(
     )
 
 
+def writes_missed_by_the_rename(
+    cur: Cursor, target: Target, names: TableNames, cp: Checkpoint, deadline: float
+) -> set[Key] | None:
+    """After the cutover's RENAME: keys of the source's rows written between the last catch-up
+    (the checkpoint's position, taken under the cutover lock) and the RENAME itself. Empty when
+    the lock held, as it must; not empty only if the lock's holder died after it was last seen
+    alive and before the RENAME queued behind it (cutover.read_locked_rename): those writes are
+    in `_sb_<t>_old` and nowhere else. None when it cannot be told (no position, the old table
+    gone, the RENAME not found in time)."""
+    start = Position.load(cp.binlog_position)
+    old = read_table(cur, names.schema, names.old)
+    if start is None or old is None:
+        return None
+    goal = current(cur)
+    moved = f"{names.q()} TO {names.q(names.old)}".upper()
+    kwargs = dict(parse_mysql_dsn(target.dsn).connect_kwargs())
+    reader = ChangeReader(kwargs, names.schema, names.table, key_columns(old), start)
+    try:
+        keys, found = reader.keys_until_query(
+            lambda q: q.startswith("RENAME TABLE") and moved in q, goal, deadline
+        )
+    except (StreamInterrupted, pymysql.MySQLError):
+        return None
+    finally:
+        reader.close()
+    return keys if found else None
+
+
 def carry_counter(cur: Cursor, names: TableNames) -> None:
     """Under the cutover lock, after the last catch-up: the shadow's AUTO_INCREMENT counter up to
     the source's when the source's moved on without a row to show for it (an insert rolled back,

@@ -22,6 +22,10 @@ three connections, for both change sources:
    writers' requests, which then open the new `t`.
 If the checks fail, or H dies before the RENAME is sent, the RENAME is never sent: nothing is
 renamed. If the rename does not queue within the wait, its query is killed before H unlocks.
+H dying in the instant between its last answer and the RENAME's wait on `t` lets writers in
+ahead of an unguarded RENAME; the step after the rename finds such writes before dropping
+anything (`_sb_<t>_err` for the triggers, the binlog up to the RENAME for the binlog source,
+phases/cutting_over.finish) and keeps `_sb_<t>_old` for a person.
 
 Why not gh-ost's order (a sentry table under `_sb_<t>_old`, `LOCK TABLES t WRITE` on one
 connection, the RENAME queued on a second before the checks, sentry dropped, unlock), which this

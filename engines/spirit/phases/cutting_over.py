@@ -26,6 +26,9 @@ from engines.spirit.triggers import drop_triggers, refused_writes
 
 MAX_CUTOVER_ATTEMPTS = 20
 CUTOVER_LOCK_WAIT_SECONDS = 2
+# The binlog between the last catch-up and the RENAME is a few events; reading it (a replication
+# connection, the dump) takes tens of milliseconds; this bounds a server that stalls.
+MISSED_WRITES_READ_SECONDS = 10.0
 
 
 class AmbiguousCutover(PermanentEngineError):
@@ -174,6 +177,8 @@ def finish(step: Step) -> ProgressResult:
                     f"{p.names.old}, which is kept with its triggers and {p.names.errors}; "
                     "nothing more is done"
                 )
+            if cps[p.label].kind == "copy" and binlogsource.uses_binlog(cps[p.label]):
+                _refuse_if_the_rename_missed_writes(step, cur, p.names, cps[p.label])
     with conn.cursor() as cur:
         for p in plans:
             if cps[p.label].kind != "copy":
@@ -184,6 +189,30 @@ def finish(step: Step) -> ProgressResult:
             checkpoint.save(cur, cps[p.label])
         sentinel.release(cur, {p.names.schema for p in plans}, request.context)
     return reporting.result(step, "completed")
+
+
+def _refuse_if_the_rename_missed_writes(
+    step: Step, cur: Any, names: Any, cp: checkpoint.Checkpoint
+) -> None:
+    """The binlog source's twin of the `_sb_<t>_err` check above: a write that reached the old
+    table between the last catch-up and the RENAME (the lock holder died in that moment) is in
+    `_sb_<t>_old` only. Found in the binlog, it stops the run with the old table kept."""
+    missed = binlogsource.writes_missed_by_the_rename(
+        cur, step.target, names, cp, time.monotonic() + MISSED_WRITES_READ_SECONDS
+    )
+    if missed:
+        shown = ", ".join(str(k[0] if len(k) == 1 else k) for k in sorted(missed, key=str)[:10])
+        raise AmbiguousCutover(
+            f"{names.label}: the tables were swapped, but {len(missed)} row(s) were written to the "
+            f"old table after the last catch-up, when the cutover lock was lost just before the "
+            f"rename (keys {shown}); they are only in {names.old}, which is kept; nothing more "
+            "is done"
+        )
+    if missed is None:
+        step.events.append(
+            f"{names.label}: could not read the binlog up to the rename to confirm that no write "
+            "reached the old table after the last catch-up"
+        )
 
 
 def recover(step: Step) -> ProgressResult:

@@ -286,3 +286,42 @@ def test_a_purged_position_starts_the_run_fresh_with_the_reason_on_record(
     assert int(rows["n"]) == 300
     assert int(rows["s"]) == sum(range(1, 251)) - sum(range(251, 301))
     assert "bigint" in server.query(f"SHOW CREATE TABLE `{schema}`.t")[0]["Create Table"]
+
+
+# -- cutover: the lock holder lost in the moment before the RENAME --------------------------------
+
+
+def test_a_write_let_through_when_the_cutover_lock_is_lost_before_the_rename_is_caught(
+    schema: str, on_binlog_server: BinlogMariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder of the cutover's READ lock dies after it was last seen alive and before the
+    RENAME queues behind it: a writer gets through to the old table after the last catch-up,
+    and the RENAME then runs unguarded. With triggers such a write reaches the shadow anyway; with
+    the binlog source it is only in the old table. Before, the next step saw "renamed", dropped
+    `_sb_t_old` and completed: the row was lost. Now the binlog between the last catch-up and the
+    RENAME is read: a write to the table there fails the apply and keeps `_sb_t_old`."""
+    from engines.spirit import cutover
+
+    server = on_binlog_server
+    server.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT)")
+    server.execute(f"INSERT INTO `{schema}`.t VALUES " + ", ".join(f"({i}, {i})" for i in range(1, 201)))
+    still_holding = cutover._still_holding
+
+    def lost_in_the_window(holder: Any) -> bool:
+        alive = still_holding(holder)
+        holder.execute("SELECT CONNECTION_ID()")
+        server.execute(f"KILL {int(holder.fetchone()[0])}")
+        server.execute(f"INSERT INTO `{schema}`.t VALUES (9999, 9999)")  # lands in the old table
+        monkeypatch.setattr(cutover, "_still_holding", still_holding)  # once
+        return alive
+
+    monkeypatch.setattr(cutover, "_still_holding", lost_in_the_window)
+    eng = engine(schema)
+    req = request([(schema, "t", "ALTER TABLE t MODIFY v BIGINT")], chunk_rows=50, change_source="binlog")
+    eng.apply(req)
+    with pytest.raises(PermanentEngineError, match=r"after the last catch-up.*_sb_t_old"):
+        run_until(eng, req)
+    eng.close()
+    assert "_sb_t_old" in tables(schema)  # kept: the write is there
+    rows = server.query(f"SELECT id FROM `{schema}`.`_sb_t_old` WHERE id = 9999")
+    assert rows == [{"id": 9999}]
