@@ -22,7 +22,9 @@ from engines.targets import redact
 T = TypeVar("T")
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_transient_api_error(exc: BaseException) -> bool:
+    """Is this PlanetScale API failure worth retrying (unreachable, or a failure it marks
+    transient)? MySQL errors of a branch connection are engines/mysql/errors.py's question."""
     return isinstance(exc, ApiUnreachable) or (isinstance(exc, ApiFailure) and exc.transient)
 
 
@@ -40,7 +42,7 @@ def retrying(budget: Budget, call: Callable[[], T], what: str) -> T:
     failures: list[ApiFailure] = []
     try:
         for attempt in Retrying(
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(is_transient_api_error),
             stop=out_of_time,
             wait=wait,
             reraise=True,
@@ -52,14 +54,14 @@ def retrying(budget: Budget, call: Callable[[], T], what: str) -> T:
                     failures.append(exc)
                     raise
     except OutOfBudget:
-        if failures and is_transient(failures[-1]):
+        if failures and is_transient_api_error(failures[-1]):
             # The call had failed before the budget ran out: that failure is the news.
             raise RetryableEngineError(redact(f"{what} kept failing: {failures[-1]}")) from None
         raise
     except NotFound:
         raise  # the caller decides what a typed 404 means there
     except ApiFailure as exc:
-        if is_transient(exc):
+        if is_transient_api_error(exc):
             raise RetryableEngineError(redact(f"{what} kept failing: {exc}")) from None
         raise PermanentEngineError(redact(f"{what} was refused: {exc}")) from None
     raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises

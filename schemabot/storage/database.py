@@ -71,7 +71,7 @@ def _postgresql_transient(orig: BaseException) -> bool | None:
     return state in TRANSIENT_POSTGRESQL_STATES or state[:2] in ("08", "57")
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_transient_state_db_error(exc: BaseException) -> bool:
     """Is this state-database error worth retrying rather than reporting?"""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
@@ -176,7 +176,7 @@ class Database:
 
         try:
             for tried in Retrying(
-                retry=retry_if_exception(is_transient),
+                retry=retry_if_exception(is_transient_state_db_error),
                 stop=stop_after_delay(self.retry_seconds),
                 wait=wait_exponential(multiplier=0.1, max=1.0),
                 reraise=False,

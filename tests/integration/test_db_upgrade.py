@@ -110,17 +110,17 @@ def test_postgresql_transient_errors_are_told_from_verdicts() -> None:
     """A PostgreSQL state database that goes away is retried, never a verdict (§7)."""
     import sqlalchemy as sa
 
-    from schemabot.storage.database import Database, is_transient
+    from schemabot.storage.database import Database, is_transient_state_db_error
     from tests.support.servers import free_port
 
     dead = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     with pytest.raises(sa.exc.OperationalError) as down:
         dead.connect()
-    assert is_transient(down.value)
+    assert is_transient_state_db_error(down.value)
     db = Database("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", retry_seconds=0.2)
     with pytest.raises(sa.exc.ProgrammingError) as verdict:
         db.run(lambda s: s.execute(sa.text("SELEC 1")))
-    assert not is_transient(verdict.value)
+    assert not is_transient_state_db_error(verdict.value)
     db.dispose()
 
 
