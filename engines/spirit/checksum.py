@@ -74,14 +74,28 @@ def _aggregate(
     with conn.cursor() as cur:
         cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         try:
-            cur.execute(
-                f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, nullable)}), 0) FROM {table} "
-                f"FORCE INDEX (PRIMARY) WHERE {where}",
-                params,
-            )
-            count, crc = cur.fetchone()  # type: ignore[misc]
+            return chunk_sums(conn, table, columns, where, params, nullable)
         finally:
             cur.execute("COMMIT")
+
+
+def chunk_sums(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    where: str,
+    params: list[object],
+    nullable: tuple[bool, ...] = (),
+) -> tuple[int, int]:
+    """(rows, sum of row CRCs) of one side's chunk, in the connection's current transaction
+    (held_snapshots.py keeps one open for a whole step)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, nullable)}), 0) FROM {table} "
+            f"FORCE INDEX (PRIMARY) WHERE {where}",
+            params,
+        )
+        count, crc = cur.fetchone()  # type: ignore[misc]
     return int(count), int(crc)
 
 

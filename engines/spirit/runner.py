@@ -22,6 +22,7 @@ from engines.spirit.chunker import MIN_CHUNK, Chunker, is_integer_key
 from engines.spirit.connection import error_text, is_transient
 from engines.spirit.copier import copy_chunk
 from engines.spirit.deferred import Deferred, build
+from engines.spirit.held_snapshots import HeldSnapshots
 from engines.spirit.keyset import Key, describe
 from engines.spirit.lanes import LanePlan
 from engines.spirit.parallel import LaneSupply
@@ -335,8 +336,11 @@ def verify(
     report: StepReport,
     peer: Connection | None = None,
     judge: Judge | None = None,
+    held: HeldSnapshots | None = None,
 ) -> Checkpoint:
     """Checksum chunks until the deadline or the end; repair or fail on a difference.
+    `held` (binlog source): snapshots in which the shadow had every change; a chunk whose sums
+    agree there is proved at once, without the judge (held_snapshots.py).
     `peer`, a second connection, lets the two sides of a chunk be read at the same time.
     `judge` (the binlog change source, binlogsource.Judge): the shadow trails the source by the
     events not applied yet, where triggers leave no gap, so a chunk that differs is judged again
@@ -363,7 +367,9 @@ def verify(
         lane_index, lane_last = -1, False
         low: Key | None
         high: Key | None
-        with conn.cursor() as cur:
+        # In held snapshots the chunks are the snapshot's: rows inserted since are not compared
+        # there (the binlog brings them to the shadow), and chasing them would never end.
+        with (held.source if held is not None else conn).cursor() as cur:
             if lane_plan is not None:
                 lane_index = next(i for i, ln in enumerate(lane_plan.lanes) if not ln.sum_done)
                 lane = lane_plan.lanes[lane_index]
@@ -373,7 +379,8 @@ def verify(
                 low = cp.checksum_watermark
                 high = chunker.next(cur, low, sizer.size)
         short = lane_last if lane_plan is not None else high is None
-        result = checksum.compare(conn, names, cmap, low, high, peer)
+        proved = held.compare(names, cmap, low, high) if held is not None else None
+        result = proved or checksum.compare(conn, names, cmap, low, high, peer)
         conclusive = True
         if not result.equal and judge is not None:
             cp, judged = judge(cp, low, high)
