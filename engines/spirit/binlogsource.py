@@ -20,9 +20,9 @@ a key copied before its change is replayed is overwritten by the replay. The las
 key is therefore its final version. A row deleted after the copy read it is deleted by the
 replay; one deleted before is never copied.
 
-The checksum then compares source and shadow as for triggers; a chunk that differs only because
-events are not applied yet is caught up and compared again before it counts as a difference
-(`settle`).
+The checksum compares source and shadow in snapshots opened while writers were held and the
+shadow had every change (held_snapshots.py); a chunk that differs there, or in a step that could
+not hold, is judged against the binlog (`judge`) before it counts as a difference.
 
 Chosen automatically (`engine_options.change_source`, default `auto`) when the server logs in ROW
 format with full images and the user may read the stream (binlogpos.server_refusal), and the
