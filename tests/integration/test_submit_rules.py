@@ -35,7 +35,11 @@ REFUSED = [
         "names schema 'other'",
     ),
     ("ALTER TABLE t UNION=(other.a)", "MERGE table"),
-    ("CREATE TABLE t (id INT) ENGINE=MERGE UNION=(other.a)", "MERGE table"),
+    ("CREATE TABLE t (id INT) ENGINE=MERGE UNION=(other.a)", "ENGINE=MERGE"),
+    (
+        "CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='mysql://u@h:3306/other/victim'",
+        "ENGINE=FEDERATED",
+    ),
     ("CREATE OR REPLACE TABLE t (id INT PRIMARY KEY)", "CREATE OR REPLACE"),
     ("ALTER TABLE IF EXISTS t ADD COLUMN c INT", "IF EXISTS"),
     ("ALTER TABLE t ADDD COLUMN x INT", "ADDD"),
