@@ -57,3 +57,14 @@ def fresh_schema(prefix: str, port: int | None = None) -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+def plan_scratch_schemas() -> set[str]:
+    """The plan's scratch schemas (`_sb_plan_*`) on the shared server: a test checks that none
+    is left behind, or that a leftover is dropped."""
+    conn = connect()
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE '\\_sb\\_plan\\_%'")
+        names = {str(r[0]) for r in cur.fetchall()}
+    conn.close()
+    return names

@@ -11,18 +11,9 @@ import pytest
 from engines.targets import Target
 from schemabot.planning.planner import Planner
 from schemabot.planning.scratch import scratch_schema
-from tests.support.mariadb import connect, fresh_schema, mysql_dsn
+from tests.support.mariadb import connect, fresh_schema, mysql_dsn, plan_scratch_schemas
 
 pytestmark = pytest.mark.integration
-
-
-def schemas() -> set[str]:
-    conn = connect()
-    with conn.cursor() as cur:
-        cur.execute("SHOW DATABASES LIKE '\\_sb\\_plan\\_%'")
-        names = {str(r[0]) for r in cur.fetchall()}
-    conn.close()
-    return names
 
 
 @pytest.fixture
@@ -53,12 +44,12 @@ def test_a_plan_drops_old_unlocked_leftovers_only(target: Target) -> None:
     assert holder_cur.fetchone()[0] == 1
     try:
         Planner(target).plan_ddl(["ALTER TABLE t ADD COLUMN b INT"])
-        left = schemas()
+        left = plan_scratch_schemas()
         assert old_free not in left
         assert {old_in_use, young, unknown_age} <= left
         holder.close()  # the process holding it dies: its lock goes with its connection
         Planner(target).plan_ddl(["ALTER TABLE t ADD COLUMN b INT"])
-        assert old_in_use not in schemas()
+        assert old_in_use not in plan_scratch_schemas()
     finally:
         for name in made:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -74,7 +65,7 @@ def test_a_scratch_schema_is_locked_while_in_use(target: Target) -> None:
         with other.cursor() as cur:
             cur.execute("SELECT IS_FREE_LOCK(%s)", (name,))
             assert cur.fetchone()[0] == 1
-        assert name not in schemas()
+        assert name not in plan_scratch_schemas()
     finally:
         conn.close()
         other.close()
