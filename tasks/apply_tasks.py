@@ -79,7 +79,16 @@ def summary(apply_id: str, outcome: driver.TickOutcome) -> str:
     """The outcome; for a tick that did work (the apply continues, or it finished or parked),
     also the apply's state, its current table and phase (read after a tick that just wrote, so
     the state database answers): what Flower's result column and the worker log show."""
-    if outcome not in (driver.TickOutcome.FINISHED, driver.TickOutcome.CONTINUES):
+    if outcome is driver.TickOutcome.CONTINUES:
+        # Every tick of every apply passes here: one query of the tasks, not a whole snapshot;
+        # an apply that continues is where its current task is.
+        try:
+            tasks = reads.tasks_of(runtime().db, [apply_id])[apply_id]
+        except Exception:
+            return outcome.value
+        current = next((t for t in tasks if not t.state.is_terminal), None)
+        return f"{apply_id}: {describe(current.state, tasks)}" if current else outcome.value
+    if outcome is not driver.TickOutcome.FINISHED:
         return outcome.value
     try:
         snap = reads.snapshot(runtime().db, apply_id)

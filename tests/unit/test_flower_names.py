@@ -85,9 +85,8 @@ def test_every_tick_that_did_work_says_where_the_apply_is(monkeypatch: Any) -> N
 
     task = SimpleNamespace(namespace="app", table_name="orders", state=State.RUNNING, message=None,
                            percent=45.2, rows_copied=12_000, rows_total=26_000)  # fmt: skip
-    snap = SimpleNamespace(apply=SimpleNamespace(state=State.RUNNING), tasks=[task])
     monkeypatch.setattr(apply_tasks, "runtime", lambda: SimpleNamespace(db=None))
-    monkeypatch.setattr(apply_tasks.reads, "snapshot", lambda db, apply_id: snap)
+    monkeypatch.setattr(apply_tasks.reads, "tasks_of", lambda db, ids: {ids[0]: [task]})
     assert apply_tasks.summary("apply-abc", driver.TickOutcome.CONTINUES) == (
         "apply-abc: running · app.orders copy 45% (12,000/26,000 rows)"
     )
