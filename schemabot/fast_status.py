@@ -106,6 +106,15 @@ def _iso(value: Any) -> str | None:
     return when.isoformat(sep=" ")
 
 
+def _records(cur: Any, names: tuple[str, ...], timestamp: str) -> list[SimpleNamespace]:
+    """The cursor's rows as records named `names`, the `timestamp` field printed as the full CLI
+    prints it."""
+    rows = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
+    for row in rows:
+        setattr(row, timestamp, _iso(getattr(row, timestamp)))
+    return rows
+
+
 def _read(query: Any) -> Any:
     """Run `query(cursor, paramstyle)` on the state database; None on any doubt."""
     try:
@@ -127,10 +136,7 @@ def quick_list() -> str | None:
     def query(cur: Any, p: str) -> list[SimpleNamespace]:
         cur.execute(_LIST)
         names = ("apply_id", "state", "engine", "target", "created_at", "attention")
-        rows = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
-        for row in rows:
-            row.created_at = _iso(row.created_at)
-        return rows
+        return _records(cur, names, "created_at")
 
     applies = _read(query)
     if applies is None:
@@ -148,11 +154,7 @@ def quick_log(apply_id: str) -> str | None:
         if not cur.fetchone()[0]:
             return None  # the full CLI says "no apply" and exits 2
         cur.execute(_LOG.format(p=p), (apply_id,))
-        names = ("at", "event", "message", "old_state", "new_state")
-        rows = [SimpleNamespace(**dict(zip(names, r, strict=True))) for r in cur.fetchall()]
-        for row in rows:
-            row.at = _iso(row.at)
-        return rows
+        return _records(cur, ("at", "event", "message", "old_state", "new_state"), "at")
 
     entries = _read(query)
     if entries is None:

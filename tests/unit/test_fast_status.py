@@ -78,22 +78,28 @@ def test_a_mixed_apply_shows_each_tasks_engine_and_reason_as_the_full_cli_does(
     assert "engine=auto" in quick.splitlines()[0]
 
 
-def test_it_imports_neither_sqlalchemy_nor_pydantic(stored: tuple[str, str]) -> None:
-    url, apply_id = stored
+def _quick_in_a_fresh_process(url: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`fast_status.main(argv)` in a new interpreter, which then asserts that none of the heavy
+    packages was imported."""
     code = (
         "import sys\n"
         "from schemabot.fast_status import main\n"
-        f"assert main(['status', {apply_id!r}]) == 0\n"
+        f"assert main({argv!r}) == 0\n"
         "heavy = sorted(m for m in ('sqlalchemy', 'pydantic', 'celery', 'sqlglot') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         env={"SCHEMABOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_it_imports_neither_sqlalchemy_nor_pydantic(stored: tuple[str, str]) -> None:
+    url, apply_id = stored
+    done = _quick_in_a_fresh_process(url, ["status", apply_id])
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(apply_id)
 
@@ -137,19 +143,6 @@ def test_list_and_log_import_neither_sqlalchemy_nor_pydantic(
 ) -> None:
     url, apply_id = stored
     argv = [apply_id if word == "APPLY" else word for word in command]
-    code = (
-        "import sys\n"
-        "from schemabot.fast_status import main\n"
-        f"assert main({argv!r}) == 0\n"
-        "heavy = sorted(m for m in ('sqlalchemy', 'pydantic', 'celery', 'sqlglot') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"SCHEMABOT_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _quick_in_a_fresh_process(url, argv)
     assert done.returncode == 0, done.stderr
     assert (apply_id if command == ["list"] else "submitted") in done.stdout
