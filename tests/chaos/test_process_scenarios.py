@@ -97,8 +97,7 @@ def test_s14_killed_worker_is_resumed_by_another_from_where_it_was(env: ProcEnv,
         )
         # Kill the worker in the middle of an engine step, so its tick never finishes: the next
         # tick is never enqueued and only the sweep can bring the apply back.
-        wait_for(lambda: pid_inside_engine(fake, task_id) is not None, 10, "a worker inside a step")
-        victim = cluster.owner_of(f"host:{pid_inside_engine(fake, task_id)}")
+        victim = cluster.freeze_the_worker_inside(lambda: pid_inside_engine(fake, task_id))
         dead = victim.pids()
         victim.kill()
         killed_at = time.time()
@@ -136,18 +135,8 @@ def test_s15_frozen_worker_loses_its_lease_and_is_fenced_when_thawed(env: ProcEn
         apply_id = submit(client)
         task_id = client.get_apply(apply_id).tasks[0].task_id
         wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 6, 60, "the copy to start")
-        inside: list[int] = []  # read once: the worker may leave the step before a second read
-
-        def a_worker_inside_a_step() -> bool:
-            pid = pid_inside_engine(fake, task_id)
-            if pid is not None:
-                inside.append(pid)
-            return pid is not None
-
-        wait_for(a_worker_inside_a_step, 10, "a worker inside a step")
-        frozen = cluster.owner_of(f"host:{inside[-1]}")
-        _, old_token = lease_of(db, apply_id)
-        frozen.signal(__import__("signal").SIGSTOP)
+        frozen = cluster.freeze_the_worker_inside(lambda: pid_inside_engine(fake, task_id))
+        _, old_token = lease_of(db, apply_id)  # frozen inside its step, it still holds this lease
         wait_for(lambda: lease_of(db, apply_id)[1] > old_token, 30, "another worker to take the lease")
         taken_over = max(e.id for e in audit.entries(db, apply_id))
         time.sleep(1.0)

@@ -72,8 +72,7 @@ def test_s14_on_rabbitmq_killed_worker_is_resumed_from_where_it_was(tmp_path: Pa
                 rows = fake.query("SELECT pid FROM active WHERE context = ?", task_id)
                 return int(rows[0]["pid"]) if rows else None
 
-            wait_for(lambda: inside() is not None, 10, "a worker inside a step")
-            victim = cluster.owner_of(f"host:{inside()}")
+            victim = cluster.freeze_the_worker_inside(inside)
             dead = victim.pids()
             victim.kill()
             killed_at = time.time()

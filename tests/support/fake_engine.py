@@ -91,7 +91,11 @@ class FakeTarget:
         return conn
 
     def query(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        with closing(self._conn()) as conn:
+        """A read on a connection of its own, without `_conn`'s PRAGMA: the file is in WAL mode
+        from the constructor on, and a WAL reader never waits for a writer, so a test can read
+        while a worker it froze (SIGSTOP) holds the write lock in the middle of a step."""
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
+            conn.row_factory = sqlite3.Row
             return list(conn.execute(sql, args))
 
     def execute(self, sql: str, *args: Any) -> None:

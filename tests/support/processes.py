@@ -8,8 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tests.support.servers import wait_for
@@ -157,6 +158,32 @@ class Cluster:
             if pid in proc.pids():
                 return proc
         raise LookupError(f"no process of this cluster is {lease_owner}")
+
+    def freeze_the_worker_inside(
+        self, inside: Callable[[], int | None], timeout: float = 20
+    ) -> CeleryProcess:
+        """SIGSTOP the worker whose process is inside a step (`inside()`: that process's pid, or
+        None between steps) and return it, proven frozen there: after the stop, `inside()` must
+        still name one of its processes, which a stopped process cannot leave. Reading the pid
+        and stopping its worker are two moves; a worker that left the step in between (a loaded
+        machine widens that gap) is thawed and the next one is caught. Without this proof a test
+        could freeze or kill a worker that holds nothing and wait for a takeover that never
+        comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = inside()
+            if pid is None:
+                time.sleep(0.02)
+                continue
+            try:
+                worker = self.owner_of(f"host:{pid}")
+            except LookupError:
+                continue  # the process ended between the two reads
+            worker.signal(signal.SIGSTOP)
+            if inside() in worker.pids():
+                return worker
+            worker.signal(signal.SIGCONT)
+        raise TimeoutError(f"no worker was caught inside a step within {timeout}s")
 
     def stop(self) -> None:
         for proc in self.processes:
