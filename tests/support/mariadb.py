@@ -60,11 +60,36 @@ def fresh_schema(prefix: str, port: int | None = None) -> Iterator[str]:
 
 
 def plan_scratch_schemas() -> set[str]:
-    """The plan's scratch schemas (`_sb_plan_*`) on the shared server: a test checks that none
-    is left behind, or that a leftover is dropped."""
+    """The plan's scratch schemas (`_sb_plan_*`) on the shared server, in use or not."""
     conn = connect()
     with conn.cursor() as cur:
         cur.execute("SHOW DATABASES LIKE '\\_sb\\_plan\\_%'")
         names = {str(r[0]) for r in cur.fetchall()}
     conn.close()
     return names
+
+
+def plan_scratch_leftovers() -> set[str]:
+    """The scratch schemas that no plan is using (schemabot/planning/scratch.py: a plan holds
+    GET_LOCK(<name>) from before it creates its schema until after it drops it): what a plan
+    would have left behind. A test checks that this set does not grow, which holds while other
+    test processes plan on the same server; `plan_scratch_schemas` would see their schemas."""
+    conn = connect()
+    left = set()
+    try:
+        with conn.cursor() as cur:
+            for name in plan_scratch_schemas():
+                cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+                if cur.fetchone()[0] != 1:
+                    continue  # a plan is using it (or dropping it as another's leftover)
+                try:
+                    cur.execute(
+                        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (name,)
+                    )
+                    if cur.fetchone()[0]:
+                        left.add(name)  # still there with nobody holding it: left behind
+                finally:
+                    cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+    finally:
+        conn.close()
+    return left

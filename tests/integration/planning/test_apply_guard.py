@@ -20,7 +20,7 @@ from schemabot.settings import Settings, get_settings
 from schemabot.storage.database import Database
 from tests.conftest import FAST
 from tests.support.harness import RecordingDispatcher
-from tests.support.mariadb import connect, fresh_schema, mysql_dsn, plan_scratch_schemas
+from tests.support.mariadb import connect, fresh_schema, mysql_dsn, plan_scratch_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -73,11 +73,11 @@ def apply_cli(capsys: pytest.CaptureFixture[str], engine: str, ddl: str, *extra:
 def test_the_cli_refuses_what_only_the_live_table_shows_unless_allowed(
     client: Client, capsys: pytest.CaptureFixture[str], engine: str, ddl: str, rule: str
 ) -> None:
-    before = plan_scratch_schemas()
+    before = plan_scratch_leftovers()
     code, text = apply_cli(capsys, engine, ddl)
     assert code == 2 and rule in text and "--allow-unsafe" in text, text
     assert client.list_applies() == []  # nothing stored
-    assert plan_scratch_schemas() <= before
+    assert plan_scratch_leftovers() <= before
     code, text = apply_cli(capsys, engine, ddl, "--allow-unsafe")
     assert code == 0, text
     [stored] = client.list_applies()
@@ -87,12 +87,12 @@ def test_the_cli_refuses_what_only_the_live_table_shows_unless_allowed(
 def test_a_safe_alter_is_accepted_without_the_flag(
     client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = plan_scratch_schemas()
+    before = plan_scratch_leftovers()
     started = time.monotonic()
     code, text = apply_cli(capsys, "direct", "ALTER TABLE nums ADD COLUMN extra INT")
     elapsed = time.monotonic() - started
     assert code == 0, text
-    assert len(client.list_applies()) == 1 and plan_scratch_schemas() <= before
+    assert len(client.list_applies()) == 1 and plan_scratch_leftovers() <= before
     assert elapsed < 5, elapsed
 
 

@@ -22,7 +22,7 @@ from schemabot.settings import Settings, get_settings
 from schemabot.storage.database import Database
 from tests.conftest import FAST
 from tests.support.harness import RecordingDispatcher, pump
-from tests.support.mariadb import connect, fresh_schema, mysql_dsn, plan_scratch_schemas
+from tests.support.mariadb import connect, fresh_schema, mysql_dsn, plan_scratch_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def test_plan_from_schema_files_as_a_versioned_document(
     schema: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = plan_scratch_schemas()
+    before = plan_scratch_leftovers()
     files = write(
         tmp_path / "schema",
         {
@@ -85,7 +85,7 @@ def test_plan_from_schema_files_as_a_versioned_document(
     assert (orders["algorithm"], orders["engine"]) == ("INSTANT", "direct")
     assert orders["rows_estimate"] == 3 and orders["duration_seconds"] is None
     assert doc["copy_rate"] == {"rows_per_second": 50000.0, "source": "default"}
-    assert plan_scratch_schemas() <= before
+    assert plan_scratch_leftovers() <= before
     with connect(schema).cursor() as cur:  # nothing changed on the target
         cur.execute("SHOW TABLES")
         assert sorted(r[0] for r in cur.fetchall()) == ["legacy", "orders"]
@@ -112,7 +112,7 @@ def shop() -> Target:
 def test_exit_codes_blocking_bad_input_and_scratch_removed_on_failure(
     schema: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = plan_scratch_schemas()
+    before = plan_scratch_leftovers()
     code, out, _ = run_cli(capsys, "plan", "--target", "shop", "--ddl", "ALTER TABLE orders DROP COLUMN note")
     assert code == 3 and "SB002 drop-column" in out and "BLOCKED" in out
     code, out, _ = run_cli(
@@ -130,7 +130,7 @@ def test_exit_codes_blocking_bad_input_and_scratch_removed_on_failure(
     assert code == 2 and "only CREATE TABLE" in err
     code, _, err = run_cli(capsys, "plan", "--target", "shop", "--schema-dir", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
-    assert plan_scratch_schemas() <= before
+    assert plan_scratch_leftovers() <= before
 
 
 def test_lint_rules_can_be_disabled_per_target(
