@@ -27,8 +27,8 @@ from tests.support.mixed_tables import (
     run_blocking,
     snapshot,
 )
-from tests.support.proc_env import TEST_REDIS_DB, ProcEnv, proc_env
-from tests.support.servers import wait_for
+from tests.support.proc_env import ProcEnv, proc_env
+from tests.support.servers import TEST_REDIS_DB, wait_for
 
 pytestmark = pytest.mark.chaos
 ROWS = 50_000

@@ -16,7 +16,7 @@ from schemabot.auth import hash_secret, new_secret
 from schemabot.http_api import build_app
 from schemabot.settings import Settings
 from tests.support.serve import SCHEMABOT, Served, serve_env, served
-from tests.support.servers import free_port
+from tests.support.servers import TEST_REDIS_DB, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ def test_readyz_names_what_is_down(server: Served, tmp_path: Path) -> None:
     # A state database that cannot be opened (in process: the same app).
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'missing-dir' / 'state.db'}",
-        broker_url="redis://127.0.0.1:6379/14",
+        broker_url=f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
     )
     http_app = TestClient(build_app(lambda: Client(settings)), base_url="http://localhost")
     body = http_app.get("/readyz").json()

@@ -158,7 +158,8 @@ def test_the_cli_delivers_its_submitted_webhook_before_it_exits(tmp_path: Path) 
     import redis
 
     from schemabot.migrate import upgrade
-    from tests.support.serve import SCHEMABOT, TEST_REDIS_DB, serve_env
+    from tests.support.serve import SCHEMABOT, serve_env
+    from tests.support.servers import TEST_REDIS_DB
 
     env, state_url = serve_env(tmp_path)
     upgrade(database_url=state_url)

@@ -19,9 +19,9 @@ from schemabot.migrate import upgrade
 from schemabot.settings import Settings
 from tests.support.mariadb import SHARED_HOST, SHARED_PORT, SHARED_USER, fresh_schema, mysql_dsn
 from tests.support.processes import REPO, Cluster
+from tests.support.servers import TEST_REDIS_DB
 
 SCHEMABOT = str(Path(sys.executable).with_name("schemabot"))
-TEST_REDIS_DB = 14
 PLUGINS = {
     "fake": "tests.support.fake_engine:FakeEngine",
     "fakevitess": "tests.support.fake_engine:FakeVitessEngine",

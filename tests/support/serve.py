@@ -1,8 +1,9 @@
 """A real `schemabot serve` process for tests of the HTTP service (auth, strict input, readiness).
 
 Each server gets its own SQLite state database (migrated first), a private queue on the machine's
-Redis (db 14, deleted afterwards) and the fake engine, so submits are stored for real and their
-`start_apply` messages go to a real broker that no worker consumes.
+Redis (in this test process's database, servers.TEST_REDIS_DB; deleted afterwards) and the fake
+engine, so submits are stored for real and their `start_apply` messages go to a real broker that
+no worker consumes.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import redis
 
 from schemabot.migrate import upgrade
 from tests.support.processes import REPO
-from tests.support.servers import free_port, wait_for
+from tests.support.servers import TEST_REDIS_DB, free_port, wait_for
 
 SCHEMABOT = str(Path(sys.executable).with_name("schemabot"))
-TEST_REDIS_DB = 14
 PLUGINS = {"fake": "tests.support.fake_engine:FakeEngine"}
 
 

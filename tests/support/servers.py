@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import pymysql.cursors
 from devservers.servers import MariaDBServer, RedisServer, free_port, wait_for
 
 __all__ = [
+    "TEST_REDIS_DB",
     "BinlogMariaDB",
     "MariaDBServer",
     "RedisServer",
@@ -20,6 +22,20 @@ __all__ = [
     "replicated_pair",
     "wait_for",
 ]
+
+
+
+def _redis_db_of_this_process() -> int:
+    """The machine's Redis database for this test process's broker messages: 14 alone, and one
+    of its own per pytest-xdist worker (gw0 14, gw1 13, ...). Queues are private to each test
+    already; a database per process also keeps Celery's broadcast (pidbox) and event traffic,
+    which every worker on a database shares, from reaching another process's workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return 14 - index % 12  # databases 3..14; 0..2 are left to a developer's own use
+
+
+TEST_REDIS_DB = _redis_db_of_this_process()
 
 
 class BinlogMariaDB(MariaDBServer):
