@@ -18,10 +18,11 @@ from schemabot.api import ChangeSet, Client
 from schemabot.errors import ControlRejected
 from schemabot.storage import reads
 from schemabot.storage.database import Database
+from tests.support import mariadb
 from tests.support.fake_engine import FakeTarget
-from tests.support.mariadb import connect
-from tests.support.proc_env import ProcEnv, proc_env
-from tests.support.servers import wait_for
+from tests.support.mariadb import connect, fresh_schema
+from tests.support.proc_env import ProcEnv, proc_env, state_url_for
+from tests.support.servers import BinlogMariaDB, wait_for
 
 pytestmark = pytest.mark.chaos
 ROWS = 200_000
@@ -176,6 +177,81 @@ def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(e
         # The table has no AUTO_INCREMENT column: the copy ran in parallel lanes (lanes.py), and
         # the kill hit a step with both lanes copying.
         assert copy_lanes(env.target_schema)["count"] == 2
+    finally:
+        writer.stop.set()
+        cluster.stop()
+        db.dispose()
+
+
+@pytest.fixture
+def binlog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcEnv]:
+    """The workers' target on a private `mariadbd` with binary logging (the shared server has
+    none), their state database on the shared server. The test's helpers (connect, fresh_schema,
+    mysql_dsn) read mariadb.SHARED_PORT at each call: pointed at the private server, the target
+    schema, its DSN in the workers' environment and every check of the table go there."""
+    server = BinlogMariaDB(tmp_path / "binlog-mariadb", 1).start()
+    try:
+        with fresh_schema("sbt_proc") as state_schema:  # before the port moves: the shared server
+            state_url = state_url_for(state_schema)
+            monkeypatch.setattr(mariadb, "SHARED_PORT", server.port)
+            fake = FakeTarget(tmp_path / "unused-fake.db")
+            with proc_env(tmp_path, fake.path, state_url=state_url) as environment:
+                yield environment
+    finally:
+        server.kill()
+
+
+def binlog_run(schema: str) -> tuple[str | None, str | None, int]:
+    """The table's checkpoint's change source and binlog position, and the triggers on `t`."""
+    conn = connect(schema)
+    with conn.cursor() as cur:
+        cur.execute("SELECT change_source, binlog_position FROM _sb_spirit_checkpoint WHERE table_name = 't'")
+        source, position = cur.fetchone()  # type: ignore[misc]
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s", (schema,)
+        )
+        (triggers,) = cur.fetchone()  # type: ignore[misc]
+    conn.close()
+    return source, position, int(triggers)
+
+
+def test_s14_binlog_source_worker_killed_mid_copy_another_continues_from_the_saved_position(
+    binlog_env: ProcEnv,
+) -> None:
+    """S14 with the binlog change source (docs/architecture.md §6, §10): the copy's watermark and
+    the binlog position are one checkpoint, so the worker that takes over reads the stream from
+    where the killed one had applied it, under a writer, with no trigger on the user's table."""
+    env = binlog_env
+    expected = make_table(env.target_schema)
+    client, db = env.client(), Database(env.state_url)
+    cluster = env.cluster()
+    writer = Writer(env.target_schema, expected)
+    try:
+        cluster.worker("a")
+        cluster.worker("b")
+        cluster.beat()
+        writer.start()
+        apply_id = submit(
+            client, env, volume=1, engine_options={"chunk_rows": 500, "change_source": "binlog"}
+        )
+        wait_for(lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 5, 90, "20% copied")
+        wait_for(lambda: lock_holder(env.target_schema) is not None, 10, "a worker inside a copy step")
+        owner = reads.snapshot(db, apply_id).apply.lease_owner
+        source, position_at_kill, triggers = binlog_run(env.target_schema)
+        assert (source, triggers) == ("binlog", 0) and position_at_kill, (source, position_at_kill)
+        cluster.owner_of(owner or "").kill()
+
+        final = client.wait(apply_id, timeout=180)
+        writer.stop.set()
+        writer.join(10)
+        assert final.state == "completed", (final.error, cluster.logs())
+        assert writer.error is None, writer.error
+        assert compare(env.target_schema, expected) == (0, 0, 0)  # missing, extra, differing
+        assert writer.writes > 100
+        log = client.log(apply_id)
+        assert not any("restarted from the beginning" in (e.message or "") for e in log)
+        resumes = [e for e in log if e.event == "resume"]
+        assert resumes and all(e.detail["reattached"] for e in resumes), [(e.event, e.message) for e in log]  # type: ignore[index]
     finally:
         writer.stop.set()
         cluster.stop()
