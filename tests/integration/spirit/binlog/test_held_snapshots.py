@@ -158,7 +158,7 @@ def test_the_checksum_under_writes_proves_chunks_without_judging_them(
     eng = engine(schema)
     req = request(
         [(schema, "t", "ALTER TABLE t MODIFY v BIGINT")],
-        step_budget=0.5,
+        step_budget=2.0,  # time to hold even on a loaded machine (as below)
         chunk_rows=1000,
         change_source="binlog",
         defer_cutover=True,
@@ -220,7 +220,8 @@ def test_with_held_snapshots_the_result_equals_the_blocking_alter(
         values,
         rows=3000,
     )
-    outcome = run_case(schema, oracle_schema, case, step_budget=0.5, change_source="binlog")
+    # Steps of 2 s: time to hold even on a loaded machine (MIN_STEP_SECONDS, LAST_REPLAY_SECONDS).
+    outcome = run_case(schema, oracle_schema, case, step_budget=2.0, change_source="binlog")
     assert outcome.verdict == "identical"
     assert sum(outcome.writes.values()) > 20
     assert holds and any(holds), holds
