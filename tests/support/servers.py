@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-
 def _redis_db_of_this_process() -> int:
     """The machine's Redis database for this test process's broker messages: 14 alone, and one
     of its own per pytest-xdist worker (gw0 14, gw1 13, ...). Queues are private to each test
