@@ -144,45 +144,6 @@ def submit(client: Client, env: ProcEnv, **options: object) -> str:
     ).apply_id
 
 
-def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(env: ProcEnv) -> None:
-    expected = make_table(env.target_schema)
-    client, db = env.client(), Database(env.state_url)
-    cluster = env.cluster()
-    writer = Writer(env.target_schema, expected)
-    try:
-        cluster.worker("a")
-        cluster.worker("b")
-        cluster.beat()
-        writer.start()
-        apply_id = submit(client, env, **SLOW)
-        wait_for(lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 5, 90, "20% copied")
-        wait_for(lambda: lock_holder(env.target_schema) is not None, 10, "a worker inside a copy step")
-        owner = reads.snapshot(db, apply_id).apply.lease_owner
-        copied_at_kill = client.get_apply(apply_id).tasks[0].rows_copied or 0
-        cluster.owner_of(owner or "").kill()
-
-        final = client.wait(apply_id, timeout=180)
-        writer.stop.set()
-        writer.join(10)
-        assert final.state == "completed", (final.error, cluster.logs())
-        assert writer.error is None, writer.error
-        assert compare(env.target_schema, expected) == (0, 0, 0)  # missing, extra, differing
-        assert writer.writes > 100
-        log = client.log(apply_id)
-        assert not any("restarted from the beginning" in (e.message or "") for e in log)
-        resumes = [e for e in log if e.event == "resume"]
-        assert resumes and all(e.detail["reattached"] for e in resumes), [(e.event, e.message) for e in log]  # type: ignore[index]
-        # Continued from the checkpoint: the resumed owner starts at (or after) the stored count.
-        assert copied_at_kill > 0
-        # The table has no AUTO_INCREMENT column: the copy ran in parallel lanes (lanes.py), and
-        # the kill hit a step with both lanes copying.
-        assert copy_lanes(env.target_schema)["count"] == 2
-    finally:
-        writer.stop.set()
-        cluster.stop()
-        db.dispose()
-
-
 @pytest.fixture
 def binlog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProcEnv]:
     """The workers' target on a private `mariadbd` with binary logging (the shared server has
@@ -201,7 +162,7 @@ def binlog_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proc
         server.kill()
 
 
-def binlog_run(schema: str) -> tuple[str | None, str | None, int]:
+def change_source_in_use(schema: str) -> tuple[str | None, str | None, int]:
     """The table's checkpoint's change source and binlog position, and the triggers on `t`."""
     conn = connect(schema)
     with conn.cursor() as cur:
@@ -215,13 +176,16 @@ def binlog_run(schema: str) -> tuple[str | None, str | None, int]:
     return source, position, int(triggers)
 
 
-def test_s14_binlog_source_worker_killed_mid_copy_another_continues_from_the_saved_position(
-    binlog_env: ProcEnv,
+@pytest.mark.parametrize("change_source", ["triggers", "binlog"])
+def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(
+    request: pytest.FixtureRequest, change_source: str
 ) -> None:
-    """S14 with the binlog change source (docs/architecture.md §6, §10): the copy's watermark and
-    the binlog position are one checkpoint, so the worker that takes over reads the stream from
-    where the killed one had applied it, under a writer, with no trigger on the user's table."""
-    env = binlog_env
+    """The worker driving the copy is SIGKILLed under a writer; another continues from the
+    checkpoint. With the binlog source (docs/architecture.md §6) the copy's watermark and the
+    binlog position are one checkpoint, so the new owner reads the stream from where the killed
+    one had applied it, with no trigger on the user's table; its target is a private server with
+    binary logging (`binlog_env`)."""
+    env: ProcEnv = request.getfixturevalue("binlog_env" if change_source == "binlog" else "env")
     expected = make_table(env.target_schema)
     client, db = env.client(), Database(env.state_url)
     cluster = env.cluster()
@@ -231,14 +195,17 @@ def test_s14_binlog_source_worker_killed_mid_copy_another_continues_from_the_sav
         cluster.worker("b")
         cluster.beat()
         writer.start()
-        apply_id = submit(
-            client, env, volume=1, engine_options={"chunk_rows": 500, "change_source": "binlog"}
-        )
+        slow_with_the_source = {"chunk_rows": 500, "change_source": change_source}  # SLOW's pace
+        apply_id = submit(client, env, volume=1, engine_options=slow_with_the_source)
         wait_for(lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 5, 90, "20% copied")
         wait_for(lambda: lock_holder(env.target_schema) is not None, 10, "a worker inside a copy step")
         owner = reads.snapshot(db, apply_id).apply.lease_owner
-        source, position_at_kill, triggers = binlog_run(env.target_schema)
-        assert (source, triggers) == ("binlog", 0) and position_at_kill, (source, position_at_kill)
+        copied_at_kill = client.get_apply(apply_id).tasks[0].rows_copied or 0
+        source, position, triggers = change_source_in_use(env.target_schema)
+        if change_source == "binlog":
+            assert (source, triggers) == ("binlog", 0) and position, (source, position, triggers)
+        else:
+            assert source == "triggers" and triggers > 0, (source, triggers)
         cluster.owner_of(owner or "").kill()
 
         final = client.wait(apply_id, timeout=180)
@@ -252,6 +219,12 @@ def test_s14_binlog_source_worker_killed_mid_copy_another_continues_from_the_sav
         assert not any("restarted from the beginning" in (e.message or "") for e in log)
         resumes = [e for e in log if e.event == "resume"]
         assert resumes and all(e.detail["reattached"] for e in resumes), [(e.event, e.message) for e in log]  # type: ignore[index]
+        # Continued from the checkpoint: the resumed owner starts at (or after) the stored count.
+        assert copied_at_kill > 0
+        if change_source == "triggers":
+            # The table has no AUTO_INCREMENT column: the copy ran in parallel lanes (lanes.py),
+            # and the kill hit a step with both lanes copying.
+            assert copy_lanes(env.target_schema)["count"] == 2
     finally:
         writer.stop.set()
         cluster.stop()
