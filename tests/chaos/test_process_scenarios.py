@@ -45,12 +45,6 @@ def submit(client: Client, table: str = "t", **options: object) -> str:
     ).apply_id  # type: ignore[arg-type]
 
 
-def pid_inside_engine(fake: FakeTarget, context: str) -> int | None:
-    """The pid of the process inside an engine step for `context` right now, if any."""
-    rows = fake.query("SELECT pid FROM active WHERE context = ?", context)
-    return int(rows[0]["pid"]) if rows else None
-
-
 def lease_of(db: Database, apply_id: str) -> tuple[str | None, int]:
     row = reads.snapshot(db, apply_id).apply
     return row.lease_owner, row.lease_token
@@ -97,7 +91,7 @@ def test_s14_killed_worker_is_resumed_by_another_from_where_it_was(env: ProcEnv,
         )
         # Kill the worker in the middle of an engine step, so its tick never finishes: the next
         # tick is never enqueued and only the sweep can bring the apply back.
-        victim = cluster.freeze_the_worker_inside(lambda: pid_inside_engine(fake, task_id))
+        victim = cluster.freeze_the_worker_inside(lambda: fake.pid_inside(task_id))
         dead = victim.pids()
         victim.kill()
         killed_at = time.time()
@@ -135,7 +129,7 @@ def test_s15_frozen_worker_loses_its_lease_and_is_fenced_when_thawed(env: ProcEn
         apply_id = submit(client)
         task_id = client.get_apply(apply_id).tasks[0].task_id
         wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 6, 60, "the copy to start")
-        frozen = cluster.freeze_the_worker_inside(lambda: pid_inside_engine(fake, task_id))
+        frozen = cluster.freeze_the_worker_inside(lambda: fake.pid_inside(task_id))
         _, old_token = lease_of(db, apply_id)  # frozen inside its step, it still holds this lease
         wait_for(lambda: lease_of(db, apply_id)[1] > old_token, 30, "another worker to take the lease")
         taken_over = max(e.id for e in audit.entries(db, apply_id))

@@ -68,11 +68,7 @@ def test_s14_on_rabbitmq_killed_worker_is_resumed_from_where_it_was(tmp_path: Pa
             task_id = client.get_apply(apply_id).tasks[0].task_id
             wait_for(lambda: (fake.work(task_id) or {"rows_done": 0})["rows_done"] >= 12, 60, "row 12")
 
-            def inside() -> int | None:
-                rows = fake.query("SELECT pid FROM active WHERE context = ?", task_id)
-                return int(rows[0]["pid"]) if rows else None
-
-            victim = cluster.freeze_the_worker_inside(inside)
+            victim = cluster.freeze_the_worker_inside(lambda: fake.pid_inside(task_id))
             dead = victim.pids()
             victim.kill()
             killed_at = time.time()

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,11 +92,7 @@ class FakeTarget:
         return conn
 
     def query(self, sql: str, *args: Any) -> list[sqlite3.Row]:
-        """A read on a connection of its own, without `_conn`'s PRAGMA: the file is in WAL mode
-        from the constructor on, and a WAL reader never waits for a writer, so a test can read
-        while a worker it froze (SIGSTOP) holds the write lock in the middle of a step."""
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
-            conn.row_factory = sqlite3.Row
+        with closing(self._conn()) as conn:
             return list(conn.execute(sql, args))
 
     def execute(self, sql: str, *args: Any) -> None:
@@ -150,9 +147,30 @@ class FakeTarget:
                 )
             conn.execute("INSERT OR REPLACE INTO active VALUES (?, ?, ?)", (context, pid, now))
             conn.execute("COMMIT")
+        marker = self._inside_marker(context)
+        marker.with_name(f"{marker.name}.{pid}").write_text(str(pid))
+        os.replace(marker.with_name(f"{marker.name}.{pid}"), marker)
 
     def leave(self, context: str) -> None:
+        with suppress(FileNotFoundError, ValueError):
+            marker = self._inside_marker(context)
+            if int(marker.read_text()) == os.getpid():
+                marker.unlink()
         self.execute("DELETE FROM active WHERE context = ? AND pid = ?", context, os.getpid())
+
+    def _inside_marker(self, context: str) -> Path:
+        return Path(f"{self.path}.inside.{re.sub(r'[^A-Za-z0-9_.-]', '_', context)}")
+
+    def pid_inside(self, context: str) -> int | None:
+        """The pid of the process inside a progress step of `context` now, if any, from a marker
+        file written after `enter` and removed before `leave`, not from SQLite: a test reads it
+        while a worker it froze (SIGSTOP) may hold the fake's SQLite locks, and a read of the
+        database then fails with "database is locked" (seen closing the last connection, which
+        checkpoints the WAL under an exclusive lock)."""
+        try:
+            return int(self._inside_marker(context).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def take_fault(self, method: str) -> sqlite3.Row | None:
         with closing(self._conn()) as conn:
