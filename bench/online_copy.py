@@ -3,6 +3,7 @@
     .venv/bin/python bench/online_copy.py [--rows 1000000] [--runs 3] [--write-rate 200]
         [--engine-only] [--shape bench|bench-bigint|narrow] [--copy-lanes N|auto]
         [--compare-lanes 1,4] [--private-server] [--change-source triggers,binlog]
+        [--trailing-checksum on|off]
         [--buffer-pool-mb 128] [--load-only | --no-load-only] [--skip-pt-osc]
 
 What it measures, in one run and on the same server:
@@ -641,6 +642,11 @@ def main() -> int:
         "indexes' build starts, or auto; the engine's default: after the copy)",
     )
     parser.add_argument(
+        "--trailing-checksum",
+        choices=["on", "off"],
+        help="spirit's engine option trailing_checksum (the engine's default: on)",
+    )
+    parser.add_argument(
         "--private-server",
         action="store_true",
         help="a private mariadbd: its CPU seconds per run, every deadlock (bench/private_server.py)",
@@ -717,6 +723,8 @@ def _run(args: argparse.Namespace, tools: dict[str, Callable[[Server, str], None
     SHAPE = SHAPES[args.shape]
     if args.copy_lanes:
         SPIRIT_OPTIONS["copy_lanes"] = "auto" if args.copy_lanes == "auto" else int(args.copy_lanes)
+    if args.trailing_checksum:
+        SPIRIT_OPTIONS["trailing_checksum"] = args.trailing_checksum == "on"
     if args.index_build_at is not None:
         at = args.index_build_at
         SPIRIT_OPTIONS["index_build_at"] = at if at == "auto" else float(at)
