@@ -62,23 +62,6 @@ def _row_crc(columns: tuple[str, ...], nullable: tuple[bool, ...] = ()) -> str:
     return f"CRC32(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 
 
-def _aggregate(
-    conn: Connection,
-    table: str,
-    columns: tuple[str, ...],
-    where: str,
-    params: list[object],
-    nullable: tuple[bool, ...] = (),
-) -> tuple[int, int]:
-    """(rows, sum of row CRCs) of one side's chunk, in a snapshot of its own."""
-    with conn.cursor() as cur:
-        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        try:
-            return chunk_sums(conn, table, columns, where, params, nullable)
-        finally:
-            cur.execute("COMMIT")
-
-
 def chunk_sums(
     conn: Connection,
     table: str,
@@ -86,17 +69,50 @@ def chunk_sums(
     where: str,
     params: list[object],
     nullable: tuple[bool, ...] = (),
+    *,
+    own_snapshot: bool = True,
 ) -> tuple[int, int]:
-    """(rows, sum of row CRCs) of one side's chunk, in the connection's current transaction
-    (held_snapshots.py keeps one open for a whole step)."""
+    """(rows, sum of row CRCs) of one side's chunk: in a snapshot of its own, or with
+    `own_snapshot=False` in the connection's current transaction (held_snapshots.py keeps one
+    open for a whole step)."""
     with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, nullable)}), 0) FROM {table} "
-            f"FORCE INDEX (PRIMARY) WHERE {where}",
-            params,
-        )
-        count, crc = cur.fetchone()  # type: ignore[misc]
+        if own_snapshot:
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        try:
+            cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM({_row_crc(columns, nullable)}), 0) FROM {table} "
+                f"FORCE INDEX (PRIMARY) WHERE {where}",
+                params,
+            )
+            count, crc = cur.fetchone()  # type: ignore[misc]
+        finally:
+            if own_snapshot:
+                cur.execute("COMMIT")
     return int(count), int(crc)
+
+
+def sums_of_both_sides(
+    source_conn: Connection,
+    shadow_conn: Connection,
+    names: TableNames,
+    cmap: ColumnMap,
+    where: str,
+    params: list[object],
+    *,
+    own_snapshots: bool = True,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """`chunk_sums` of the source and of the shadow read at the same time, one per connection
+    (the server uses two cores): (source, shadow)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        shadow_side = pool.submit(
+            chunk_sums, shadow_conn, names.q(names.shadow), cmap.shadow, where, params,
+            cmap.nullable, own_snapshot=own_snapshots,
+        )  # fmt: skip
+        source = chunk_sums(
+            source_conn, names.q(), cmap.source, where, params, cmap.nullable,
+            own_snapshot=own_snapshots,
+        )  # fmt: skip
+        return source, shadow_side.result()
 
 
 def compare(
@@ -116,12 +132,7 @@ def compare(
     """
     where, params = key_range(cmap.key, low, high)
     if peer is not None:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            shadow_side = pool.submit(
-                _aggregate, peer, names.q(names.shadow), cmap.shadow, where, params, cmap.nullable
-            )
-            source = _aggregate(conn, names.q(), cmap.source, where, params, cmap.nullable)
-            shadow = shadow_side.result()
+        source, shadow = sums_of_both_sides(conn, peer, names, cmap, where, params)
         if source == shadow:
             return ChunkComparison(source[0], shadow[0], 0)
     return compare_exactly(conn, names, cmap, low, high)

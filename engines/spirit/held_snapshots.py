@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pymysql
@@ -64,15 +63,9 @@ class HeldSnapshots:
         comparison when the sums agree (proved), None when they differ (a real difference, or
         one the judged comparison settles)."""
         where, params = key_range(cmap.key, low, high)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            shadow_side = pool.submit(
-                checksum.chunk_sums, self.shadow, names.q(names.shadow), cmap.shadow, where,
-                params, cmap.nullable,
-            )  # fmt: skip
-            source = checksum.chunk_sums(
-                self.source, names.q(), cmap.source, where, params, cmap.nullable
-            )
-            shadow = shadow_side.result()
+        source, shadow = checksum.sums_of_both_sides(
+            self.source, self.shadow, names, cmap, where, params, own_snapshots=False
+        )
         if source != shadow:
             return None
         return ChunkComparison(source[0], shadow[0], 0)
