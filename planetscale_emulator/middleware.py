@@ -36,6 +36,12 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+def client_gone(send: Send) -> bool:
+    """Has the client closed its connection (uvicorn marks the request's cycle disconnected)?"""
+    cycle = getattr(send, "__self__", None)
+    return bool(getattr(cycle, "disconnected", False))
+
+
 def abort_connection(send: Send) -> None:
     """Close the client's TCP connection at once, with no HTTP answer."""
     cycle = getattr(send, "__self__", None)
@@ -87,6 +93,10 @@ class FaultMiddleware:
                 self.world.event(f"fault.{fault.kind}", path, method=method, fault=fault.id)
             return fault
 
+    def _released(self, path: str, fault: faults.Fault, gone: bool) -> None:
+        with self.world.lock:
+            self.world.event("fault.delay.released", path, fault=fault.id, client_gone=gone)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
@@ -105,6 +115,10 @@ class FaultMiddleware:
             )
         elif fault.kind == "delay":
             await asyncio.sleep((fault.delay_ms or 0) / 1000)
+            # Said, so a test can tell a caller still waiting (frozen, say) from one whose own
+            # timeout ran out meanwhile: a gone client's request fails reading its body.
+            gone = client_gone(send)
+            await run_in_threadpool(self._released, scope["path"], fault, gone)
             await self.app(scope, receive, send)
         elif fault.kind == "drop":
             abort_connection(send)

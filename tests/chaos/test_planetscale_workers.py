@@ -18,6 +18,7 @@ Plus the emulator itself dying mid-deploy, and the CLI path once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -103,13 +104,23 @@ def live_workers(cluster: Cluster) -> list[CeleryProcess]:
 
 
 @pytest.fixture
-def workers(cluster: Cluster, emulator: EmulatorProcess) -> Cluster:
-    """Before each test: the emulator back to a seeded main, and WORKERS live, ready workers
-    (a test that killed one has started its replacement, which may still be booting)."""
+def workers(env: ProcEnv, cluster: Cluster, emulator: EmulatorProcess) -> Cluster:
+    """Before each test: WORKERS live, ready workers (a test that killed one has started its
+    replacement, which may still be booting), no apply of an earlier test still running, and the
+    emulator back to a seeded main.
+
+    A test that failed half-way can leave a worker frozen and its apply unfinished, holding its
+    tables: every later test of the module would then fail with a table conflict. So frozen
+    workers are replaced and unfinished applies cancelled first, and a failure stays one."""
+    for proc in live_workers(cluster):
+        if proc.stopped():
+            proc.kill()
     for _ in range(WORKERS - len(live_workers(cluster))):
         cluster.worker(wait=False)
     for proc in live_workers(cluster):
         wait_for(lambda proc=proc: "ready." in proc.log(), 30, f"{proc.name} to start")
+    emulator.clear_faults()
+    cancel_unfinished(env.client())
     emulator.reset()
     emulator.seed()
     return cluster
@@ -123,6 +134,18 @@ def state_db(env: ProcEnv) -> Iterator[Database]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def cancel_unfinished(client: Client, timeout: float = 60) -> None:
+    """Cancel every apply not yet finished (left by a test that failed) and wait for it to end."""
+    unfinished = [st.apply_id for st in client.list_applies() if not st.is_terminal]
+    for apply_id in unfinished:
+        with contextlib.suppress(Exception):  # a state that refuses cancel: waited for below
+            client.request_control(apply_id, "cancel")
+    deadline = time.monotonic() + timeout
+    for apply_id in unfinished:
+        with contextlib.suppress(TimeoutError):
+            client.wait(apply_id, timeout=max(deadline - time.monotonic(), 1), stop_at_waiting=False)
 
 
 def submit(client: Client, **options: Any) -> str:
@@ -175,6 +198,43 @@ def audit_of(client: Client, apply_id: str) -> list[tuple[str, str]]:
     return [(e.event, e.message or "") for e in client.log(apply_id)]
 
 
+def freeze_the_caller(
+    workers: Cluster, emulator: EmulatorProcess, db: Database, apply_id: str, call: str
+) -> CeleryProcess:
+    """SIGSTOP the worker whose `call` the emulator holds (a `delay` fault armed for every
+    attempt, `times=-1`) and return it once the emulator has performed that call into its frozen
+    socket; the fault is then cleared.
+
+    The freeze must be proved, not assumed. The call's timeout is what is left of the worker's
+    step budget, so on a loaded machine it can run out before the test freezes the worker: the
+    worker closes its socket and the emulator drops the request (its body cannot be read). The
+    test would then wait for a call that only a takeover makes. The emulator says, when a delay
+    ends, whether the client was still there; if it was not, the worker is thawed and the
+    engine's next attempt at the call, held by the same fault, is caught instead."""
+    for attempt in range(1, 4):
+        wait_for(
+            lambda attempt=attempt: len(emulator.events("fault.delay")) >= attempt,
+            60,
+            f"the {call} call to arrive (attempt {attempt})",
+            interval=0.01,
+        )
+        owner = lease_owner(db, apply_id)
+        assert owner is not None and not owner.startswith("sweep@")
+        victim = workers.owner_of(owner)
+        victim.signal(signal.SIGSTOP)
+        wait_for(
+            lambda attempt=attempt: len(emulator.events("fault.delay.released")) >= attempt,
+            DELAY_MS / 1000 + 10,
+            f"the emulator to release the {call} call (attempt {attempt})",
+        )
+        if not emulator.events("fault.delay.released")[attempt - 1]["detail"]["client_gone"]:
+            wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
+            emulator.clear_faults()
+            return victim
+        victim.signal(signal.SIGCONT)  # its call timed out before the freeze: catch the next
+    raise AssertionError(f"no attempt at {call} was still in flight when its caller was frozen")
+
+
 # -- the outcome of each side-effecting call is lost ------------------------------------------
 
 
@@ -205,22 +265,16 @@ def test_worker_sigkilled_right_after_each_call_resumes_without_duplicates(
     client = env.client()
     deferred = call == "apply_deploy"
     if not deferred:
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS)
+        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS, times=-1)
     apply_id = submit(client, defer_cutover=deferred)
     if deferred:
         wait_state(client, apply_id, "waiting_for_cutover")
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS)
+        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS, times=-1)
         client.request_control(apply_id, "cutover")
 
-    # The call has reached the emulator, which holds it: freeze whoever holds the lease, so the
-    # socket stays open (a killed client's request would be dropped unperformed) ...
-    wait_for(lambda: emulator.events("fault.delay"), 60, f"the {call} call to arrive", interval=0.01)
-    owner = lease_owner(state_db, apply_id)
-    assert owner is not None and not owner.startswith("sweep@")
-    victim = workers.owner_of(owner)
-    victim.signal(signal.SIGSTOP)
-    # ... let the emulator perform the call and answer into the frozen socket, then kill it.
-    wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
+    # The call has reached the emulator, which holds it: freeze its caller, so the socket stays
+    # open, let the emulator perform the call and answer into the frozen socket, then kill it.
+    victim = freeze_the_caller(workers, emulator, state_db, apply_id, call)
     victim.kill()
     killed_at = time.monotonic()
     workers.worker(wait=False)  # a replacement boots while the lease runs out

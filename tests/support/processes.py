@@ -19,6 +19,15 @@ REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state of a process in /proc (`T`: stopped), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def process_group_members(pgid: int) -> set[int]:
     members = set()
     for entry in os.listdir("/proc"):
@@ -108,6 +117,10 @@ class CeleryProcess:
 
     def pids(self) -> set[int]:
         return process_group_members(self.pgid)
+
+    def stopped(self) -> bool:
+        """Is any of its processes frozen (SIGSTOP)?"""
+        return any(process_state(pid) == "T" for pid in self.pids())
 
     def signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):

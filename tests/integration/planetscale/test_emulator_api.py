@@ -10,7 +10,7 @@ import httpx
 import pymysql
 import pytest
 
-from tests.support.emulator_process import EmulatorProcess
+from tests.support.emulator_process import DATABASE, ORG, EmulatorProcess
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -374,6 +374,29 @@ def test_delay_fault_delays_then_acts(emulator: EmulatorProcess) -> None:
     began = time.monotonic()
     ok(emulator.api("POST", "/branches", name="dev"), 201)
     assert time.monotonic() - began >= 0.4
+
+
+def test_delay_fault_says_whether_the_client_waited_and_drops_a_gone_clients_call(
+    emulator: EmulatorProcess,
+) -> None:
+    """The chaos tests freeze a worker inside a delayed call; they must know whether the call's
+    client was still there when the delay ended (its own timeout may have run out first)."""
+    emulator.fault(kind="delay", target="create_branch", delay_ms=300, times=2)
+    ok(emulator.api("POST", "/branches", name="waited"), 201)
+    with pytest.raises(httpx.TimeoutException):
+        emulator.http.post(
+            f"{emulator.api_url}/organizations/{ORG}/databases/{DATABASE}/branches",
+            json={"name": "left"},
+            headers={"Authorization": "tok-id:tok-secret"},
+            timeout=0.1,
+        )
+    deadline = time.monotonic() + 5
+    while len(emulator.events("fault.delay.released")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    released = [e["detail"]["client_gone"] for e in emulator.events("fault.delay.released")]
+    assert released == [False, True]
+    assert [e["subject"] for e in emulator.events("branch.create")] == ["waited"]
+    assert emulator.api("GET", "/branches/left").status_code == 404
 
 
 def test_drop_fault_closes_the_connection_without_acting(emulator: EmulatorProcess) -> None:
