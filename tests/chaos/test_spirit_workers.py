@@ -125,6 +125,17 @@ def lock_holder(schema: str) -> int | None:
     return holder
 
 
+def driving(schema: str, db: Database, apply_id: str) -> int | None:
+    """The pid of the worker inside a step on the table: the lease owner while the table's lock
+    is held (no other process can hold it then), or None."""
+    if lock_holder(schema) is None:
+        return None
+    owner = reads.snapshot(db, apply_id).apply.lease_owner
+    if owner is None or owner.startswith("sweep@"):
+        return None
+    return int(owner.rsplit(":", 1)[1])
+
+
 def copy_lanes(schema: str) -> dict[str, object]:
     """The lane plan the engine recorded in the table's checkpoint (engines/spirit/lanes.py)."""
     conn = connect(schema)
@@ -198,15 +209,14 @@ def test_s14_spirit_worker_killed_mid_copy_another_resumes_from_the_checkpoint(
         slow_with_the_source = {"chunk_rows": 500, "change_source": change_source}  # SLOW's pace
         apply_id = submit(client, env, volume=1, engine_options=slow_with_the_source)
         wait_for(lambda: (client.get_apply(apply_id).tasks[0].rows_copied or 0) > ROWS // 5, 90, "20% copied")
-        wait_for(lambda: lock_holder(env.target_schema) is not None, 10, "a worker inside a copy step")
-        owner = reads.snapshot(db, apply_id).apply.lease_owner
+        victim = cluster.freeze_the_worker_inside(lambda: driving(env.target_schema, db, apply_id))
         copied_at_kill = client.get_apply(apply_id).tasks[0].rows_copied or 0
         source, position, triggers = change_source_in_use(env.target_schema)
         if change_source == "binlog":
             assert (source, triggers) == ("binlog", 0) and position, (source, position, triggers)
         else:
             assert source == "triggers" and triggers > 0, (source, triggers)
-        cluster.owner_of(owner or "").kill()
+        victim.kill()
 
         final = client.wait(apply_id, timeout=180)
         writer.stop.set()
