@@ -21,14 +21,6 @@ a key copied before its change is replayed is overwritten by the replay. The las
 key is therefore its final version. A row deleted after the copy read it is deleted by the
 replay; one deleted before is never copied.
 
-On a unique key besides the primary key, a `REPLACE` (the copy's or the replay's) deletes the
-shadow row that holds the value. Copy lanes read at different instants, so the row deleted can be
-the newer one: another lane read it after the application moved the value to it. Either way the
-row deleted changed after the step's catch-up (the source never holds one value twice, so one of
-the two rows changed between the two reads, both after the catch-up), its change is at or after
-the saved position, and the next catch-up replays it. Tried with writers swapping unique values
-between rows during a copy in three lanes (tests/integration/spirit/binlog/test_binlog_lanes.py).
-
 The checksum compares source and shadow in snapshots opened while writers were held and the
 shadow had every change (held_snapshots.py); a chunk that differs there, or in a step that could
 not hold, is judged against the binlog (`judge`) before it counts as a difference.

@@ -148,8 +148,9 @@ def _with_lanes(
         else:
             total = estimated_rows(cur, names.schema, names.table)
             count, why = lanes.choose(
-                cur, view.source, view.shadow, view.columns.key, wanted, total
-            )
+                cur, view.source, view.shadow, view.columns.key, wanted, total,
+                binlog=cp.change_source == "binlog",
+            )  # fmt: skip
         ranges: tuple[lanes.Lane, ...] = ()
         if count > 1:
             ranges = lanes.split(cur, names.q(), view.columns.key[0], count, cp.chunk_size)
