@@ -41,7 +41,6 @@ AUTO_MIN_ROWS_PER_LANE = 50_000
 on a small table)."""
 
 _AUTO_INCREMENT_COLUMN = re.compile(r"\bAUTO_INCREMENT\b(?!=)", re.IGNORECASE)
-_UNIQUE_KEY = re.compile(r"^\s*UNIQUE KEY ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -158,29 +157,12 @@ def choose(
     key: Sequence[str],
     wanted: int | str | None,
     estimated_rows: int,
-    *,
-    binlog: bool = False,
 ) -> tuple[int, str]:
-    """How many lanes, and why (the `copy_lanes` option: a number, or 'auto'/None).
-
-    With the binlog change source (`binlog`), lanes only where the new table has no unique key
-    but the primary key, as a precaution. Its chunks are `REPLACE`s of rows read at the chunk's
-    start, and on another unique key a `REPLACE` deletes the shadow row that holds the value. In
-    one lane that row is always stale, and its own later event brings it back (binlogsource.py).
-    With lanes the deleted row can be the newer one, read by another lane after the application
-    moved the value to it; it then changed after the step's catch-up, so its event is replayed
-    too, and the argument holds. But that case has not been tried under writers that move unique
-    values between rows, so such tables keep one lane. On the primary key lanes cannot meet:
-    each writes its own keys."""
+    """How many lanes, and why (the `copy_lanes` option: a number, or 'auto'/None)."""
     columns = [source.column(name) for name in key]
     types = [column.column_type if column is not None else "" for column in columns]
     if not is_integer_key(types):
         return 1, "the primary key is not one integer column"
-    if binlog and _UNIQUE_KEY.search(shadow.create_sql):
-        return 1, (
-            "a unique key besides the primary key, with the binlog change source (lanes are "
-            "not yet proven there)"
-        )
     mode = autoinc_lock_serialises(cur, shadow)
     if mode is not None:
         return 1, (
