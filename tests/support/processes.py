@@ -19,13 +19,19 @@ REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def process_state(pid: int) -> str | None:
-    """The one-letter state of a process in /proc (`T`: stopped), None if it is gone."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
+            return fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def process_state(pid: int) -> str | None:
+    """The one-letter state of a process (`T`: stopped), None if it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def process_group_members(pgid: int) -> set[int]:
@@ -33,12 +39,8 @@ def process_group_members(pgid: int) -> set[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = _stat_fields(entry)
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
             members.add(int(entry))
     return members
 
