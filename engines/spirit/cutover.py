@@ -8,24 +8,35 @@ queries never queue for long behind it) and is retried with backoff.
 The last checks must see a table nobody writes to, or a write landing between the check and the
 rename escapes them; and the writers held meanwhile must, when released, run against the new
 table, never the old one. MariaDB refuses RENAME under LOCK TABLES, so `read_locked_rename` uses
-three connections, for both change sources:
+a holder connection per table, the engine's own connection and a peer, for both change sources:
 
-1. a holder connection H takes `LOCK TABLES t READ, ...`: writers wait, everyone may read;
+1. each holder H_i takes `LOCK TABLES t_i READ`: writers wait, everyone may read;
 2. the last checks run on the engine's own connection: no write the new table refused
    (`_sb_<t>_err`, trigger path), the source's and the shadow's definitions and the triggers
    unchanged, and for the binlog source the last catch-up up to the server's position;
-3. only when they pass, and H is seen still alive (its lock is its session's: alive means every
-   writer was held from the lock until now), is the RENAME sent, on the peer connection; its
-   locks on the shadow and the free `_sb_<t>_old` name are granted at once (nobody can hold the
-   shadow's lock without `t`'s), and it waits on `t` itself;
-4. H sees it waiting and unlocks: the pending exclusive lock on `t` is served before the
-   writers' requests, which then open the new `t`.
-If the checks fail, or H dies before the RENAME is sent, the RENAME is never sent: nothing is
-renamed. If the rename does not queue within the wait, its query is killed before H unlocks.
-H dying in the instant between its last answer and the RENAME's wait on `t` lets writers in
-ahead of an unguarded RENAME; the step after the rename finds such writes before dropping
-anything (`_sb_<t>_err` for the triggers, the binlog up to the RENAME for the binlog source,
-phases/cutting_over.finish) and keeps `_sb_<t>_old` for a person.
+3. only when they pass, and every H_i is seen still alive (its lock is its session's: alive means
+   every writer was held from the lock until now), is the RENAME sent, on the peer connection;
+4. H_i unlocks only once the RENAME is queued on `t_i` itself: the engine's connection asks for a
+   shared-read lock on `t_i` without waiting, which the server refuses only behind a pending
+   exclusive request. The pending exclusive lock on `t_i` is then served before the writers'
+   requests, which open the new `t_i`.
+"Seen waiting for a metadata lock" is not enough for step 4. The RENAME takes its locks in key
+order, and `_sb_<t>_new` / `_sb_<t>_old` sort before a lower-case `t`: anything holding the
+shadow for a moment when the RENAME is sent (InnoDB's purge or statistics threads, a reader) has
+it wait there first; and in a grouped apply it reaches the later tables only after the earlier
+ones are granted. Unlocked early, the writers got `t` ahead of it: with the binlog source their
+writes landed in the old table after the last catch-up, with triggers a transaction that had
+touched another table met the RENAME in a deadlock and failed with 1213
+(tests/integration/spirit/binlog/test_binlog_cutover_lock_order.py, test_cutover_window.py).
+If the checks fail, or a holder dies before the RENAME is sent, the RENAME is never sent: nothing
+is renamed. If the rename does not queue on every table within the wait, its query is killed
+before the remaining holders unlock. A holder dying in the instant between its last answer and
+the RENAME's wait on its table lets writers in ahead of an unguarded RENAME; the step after the
+rename finds such writes before dropping anything (`_sb_<t>_err` for the triggers, the binlog up
+to the RENAME for the binlog source, phases/cutting_over.finish) and keeps `_sb_<t>_old` for a
+person. Not covered: another session's DDL pending on `t` at that instant (an ALTER a person
+started during the cutover) is also read as the RENAME's queue; it then runs first, on the table
+that becomes `_sb_<t>_old`, and its change is not in the new `t`.
 
 Why not gh-ost's order (a sentry table under `_sb_<t>_old`, `LOCK TABLES t WRITE` on one
 connection, the RENAME queued on a second before the checks, sentry dropped, unlock), which this
@@ -50,6 +61,7 @@ than guess when they do not tell a consistent story.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -61,12 +73,15 @@ import pymysql
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
+from engines.mysql.errors import error_code
 from engines.spirit.connection import is_transient
 from engines.spirit.naming import TableNames
 from engines.spirit.tableinfo import fingerprint_of, show_create, table_exists
 
 Outcome = Literal["not_renamed", "renamed", "ambiguous"]
 SENTRY_COMMENT = "schemabot spirit cutover sentry"
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_PARSE_ERROR = 1064
 
 
 class CutoverRefused(Exception):
@@ -154,25 +169,30 @@ def rename_statement(all_names: Sequence[TableNames]) -> str:
 
 
 def read_locked_rename(
-    holder: Cursor,
+    holders: Sequence[Cursor],
     peer: Connection,
     all_names: Sequence[TableNames],
     *,
     lock_wait_seconds: int,
     verify: Callable[[], tuple[str, bool] | None],
+    probe: Cursor,
 ) -> None:
-    """The rename (see the module docstring): writers held by a READ lock on `holder`, `verify`
-    (the last checks, and catch-up for the binlog source, on another connection) run meanwhile,
-    the RENAME sent on `peer` only if they pass and the holder is still alive, released by the
-    unlock. Raises CutoverRefused when `verify` finds a problem or the holder is gone before the
-    RENAME is sent, the server's error when the rename fails; either way nothing was renamed."""
+    """The rename (see the module docstring): writers held by a READ lock per table, `holders[i]`
+    holding `all_names[i]`; `verify` (the last checks, and catch-up for the binlog source, on
+    `probe`'s connection) runs meanwhile; the RENAME is sent on `peer` only if they pass and
+    every holder is still alive. Each holder unlocks only once `probe` sees the RENAME queued on
+    its table. Raises CutoverRefused when `verify` finds a problem, a holder is gone before the
+    RENAME is sent, or the RENAME does not queue on every table within the wait; the server's
+    error when the rename fails; either way nothing was renamed."""
+    if len(holders) != len(all_names) or not holders:
+        raise ValueError("one lock holder per table is needed")
     for n in all_names:
-        if table_exists(holder, n.schema, n.old):
-            if not is_sentry(holder, n.schema, n.old):
+        if table_exists(holders[0], n.schema, n.old):
+            if not is_sentry(holders[0], n.schema, n.old):
                 raise CutoverRefused(
                     f"{n.schema}.{n.old} exists and was not created by the engine", permanent=True
                 )
-            holder.execute(f"DROP TABLE {n.q(n.old)}")
+            holders[0].execute(f"DROP TABLE {n.q(n.old)}")
     with peer.cursor() as pc:
         pc.execute("SELECT CONNECTION_ID()")
         peer_id = int(pc.fetchone()[0])  # type: ignore[index]
@@ -187,16 +207,18 @@ def read_locked_rename(
         except BaseException as error:  # handed to the caller below
             outcome["error"] = error
 
-    holder.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
-    holder.execute("LOCK TABLES " + ", ".join(f"{n.q()} READ" for n in all_names))
+    locked: list[int] = []  # the holders whose lock is (as far as known) still held
     thread: threading.Thread | None = None
     problem: tuple[str, bool] | None = None
-    holding = True
     try:
+        for i, (holder, n) in enumerate(zip(holders, all_names, strict=True)):
+            holder.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
+            holder.execute(f"LOCK TABLES {n.q()} READ")
+            locked.append(i)
         problem = verify()
-        if problem is None and not _still_holding(holder):
-            # Its lock went with it: writers may have run since the checks. No RENAME is sent.
-            holding = False
+        if problem is None and not all(_still_holding(holders[i]) for i in locked):
+            # A lock went with its session: writers may have run since the checks. No RENAME.
+            locked = [i for i in locked if holders[i].connection.open]
             problem = (
                 "the connection holding the cutover lock was lost before the rename; writes may "
                 "have reached the table after the last checks",
@@ -206,26 +228,28 @@ def read_locked_rename(
             thread = threading.Thread(target=rename, daemon=True)
             thread.start()
             waited_until = time.monotonic() + lock_wait_seconds
-            while thread.is_alive():
-                # Runs on the holder: an answer also proves its lock is still held.
-                holder.execute(
-                    "SELECT COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE ID = %s",
-                    (peer_id,),
-                )
-                row = holder.fetchone()
-                if row is not None and "metadata lock" in str(row[0]).lower():
+            while thread.is_alive() and locked:
+                for i in list(locked):
+                    if rename_queued_on(probe, all_names[i]):
+                        holders[i].execute("UNLOCK TABLES")
+                        locked.remove(i)
+                if not locked:
                     break
                 if time.monotonic() > waited_until:
                     problem = ("the rename did not queue behind the cutover lock", False)
-                    holder.execute(f"KILL QUERY {peer_id}")
+                    probe.execute(f"KILL QUERY {peer_id}")
                     break
                 time.sleep(0.002)
     except pymysql.MySQLError:
-        holding = holder.connection.open
+        if thread is not None and thread.is_alive():
+            # A holder or the probe failed with the RENAME in flight: stop it if it still waits,
+            # so that writers let in by a lost lock cannot be followed by the swap.
+            _kill_quietly(probe, holders, peer_id)
+        locked = [i for i in locked if holders[i].connection.open]
         raise
     finally:
-        if holding:
-            holder.execute("UNLOCK TABLES")
+        for i in locked:
+            holders[i].execute("UNLOCK TABLES")
         if thread is not None:
             thread.join(timeout=lock_wait_seconds + 30)
         with peer.cursor() as pc:
@@ -235,6 +259,50 @@ def read_locked_rename(
     error = outcome.get("error", TimeoutError("the rename did not return"))
     if error is not None:
         raise error
+
+
+def rename_queued_on(probe: Cursor, names: TableNames) -> bool:
+    """Whether an exclusive metadata lock request (the RENAME's) waits on the table now.
+
+    A shared-read request made without waiting is compatible with the holder's READ lock and
+    with the writers' requests, and refused only behind a pending exclusive (or LOCK TABLES
+    WRITE) request, which the server serves first. A RENAME seen "waiting for a metadata lock"
+    is not enough: it takes its locks in key order, and may be waiting on the shadow (a reader,
+    InnoDB's purge or statistics) or on an earlier table of the group, not yet queued on this
+    one; unlocking then hands the table to the writers ahead of it.
+    """
+    try:
+        try:
+            probe.execute(f"SET STATEMENT lock_wait_timeout = 0 FOR SELECT 1 FROM {names.q()} LIMIT 0")
+        except pymysql.MySQLError as error:
+            if error_code(error) != ER_PARSE_ERROR:
+                raise
+            # MySQL has no SET STATEMENT, and waits at least a second.
+            probe.execute("SET @sb_lock_wait = @@SESSION.lock_wait_timeout")
+            probe.execute("SET SESSION lock_wait_timeout = 1")
+            try:
+                probe.execute(f"SELECT 1 FROM {names.q()} LIMIT 0")
+            finally:
+                probe.execute("SET SESSION lock_wait_timeout = @sb_lock_wait")
+        probe.fetchall()
+    except pymysql.MySQLError as error:
+        if error_code(error) == ER_LOCK_WAIT_TIMEOUT:
+            return True
+        raise
+    finally:
+        if not probe.connection.get_autocommit():
+            probe.connection.commit()  # the probe's own shared lock must not outlive it
+    return False
+
+
+def _kill_quietly(probe: Cursor, holders: Sequence[Cursor], peer_id: int) -> None:
+    for cur in (probe, *holders):
+        if cur.connection.open:
+            try:
+                cur.execute(f"KILL QUERY {peer_id}")
+                return
+            except pymysql.MySQLError:
+                continue
 
 
 def _still_holding(holder: Cursor) -> bool:
@@ -257,12 +325,13 @@ def rename_with_retries(
     min_attempts: int = 2,
     peer: Connection | None = None,
     verify: Verify | None = None,
-    holder: Connection | None = None,
+    holders: Sequence[Connection] | None = None,
 ) -> int:
-    """Run the atomic rename (read-locked by a `holder` connection, the RENAME on `peer` and
-    `verify` run on `cur`, when the three are given; plainly on `cur` otherwise); retry transient
-    failures with backoff until `deadline` (at least `min_attempts` times). Returns the number of
-    attempts; re-raises the last failure, at once when the holder's connection is gone."""
+    """Run the atomic rename (read-locked by `holders`, one connection per table, the RENAME on
+    `peer`, `verify` and the probes run on `cur`, when the three are given; plainly on `cur`
+    otherwise); retry transient failures with backoff until `deadline` (at least `min_attempts`
+    times). Returns the number of attempts; re-raises the last failure, at once when a holder's
+    connection is gone."""
     statement = rename_statement(all_names)
     cur.execute(f"SET SESSION lock_wait_timeout = {int(lock_wait_seconds)}")
     delay = 0.1
@@ -271,14 +340,15 @@ def rename_with_retries(
         while True:
             attempt += 1
             try:
-                if holder is not None and peer is not None and verify is not None:
-                    with holder.cursor() as hc:
+                if holders and peer is not None and verify is not None:
+                    with contextlib.ExitStack() as cursors:
                         read_locked_rename(
-                            hc,
+                            [cursors.enter_context(h.cursor()) for h in holders],
                             peer,
                             all_names,
                             lock_wait_seconds=lock_wait_seconds,
                             verify=functools.partial(verify, cur),
+                            probe=cur,
                         )
                 else:
                     cur.execute(statement)
@@ -287,7 +357,7 @@ def rename_with_retries(
                 out_of_time = time.monotonic() + delay + lock_wait_seconds > deadline
                 if not is_transient(error) or (attempt >= min_attempts and out_of_time):
                     raise
-                if holder is not None and not holder.open:
+                if holders and not all(h.open for h in holders):
                     raise  # the rename may be in flight without its guard: the caller decides
             sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -109,8 +109,14 @@ def rename(step: Step) -> ProgressResult:
                 return f"{p.label}: {check}", False
         return None
 
-    # The cutover's lock holder (cutover.read_locked_rename), for both change sources.
-    holder = connect(step.target)
+    # The cutover's lock holders, one per table (cutover.read_locked_rename), for both sources.
+    holders: list[Any] = []
+    try:
+        holders.extend(connect(step.target) for _ in copy_plans)
+    except BaseException:
+        for holder in holders:
+            close_quietly(holder)
+        raise
     try:
         with conn.cursor() as cur:
             attempts = cutover.rename_with_retries(
@@ -122,7 +128,7 @@ def rename(step: Step) -> ProgressResult:
                 min_attempts=1,
                 peer=step.peer(),
                 verify=verify,
-                holder=holder,
+                holders=holders,
             )
     except cutover.CutoverRefused as refused:
         # Nothing was renamed: back to waiting, so that a failure cleans up and a restart
@@ -155,7 +161,8 @@ def rename(step: Step) -> ProgressResult:
         events.append(f"cutover attempt {tries} waited too long for locks; retrying")
         return reporting.result(step, "cutting over: waiting for locks")
     finally:
-        close_quietly(holder)
+        for holder in holders:
+            close_quietly(holder)
     labels = ", ".join(p.label for p in copy_plans)
     events.append(f"cutover: renamed {labels} atomically (attempt {attempts})")
     return finish(step)
@@ -204,9 +211,9 @@ def _refuse_if_the_rename_missed_writes(
         shown = ", ".join(str(k[0] if len(k) == 1 else k) for k in sorted(missed, key=str)[:10])
         raise AmbiguousCutover(
             f"{names.label}: the tables were swapped, but {len(missed)} row(s) were written to the "
-            f"old table after the last catch-up, when the cutover lock was lost just before the "
-            f"rename (keys {shown}); they are only in {names.old}, which is kept; nothing more "
-            "is done"
+            f"old table after the last catch-up, ahead of the rename (the cutover lock was lost "
+            f"in that instant; keys {shown}); they are only in {names.old}, which is kept; "
+            "nothing more is done"
         )
     if missed is None:
         step.events.append(

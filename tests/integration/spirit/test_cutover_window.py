@@ -88,11 +88,36 @@ class QueuedWriter:
         self.conn.close()
 
 
+class ShadowReader:
+    """A session that reads the shadow in an open transaction, so holding a shared metadata lock
+    on it, and commits `hold_seconds` later on its own thread: a RENAME sent meanwhile waits on
+    the shadow (whose name sorts before `t`'s in the RENAME's lock order), not yet on `t`. InnoDB's
+    purge and statistics threads take such a lock for a moment on their own."""
+
+    def __init__(self, schema: str, table: str, hold_seconds: float) -> None:
+        self.conn = connect(schema)
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT COUNT(*) FROM `_sb_{table}_new`")
+        self.thread = threading.Thread(target=self._release, args=(hold_seconds,), daemon=True)
+        self.thread.start()
+
+    def _release(self, hold_seconds: float) -> None:
+        time.sleep(hold_seconds)
+        self.conn.commit()
+        self.conn.close()
+
+
 def _queue_during_last_checks(
-    schema: str, statements: list[str], monkeypatch: pytest.MonkeyPatch
+    schema: str,
+    statements: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    shadow_read_seconds: float = 0.0,
 ) -> list[QueuedWriter]:
     """Wrap the cutover's last checks: on the first attempt, queue the application's write on
-    `t` (seen waiting for the lock), then run the real checks, which find nothing refused yet."""
+    `t` (seen waiting for the lock), then run the real checks, which find nothing refused yet.
+    With `shadow_read_seconds`, a reader also holds the shadow that long from then on."""
     original = cutover.rename_with_retries
     writers: list[QueuedWriter] = []
 
@@ -103,6 +128,8 @@ def _queue_during_last_checks(
             if not writers:
                 writers.append(QueuedWriter(schema, statements))
                 writers[0].start_and_see_it_queued(cur)
+                if shadow_read_seconds:
+                    ShadowReader(schema, "t", shadow_read_seconds)
             return verify(cur)
 
         kwargs["verify"] = verify_with_a_queued_write
@@ -160,8 +187,9 @@ def test_a_refused_write_queued_during_the_cutover_is_never_silently_lost(
         assert e7 == [7] and count == 200, (e7, count)
 
 
+@pytest.mark.parametrize("shadow_read_seconds", [0.0, 0.5], ids=["", "shadow_read_meanwhile"])
 def test_a_valid_write_queued_in_a_transaction_is_not_failed_by_the_cutover(
-    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch, shadow_read_seconds: float
 ) -> None:
     """The application's write must not fail because of the engine. A transaction that touched
     another table and then writes `t` while the cutover holds the writers cannot back off and
@@ -173,7 +201,9 @@ def test_a_valid_write_queued_in_a_transaction_is_not_failed_by_the_cutover(
         cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
         cur.execute("CREATE TABLE other (n INT)")
     statements = ["BEGIN", "INSERT INTO other VALUES (1)", "INSERT INTO t VALUES (1000, 'e7new')", "COMMIT"]
-    writers = _queue_during_last_checks(schema, statements, monkeypatch)
+    writers = _queue_during_last_checks(
+        schema, statements, monkeypatch, shadow_read_seconds=shadow_read_seconds
+    )
     req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
     eng = engine(schema)
     eng.apply(req)
@@ -203,13 +233,13 @@ def test_the_lock_holder_lost_after_the_checks_means_no_rename(
     original = cutover.read_locked_rename
     killed: list[int] = []
 
-    def holder_killed_after_the_checks(holder: Any, *args: Any, **kwargs: Any) -> None:
+    def holder_killed_after_the_checks(holders: Any, *args: Any, **kwargs: Any) -> None:
         verify: Callable[[], Any] = kwargs["verify"]
 
         def checks_then_holder_lost() -> Any:
             problem = verify()
             if not killed:
-                killed.append(holder.connection.thread_id())
+                killed.append(holders[0].connection.thread_id())
                 app = connect(schema)
                 with app.cursor() as cur:
                     cur.execute(f"KILL {killed[0]}")
@@ -219,7 +249,7 @@ def test_the_lock_holder_lost_after_the_checks_means_no_rename(
             return problem
 
         kwargs["verify"] = checks_then_holder_lost
-        original(holder, *args, **kwargs)
+        original(holders, *args, **kwargs)
 
     monkeypatch.setattr(cutover, "read_locked_rename", holder_killed_after_the_checks)
     req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
