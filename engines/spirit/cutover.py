@@ -34,9 +34,10 @@ before the remaining holders unlock. A holder dying in the instant between its l
 the RENAME's wait on its table lets writers in ahead of an unguarded RENAME; the step after the
 rename finds such writes before dropping anything (`_sb_<t>_err` for the triggers, the binlog up
 to the RENAME for the binlog source, phases/cutting_over.finish) and keeps `_sb_<t>_old` for a
-person. Not covered: another session's DDL pending on `t` at that instant (an ALTER a person
-started during the cutover) is also read as the RENAME's queue; it then runs first, on the table
-that becomes `_sb_<t>_old`, and its change is not in the new `t`.
+person. Another session's DDL pending on `t` at that instant (an ALTER a person started during
+the cutover) is also read as the RENAME's queue; it then runs first, on the table that becomes
+`_sb_<t>_old`, and its change is not in the new `t`. The step after the rename finds the old
+table's definition changed and stops the same way (test_cutover_window.py).
 
 Why not gh-ost's order (a sentry table under `_sb_<t>_old`, `LOCK TABLES t WRITE` on one
 connection, the RENAME queued on a second before the checks, sentry dropped, unlock), which this

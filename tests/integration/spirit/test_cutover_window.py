@@ -365,3 +365,34 @@ def test_an_open_write_transaction_makes_the_cutover_wait_and_retry_not_fail(
         cur.execute("SELECT email FROM t WHERE id = 3")
         assert cur.fetchall() == (("changed",),)
         assert leftovers(cur, schema) == []
+
+
+def test_a_schema_change_that_runs_on_the_table_during_the_cutover_is_not_silently_lost(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person's ALTER on `t` queued while the cutover holds the writers is also a pending
+    exclusive request on `t`, so it can run ahead of the RENAME, on the table that becomes
+    `_sb_t_old`: its change is then not in the new `t`. The apply must not complete as if
+    nothing happened; it stops, the new definition in place and `_sb_t_old` kept."""
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL)")
+        cur.executemany("INSERT INTO t VALUES (%s, %s)", [(i, f"e{i}") for i in range(200)])
+    writers = _queue_during_last_checks(
+        schema, ["ALTER TABLE t ADD COLUMN note INT NULL"], monkeypatch
+    )
+    req = request([(schema, "t", "ALTER TABLE t ADD UNIQUE KEY uk (email)")], chunk_rows=50)
+    eng = engine(schema)
+    eng.apply(req)
+    with pytest.raises(PermanentEngineError, match="a schema change ran on the table") as failed:
+        run_until(eng, req)
+    assert writers, "the cutover's last checks never ran"
+    writers[0].finish()
+    assert writers[0].error is None, writers[0].error
+    assert "_sb_t_old is kept" in str(failed.value), failed.value
+    with db.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE _sb_t_old")
+        assert "`note`" in cur.fetchone()[1]
+        cur.execute("SHOW CREATE TABLE t")
+        assert "UNIQUE KEY `uk`" in cur.fetchone()[1]
+    with pytest.raises(PermanentEngineError, match="a schema change ran on the table"):
+        eng.progress(req)  # a later step says the same and still drops nothing
