@@ -12,13 +12,22 @@ while the cutover holds the writers (cutover.read_locked_rename), up to the serv
 Why the copy may read without shared locks (copier.py, `binlog=True`), and why copy and replay
 converge: every change committed after the saved start position is in the binlog after it, and
 every such change's key is synced from the source after the change is visible (the applier's
-locking read waits for the writer). The copy, the applier and the position all move on one
-connection, one after the other, each writing the row it read at that moment, so a later write
-of a key is never older than an earlier one. A key whose change is replayed before the copy
+locking read waits for the writer). The applier runs at the start of each step, before any
+chunk of the step is copied, and never while one is (copy lanes, parallel.py, copy disjoint key
+ranges after it and within the step only); each writes the row it read at that moment, so a
+later write of a key is never older than an earlier one. A key whose change is replayed before the copy
 reaches it is inserted by the replay and overwritten by the copy with a version at least as new;
 a key copied before its change is replayed is overwritten by the replay. The last write of every
 key is therefore its final version. A row deleted after the copy read it is deleted by the
 replay; one deleted before is never copied.
+
+On a unique key besides the primary key, a `REPLACE` (the copy's or the replay's) deletes the
+shadow row that holds the value. Copy lanes read at different instants, so the row deleted can be
+the newer one: another lane read it after the application moved the value to it. Either way the
+row deleted changed after the step's catch-up (the source never holds one value twice, so one of
+the two rows changed between the two reads, both after the catch-up), its change is at or after
+the saved position, and the next catch-up replays it. Tried with writers swapping unique values
+between rows during a copy in three lanes (tests/integration/spirit/binlog/test_binlog_lanes.py).
 
 The checksum compares source and shadow in snapshots opened while writers were held and the
 shadow had every change (held_snapshots.py); a chunk that differs there, or in a step that could

@@ -211,6 +211,7 @@ def _copy_lane(
     sleep: Callable[[float], None],
 ) -> None:
     names, cmap = plan.names, view.columns
+    binlog = view.checkpoint.change_source == "binlog"  # no shared locks (copier.py)
     sizer = chunker.sizer(lane.size, pace.chunk_seconds, pace.fixed_chunk)
     retries = 0
     last_error: pymysql.MySQLError | None = None
@@ -227,9 +228,11 @@ def _copy_lane(
         try:
             with conn.cursor() as cur:
                 high, last = lane.cap(chunker.next(cur, low, sizer.size))
+                if binlog:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 cur.execute("BEGIN")
                 try:
-                    inserted = copy_chunk(cur, names, cmap, low, high)
+                    inserted = copy_chunk(cur, names, cmap, low, high, binlog=binlog)
                     new = replace(
                         lane,
                         copied=int(high[0]) if high is not None else lane.copied,

@@ -145,10 +145,6 @@ def _with_lanes(
     with conn.cursor() as cur:
         if cp.copy_watermark is not None or cp.rows_copied:
             count, why = 1, "a copy begun in one lane"
-        elif cp.change_source == "binlog":
-            # The binlog copy's chunks read without shared locks, in one stream whose position
-            # the checkpoint keeps with the copy watermark (binlogsource.py): one lane.
-            count, why = 1, "the binlog change source copies in one lane"
         else:
             total = estimated_rows(cur, names.schema, names.table)
             count, why = lanes.choose(
