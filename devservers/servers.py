@@ -110,13 +110,18 @@ class MariaDBServer:
         daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         if not os.path.exists(daemon):
             raise RuntimeError("mariadbd is not installed (apt-get install mariadb-server)")
+        # Its own temporary directory: at start a server deletes every `#sql*` file in its tmpdir,
+        # and with the default /tmp those include the temporary tables of the machine's shared
+        # server, in use (it then failed queries with "Error on delete of '/tmp/#sql-...MAI'").
+        tmpdir = self.workdir / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
         if not self.datadir.exists():
-            self.workdir.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 [
                     "mariadb-install-db",
                     "--no-defaults",
                     f"--datadir={self.datadir}",
+                    f"--tmpdir={tmpdir}",
                     "--user=root",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
@@ -130,6 +135,7 @@ class MariaDBServer:
                 daemon,
                 "--no-defaults",
                 f"--datadir={self.datadir}",
+                f"--tmpdir={tmpdir}",
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 f"--socket={self.workdir / 'mysql.sock'}",
