@@ -318,10 +318,24 @@ def test_worker_sigkilled_with_each_call_in_flight_resumes_and_makes_the_call_on
         emulator.fault(**held)
         client.request_control(apply_id, "cutover")
 
-    wait_for(lambda: emulator.events("fault.delay"), 60, f"the {call} call to arrive", interval=0.01)
-    owner = lease_owner(state_db, apply_id)
-    assert owner is not None and not owner.startswith("sweep@")
-    workers.owner_of(owner).kill()
+    # The lease owner is looked up while waiting, so that the kill follows the call's arrival at
+    # once: it must come before the caller's own timeout (at most what is left of its step
+    # budget), or the caller sees a failed call and the apply a failed attempt.
+    owner: str | None = None
+    victim = None
+    until = time.monotonic() + 60
+    while not emulator.events("fault.delay"):
+        assert time.monotonic() < until, f"the {call} call never arrived"
+        current = lease_owner(state_db, apply_id)
+        if current is not None and not current.startswith("sweep@") and current != owner:
+            owner, victim = current, workers.owner_of(current)
+        time.sleep(0.005)
+    if victim is None:
+        owner = lease_owner(state_db, apply_id)
+        assert owner is not None and not owner.startswith("sweep@")
+        victim = workers.owner_of(owner)
+    victim.kill()
+    assert lease_owner(state_db, apply_id) == owner, "the call was made by another worker"
     emulator.clear_faults()  # the next owner's call goes through
     workers.worker(wait=False)
     assert (persisted_intent(state_db, apply_id) or {}).get("call") == call
