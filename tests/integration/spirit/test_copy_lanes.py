@@ -130,7 +130,7 @@ def test_a_kill_inside_a_lane_chunk_leaves_each_lane_watermark_exact(
     eng.close()
 
 
-def _first_copy_step(schema: str, db: pymysql.Connection, create: str, **extra: Any) -> str:
+def first_copy_step(schema: str, db: pymysql.Connection, create: str, **extra: Any) -> str:
     with db.cursor() as cur:
         cur.execute(create)
         cur.execute("INSERT INTO t (id, a) SELECT seq, seq FROM seq_1_to_30000")
@@ -152,7 +152,7 @@ def test_an_auto_increment_column_keeps_one_lane_whatever_is_asked(
         (mode,) = cur.fetchone()  # type: ignore[misc]
     if int(mode) >= 2:
         pytest.skip("this server does not serialise on the AUTO-INC lock")
-    message = _first_copy_step(
+    message = first_copy_step(
         schema,
         db,
         "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, a INT NOT NULL)",
@@ -167,7 +167,7 @@ def test_an_auto_increment_column_keeps_one_lane_whatever_is_asked(
 def test_without_auto_increment_the_asked_lanes_are_used_and_shown(
     schema: str, db: pymysql.Connection
 ) -> None:
-    message = _first_copy_step(
+    message = first_copy_step(
         schema, db, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a INT NOT NULL)", copy_lanes=3
     )
     plan = _lanes(schema, "task-1")
@@ -178,7 +178,7 @@ def test_without_auto_increment_the_asked_lanes_are_used_and_shown(
 
 
 def test_auto_gives_a_small_table_one_lane(schema: str, db: pymysql.Connection) -> None:
-    message = _first_copy_step(
+    message = first_copy_step(
         schema, db, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a INT NOT NULL)"
     )
     plan = _lanes(schema, "task-1")
@@ -187,7 +187,7 @@ def test_auto_gives_a_small_table_one_lane(schema: str, db: pymysql.Connection) 
 
 
 def test_a_composite_key_keeps_one_lane(schema: str, db: pymysql.Connection) -> None:
-    _first_copy_step(
+    first_copy_step(
         schema,
         db,
         "CREATE TABLE t (id INT NOT NULL, a INT NOT NULL, PRIMARY KEY (id, a))",

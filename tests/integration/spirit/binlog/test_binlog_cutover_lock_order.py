@@ -17,13 +17,13 @@ or the apply failed (it must not).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pymysql
 import pytest
 
-from engines.base import EngineState
+from engines.base import EngineState, ProgressResult
 from engines.spirit import cutover
 from tests.integration.spirit.support import engine, request, run_until
 from tests.integration.spirit.test_cutover_window import QueuedWriter, ShadowReader
@@ -62,6 +62,18 @@ def _make_tables(db: pymysql.Connection, *tables: str) -> None:
             cur.executemany(f"INSERT INTO {t} VALUES (%s, %s)", [(i, f"v{i}") for i in range(300)])
 
 
+def _widen_v(schema: str, tables: Sequence[str]) -> ProgressResult:
+    """One apply changing every table (a copy, not an instant ALTER), binlog source, to the end."""
+    req = request(
+        [(schema, t, f"ALTER TABLE {t} MODIFY v CHAR(40) NOT NULL") for t in tables],
+        chunk_rows=100,
+        change_source="binlog",
+    )
+    eng = engine(schema)
+    eng.apply(req)
+    return run_until(eng, req)
+
+
 def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_the_old_table(
     schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,14 +86,7 @@ def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_th
         held.extend([writer, ShadowReader(schema, "t", hold_seconds=0.5)])
 
     done = _during_the_last_checks(monkeypatch, queue_a_write_and_read_the_shadow)
-    req = request(
-        [(schema, "t", "ALTER TABLE t MODIFY v CHAR(40) NOT NULL")],
-        chunk_rows=100,
-        change_source="binlog",
-    )
-    eng = engine(schema)
-    eng.apply(req)
-    result = run_until(eng, req)
+    result = _widen_v(schema, ["t"])
     assert done, "the cutover never ran its last checks"
     held[0].finish()
     assert held[0].error is None, held[0].error
@@ -123,14 +128,7 @@ def test_every_table_of_a_grouped_cutover_keeps_the_writes_held_on_it(
         raise AssertionError("the writes never queued behind the cutover")
 
     done = _during_the_last_checks(monkeypatch, queue_one_write_per_table)
-    req = request(
-        [(schema, t, f"ALTER TABLE {t} MODIFY v CHAR(40) NOT NULL") for t in tables],
-        chunk_rows=100,
-        change_source="binlog",
-    )
-    eng = engine(schema)
-    eng.apply(req)
-    result = run_until(eng, req)
+    result = _widen_v(schema, tables)
     assert done, "the cutover never ran its last checks"
     for w in writers:
         w.finish()

@@ -15,10 +15,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from engines.spirit.engine import SpiritEngine
 from tests.integration.spirit.oracle import run_case
-from tests.integration.spirit.support import checkpoint_row, engine, request, triggers
-from tests.integration.spirit.test_copy_lanes import LANES_CASE
+from tests.integration.spirit.support import checkpoint_row, request, triggers
+from tests.integration.spirit.test_copy_lanes import LANES_CASE, first_copy_step
 from tests.integration.spirit.test_copy_under_load import ALTER, SHAPES, run_killed_mid_copy
 
 pytestmark = pytest.mark.integration
@@ -70,29 +69,16 @@ def test_binlog_lanes_under_four_writers_with_the_worker_killed_lose_nothing(sch
     assert not writers.errors, writers.errors
 
 
-def _first_copy_step(schema: str, db: pymysql.Connection, create: str) -> str:
-    with db.cursor() as cur:
-        cur.execute(create)
-        cur.execute("INSERT INTO t (id, a) SELECT seq, seq FROM seq_1_to_30000")
-    req = request(
-        [(schema, "t", "ALTER TABLE t MODIFY a BIGINT NOT NULL")],
-        step_budget=0,
-        copy_lanes=3,
-        change_source="binlog",
-    )
-    eng: SpiritEngine = engine(schema)
-    try:
-        eng.apply(req)
-        result = eng.progress(req)
-    finally:
-        eng.close()
-    return result.tables[0].message
-
-
 def test_the_binlog_copy_runs_in_the_asked_lanes_and_says_so(
     schema: str, db: pymysql.Connection
 ) -> None:
-    message = _first_copy_step(schema, db, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a INT NOT NULL)")
+    message = first_copy_step(
+        schema,
+        db,
+        "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, a INT NOT NULL)",
+        copy_lanes=3,
+        change_source="binlog",
+    )
     plan = json.loads(_checkpoint(schema, "task-1")["copy_lanes"])
     assert plan["count"] == 3, plan
     assert message.startswith("3 copy lanes"), message
