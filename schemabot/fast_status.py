@@ -78,10 +78,10 @@ def _connect(url: str) -> tuple[Any, str] | None:
             return None
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5), "?"
     if url.startswith("mysql+pymysql://"):
-        import pymysql
+        from engines.mysql.tls import open_connection
 
         parts = urlsplit(url)
-        conn = pymysql.connect(
+        conn = open_connection(
             host=parts.hostname or "localhost",
             port=parts.port or 3306,
             user=unquote(parts.username or ""),

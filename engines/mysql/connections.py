@@ -13,6 +13,7 @@ import pymysql
 
 from engines.base import EngineError, PermanentEngineError, RetryableEngineError
 from engines.mysql.errors import is_connection_error, is_lock_wait, is_transient
+from engines.mysql.tls import open_connection
 from engines.targets import Target, parse_mysql_dsn, redact
 
 
@@ -47,4 +48,4 @@ def connect(target: Target, namespace: str | None = None, **kwargs: object) -> p
     params: dict[str, Any] = address.connect_kwargs()
     params.update({"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60})
     params.update(kwargs)
-    return pymysql.connect(database=namespace or address.schema, **params)
+    return open_connection(database=namespace or address.schema, **params)

@@ -23,6 +23,7 @@ import pymysql
 
 from engines.base import PermanentEngineError, RetryableEngineError
 from engines.mysql.errors import error_code, is_transient
+from engines.mysql.tls import open_connection
 from engines.planetscale.api import PlanetScaleAPI
 from engines.planetscale.budget import Budget
 from engines.planetscale.retry import retrying
@@ -88,7 +89,7 @@ class BranchSQL:
         creds = self._get_credentials(budget)
         timeout = budget.call_timeout()
         try:
-            self._conn = pymysql.connect(
+            self._conn = open_connection(
                 host=creds.host,
                 port=creds.port,
                 user=creds.user,

@@ -40,6 +40,7 @@ import httpx
 import pymysql
 
 from engines.base import PermanentEngineError, RetryableEngineError
+from engines.mysql.tls import open_connection
 from engines.planetscale.api import ApiError, ApiFailure, ApiUnreachable, Json, NotFound, PlanetScaleAPI
 from engines.planetscale.budget import Budget, OutOfBudget
 from engines.planetscale.retry import retrying
@@ -221,7 +222,7 @@ class PlanBranch:
             host, port = port, "3306"
         timeout = self.budget.call_timeout()
         try:
-            self._conn = pymysql.connect(
+            self._conn = open_connection(
                 host=host,
                 port=int(port or 3306),
                 user=str(body["username"]),

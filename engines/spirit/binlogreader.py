@@ -41,6 +41,7 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+from engines.mysql.tls import open_connection
 from engines.spirit.binlogpos import Position
 from engines.spirit.keyset import Key
 
@@ -121,7 +122,7 @@ class ChangeReader:
                 connections += 1
                 if connections > 1:
                     raise StreamInterrupted("the binlog stream lost its connection")
-            return pymysql.connect(**kwargs)
+            return open_connection(**kwargs)
 
         self._stream = BinLogStreamReader(
             connection_settings=_settings(connect_kwargs),

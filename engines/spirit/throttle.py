@@ -26,6 +26,7 @@ import pymysql
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
+from engines.mysql.tls import open_connection
 from engines.options import SpiritOptions
 from engines.targets import Target, parse_mysql_dsn
 
@@ -106,7 +107,7 @@ class Throttler:
                 with suppress(Exception):
                     conn.close()
         address = parse_mysql_dsn(self.target.dsn)
-        conn = pymysql.connect(
+        conn = open_connection(
             host=host,
             port=port,
             user=address.user,

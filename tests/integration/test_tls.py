@@ -4,6 +4,7 @@ with certificates made here and `require_secure_transport=ON`."""
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,29 @@ def test_target_dsn_tls_modes(server: TlsMariaDB, tmp_path: Path) -> None:
         connect(Target("t", dsn(server, ssl_mode="SOMETIMES")))
     with pytest.raises(ValueError, match="ssl_cacert"):
         connect(Target("t", dsn(server, ssl_cacert=ca)))
+
+
+def test_preferred_mode_encrypts_from_one_context_per_process(
+    server: TlsMariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a TLS option (PREFERRED): encrypted when the server offers it, verifying nothing,
+    and every connection shares one TLS context. pymysql's own construction loads the system's CA
+    bundle for each connection (about 23 ms of CPU), for a mode that never looks at it."""
+    bundles: list[ssl.SSLContext] = []
+    load_default_certs = ssl.SSLContext.load_default_certs
+
+    def counted(context: ssl.SSLContext, *args: object) -> None:
+        bundles.append(context)
+        load_default_certs(context, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", counted)
+    first, second = connect(Target("t", dsn(server))), connect(Target("t", dsn(server)))
+    assert first.ctx is second.ctx
+    assert cipher(first) and cipher(second)
+    assert bundles == []
+    # What the count would have seen: pymysql's own PREFERRED connection loads the bundle.
+    pymysql.connect(host="127.0.0.1", port=server.port, user="app", password=PASSWORD).close()
+    assert len(bundles) == 1
 
 
 def test_state_database_over_tls(server: TlsMariaDB) -> None:
