@@ -90,6 +90,7 @@ def preferred_context() -> ssl.SSLContext:
 
 
 def open_connection(**kwargs: Any) -> pymysql.connections.Connection:
-    """`pymysql.connect(**kwargs)`, through `Connection`: every connection schemabot and its
-    engines open to MySQL goes through here."""
+    """`pymysql.connect(**kwargs)`, through `Connection`: the engines' connections to targets,
+    the binlog reader's, the replicas' for throttling, and the state database's (its SQLAlchemy
+    engine's `do_connect`) go through here."""
     return Connection(**kwargs)

@@ -27,7 +27,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from engines.mysql.tls import tls_connect_args
+from engines.mysql.tls import open_connection, tls_connect_args
 from engines.targets import redact
 from schemabot.errors import StorageUnavailable
 
@@ -139,7 +139,7 @@ def make_engine(url: str) -> Engine:
             "keepalives_idle": 10,
             "options": "-c statement_timeout=15000 -c lock_timeout=10000",
         }
-    return sa.create_engine(
+    engine = sa.create_engine(
         target,
         pool_pre_ping=True,
         pool_recycle=1800,
@@ -148,6 +148,14 @@ def make_engine(url: str) -> Engine:
         pool_timeout=5,
         connect_args=connect_args,
     )
+    if url.startswith("mysql"):
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+            # The targets' connection class: its TLS context is made once (engines/mysql/tls.py).
+            return open_connection(*cargs, **cparams)
+
+    return engine
 
 
 class Database:

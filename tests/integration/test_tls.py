@@ -113,6 +113,17 @@ def test_preferred_mode_encrypts_from_one_context_per_process(
     assert first.ctx is second.ctx
     assert cipher(first) and cipher(second)
     assert bundles == []
+    # The state database's connections too (its SQLAlchemy engine's do_connect).
+    from schemabot.storage.database import make_engine
+
+    engine = make_engine(dsn(server, schema="state").replace("mysql://", "mysql+pymysql://", 1))
+    try:
+        with engine.connect() as state:
+            assert state.connection.driver_connection.ctx is first.ctx  # type: ignore[union-attr]
+            assert state.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").one()[1]
+    finally:
+        engine.dispose()
+    assert bundles == []
     # What the count would have seen: pymysql's own PREFERRED connection loads the bundle.
     pymysql.connect(host="127.0.0.1", port=server.port, user="app", password=PASSWORD).close()
     assert len(bundles) == 1
