@@ -4,9 +4,11 @@ Two families:
 
 - *Request faults* match an API request by method and path pattern and fire a given number of
   times: `error` (answer a status and error body instead of acting), `delay` (sleep, then act),
-  `drop` (close the connection before acting), `lose_response` (act, commit, then close the
-  connection without answering: the client cannot tell whether the call happened, which is the
-  failure that makes naive retries open a second branch or deploy request).
+  `freeze_caller` (SIGSTOP the calling process, found on this host by its connection, then as
+  `delay`: callers.py), `drop` (close the connection before acting), `lose_response` (act,
+  commit, then close the connection without answering: the client cannot tell whether the call
+  happened, which is the failure that makes naive retries open a second branch or deploy
+  request).
 - *Deploy faults* act on the deploy state machine at a tick: `stall` (a deploy request does not
   leave a given state for N ticks, or until cleared) and `fail_deploy` (the deploy fails in a
   given state: `error` before deploying, `complete_error` after).
@@ -23,7 +25,8 @@ from typing import Any
 from planetscale_emulator.errors import invalid
 from planetscale_emulator.store import Row, Store
 
-REQUEST_KINDS = ("error", "delay", "drop", "lose_response")
+REQUEST_KINDS = ("error", "delay", "freeze_caller", "drop", "lose_response")
+HOLDING_KINDS = ("delay", "freeze_caller")  # hold the request `delay_ms`, then act
 DEPLOY_KINDS = ("stall", "fail_deploy")
 
 # Named targets for the side-effecting calls the engine must survive, so tests and demos need
@@ -118,7 +121,7 @@ def add_fault(store: Store, spec: dict[str, Any], now: float) -> Fault:
             int(spec.get("status", 503)) if kind == "error" else None,
             spec.get("code", "unavailable") if kind == "error" else None,
             spec.get("message"),
-            int(spec.get("delay_ms", 1000)) if kind == "delay" else None,
+            int(spec.get("delay_ms", 1000)) if kind in HOLDING_KINDS else None,
             times,
             now,
         ),

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from planetscale_emulator import faults
+from planetscale_emulator import callers, faults
 from planetscale_emulator.world import World
 
 API_PREFIX = "/v1/"
@@ -93,9 +93,27 @@ class FaultMiddleware:
                 self.world.event(f"fault.{fault.kind}", path, method=method, fault=fault.id)
             return fault
 
-    def _released(self, path: str, fault: faults.Fault, gone: bool) -> None:
+    def _event(self, kind: str, path: str, fault: faults.Fault, **detail: Any) -> None:
         with self.world.lock:
-            self.world.event("fault.delay.released", path, fault=fault.id, client_gone=gone)
+            self.world.event(kind, path, fault=fault.id, **detail)
+
+    async def _hold(self, scope: Scope, send: Send, fault: faults.Fault) -> None:
+        """`delay` and `freeze_caller`: hold the request, then say whether the client is still
+        there (a test tells a caller still waiting, frozen say, from one whose own timeout ran
+        out meanwhile: a gone client's request fails reading its body, so it is not acted on)."""
+        path = scope["path"]
+        if fault.kind == "freeze_caller":
+            pids = await run_in_threadpool(callers.freeze, scope.get("client"), scope.get("server"))
+            # A close the caller made before it stopped reaches the event loop first.
+            await asyncio.sleep(0.05)
+            await run_in_threadpool(
+                self._event, "fault.freeze_caller.frozen", path, fault, pids=pids,
+                client_gone=client_gone(send),
+            )  # fmt: skip
+        await asyncio.sleep((fault.delay_ms or 0) / 1000)
+        await run_in_threadpool(
+            self._event, f"fault.{fault.kind}.released", path, fault, client_gone=client_gone(send)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
@@ -113,12 +131,8 @@ class FaultMiddleware:
                     "message": fault.message or "injected error",
                 },
             )
-        elif fault.kind == "delay":
-            await asyncio.sleep((fault.delay_ms or 0) / 1000)
-            # Said, so a test can tell a caller still waiting (frozen, say) from one whose own
-            # timeout ran out meanwhile: a gone client's request fails reading its body.
-            gone = client_gone(send)
-            await run_in_threadpool(self._released, scope["path"], fault, gone)
+        elif fault.kind in faults.HOLDING_KINDS:
+            await self._hold(scope, send, fault)
             await self.app(scope, receive, send)
         elif fault.kind == "drop":
             abort_connection(send)

@@ -55,6 +55,9 @@ TOKEN = "tok-secret-4f1c"  # the service token in the target DSN: it must never 
 # The delayed call is held this long before the emulator performs it: longer than the test
 # needs to see it arrive and freeze the worker.
 DELAY_MS = 1000
+# How long the emulator holds the request of a caller it froze (`freeze_caller`): the test
+# kills the caller well within it.
+IN_FLIGHT_HOLD_MS = 5000
 
 
 @pytest.fixture(scope="module")
@@ -299,26 +302,42 @@ def test_worker_sigkilled_with_each_call_in_flight_resumes_and_makes_the_call_on
     """The other side of the same moment: the worker dies while the emulator still holds its
     request, so the call is never performed (the emulator drops the request of a client that
     is gone). The intent is persisted with no effect behind it: the next owner must look,
-    find nothing, and make the call itself, once."""
+    find nothing, and make the call itself, once.
+
+    The moment is proven, not hoped for: the emulator stops the caller (SIGSTOP) the instant
+    its request arrives (`freeze_caller`), and says its connection was still open once it was
+    stopped. Killed from the test after a lookup instead, a worker whose call's timeout (what
+    is left of its step budget) ran out first had retried and made the call before it died."""
     client = env.client()
     deferred = call == "apply_deploy"
+    hold = {"kind": "freeze_caller", "target": call, "delay_ms": IN_FLIGHT_HOLD_MS}
     if not deferred:
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS)
+        emulator.fault(**hold)
     apply_id = submit(client, defer_cutover=deferred)
     if deferred:
         wait_state(client, apply_id, "waiting_for_cutover")
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS)
+        emulator.fault(**hold)
         client.request_control(apply_id, "cutover")
 
-    wait_for(lambda: emulator.events("fault.delay"), 60, f"the {call} call to arrive", interval=0.01)
+    wait_for(lambda: emulator.events("fault.freeze_caller.frozen"), 60, f"the {call} call to arrive")
+    (frozen,) = emulator.events("fault.freeze_caller.frozen")
+    assert frozen["detail"]["client_gone"] is False, "the caller had left before it was stopped"
+    (pid,) = frozen["detail"]["pids"]
     owner = lease_owner(state_db, apply_id)
-    assert owner is not None and not owner.startswith("sweep@")
+    assert owner is not None and owner.rsplit(":", 1)[1] == str(pid)  # the caller owns the apply
     workers.owner_of(owner).kill()
     workers.worker(wait=False)
     assert (persisted_intent(state_db, apply_id) or {}).get("call") == call
 
     final = client.wait(apply_id, timeout=60, stop_at_waiting=False)
     assert final.state == "completed", (final.error, workers.logs())
+    # The dead worker's request, still held when it died, was dropped unread, not performed.
+    wait_for(
+        lambda: emulator.events("fault.freeze_caller.released"),
+        IN_FLIGHT_HOLD_MS / 1000 + 10,
+        "the emulator to release the dead worker's request",
+    )
+    assert emulator.events("fault.freeze_caller.released")[0]["detail"]["client_gone"] is True
     assert_one_of_everything(emulator, apply_id, call)
     assert ("claimed", "recovery sweep: orphaned") in audit_of(client, apply_id)
     assert final.attempt == 1

@@ -3,6 +3,8 @@ machine, the branch MySQL proxy, and every fault it can inject."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 import pymysql
 import pytest
 
+from planetscale_emulator import callers
 from tests.support.emulator_process import DATABASE, ORG, EmulatorProcess
 
 
@@ -374,6 +377,42 @@ def test_delay_fault_delays_then_acts(emulator: EmulatorProcess) -> None:
     began = time.monotonic()
     ok(emulator.api("POST", "/branches", name="dev"), 201)
     assert time.monotonic() - began >= 0.4
+
+
+def test_freeze_caller_stops_the_calling_process_with_its_request_held(
+    emulator: EmulatorProcess,
+) -> None:
+    """The in-flight chaos tests kill the process the emulator froze: it must be the caller,
+    frozen while its request is held (still connected), and its call must then never happen."""
+    emulator.fault(kind="freeze_caller", target="create_branch", delay_ms=1500)
+    url = f"{emulator.api_url}/organizations/{ORG}/databases/{DATABASE}/branches"
+    caller = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import httpx, sys; httpx.post(sys.argv[1], json={'name': 'held'}, "
+            "headers={'Authorization': 'tok-id:tok-secret'}, timeout=30)",
+            url,
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not emulator.events("fault.freeze_caller.frozen") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (frozen,) = emulator.events("fault.freeze_caller.frozen")
+        assert frozen["detail"]["pids"] == [caller.pid]
+        assert frozen["detail"]["client_gone"] is False
+        assert callers.state(caller.pid) == "T"
+    finally:
+        caller.kill()
+        caller.wait(10)
+    deadline = time.monotonic() + 10
+    while not emulator.events("fault.freeze_caller.released") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (released,) = emulator.events("fault.freeze_caller.released")
+    assert released["detail"]["client_gone"] is True
+    assert emulator.events("branch.create") == []
+    assert emulator.api("GET", "/branches/held").status_code == 404
 
 
 def test_delay_fault_says_whether_the_client_waited_and_drops_a_gone_clients_call(
