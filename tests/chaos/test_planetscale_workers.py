@@ -7,11 +7,14 @@ for the apply, every call took effect once, main changed, the apply completed.
 
 - the emulator performs the call and loses the response (the engine must look before it calls
   again);
-- the worker holding the lease is SIGKILLed right after the call: the emulator's `delay` fault
-  holds the request, the test freezes (SIGSTOP) the lease owner's process group so its socket
-  stays open, the emulator performs the call and answers into the frozen socket, then the test
-  SIGKILLs the group. The intent is persisted, the result never is. Only the recovery sweep can
-  bring the apply back, and the next owner must find the call's effect, not call again.
+- the worker holding the lease is SIGKILLed right after the call: the emulator's
+  `freeze_caller` fault stops (SIGSTOP) the calling process as its request arrives, so its
+  socket stays open, holds the request, performs the call and answers into the frozen socket,
+  then the test SIGKILLs the worker. The intent is persisted, the result never is. Only the
+  recovery sweep can bring the apply back, and the next owner must find the call's effect, not
+  call again;
+- the same worker SIGKILLed with the call in flight (still held, so never performed): the next
+  owner must find nothing and make the call itself, once.
 
 Plus the emulator itself dying mid-deploy, and the CLI path once.
 """
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -52,8 +54,7 @@ CHANGES = [
 ]
 WORKERS = 2
 TOKEN = "tok-secret-4f1c"  # the service token in the target DSN: it must never be written out
-# The delayed call is held this long before the emulator performs it: longer than the test
-# needs to see it arrive and freeze the worker.
+# A frozen caller's call is held this long before the emulator performs it (right after).
 DELAY_MS = 1000
 # How long the emulator holds the request of a caller it froze (`freeze_caller`): the test
 # kills the caller well within it.
@@ -204,38 +205,27 @@ def audit_of(client: Client, apply_id: str) -> list[tuple[str, str]]:
 def freeze_the_caller(
     workers: Cluster, emulator: EmulatorProcess, db: Database, apply_id: str, call: str
 ) -> CeleryProcess:
-    """SIGSTOP the worker whose `call` the emulator holds (a `delay` fault armed for every
-    attempt, `times=-1`) and return it once the emulator has performed that call into its frozen
-    socket; the fault is then cleared.
+    """The worker whose `call` the emulator froze as it arrived (a `freeze_caller` fault), once
+    the emulator has performed that call and answered into its frozen socket.
 
-    The freeze must be proved, not assumed. The call's timeout is what is left of the worker's
-    step budget, so on a loaded machine it can run out before the test freezes the worker: the
-    worker closes its socket and the emulator drops the request (its body cannot be read). The
-    test would then wait for a call that only a takeover makes. The emulator says, when a delay
-    ends, whether the client was still there; if it was not, the worker is thawed and the
-    engine's next attempt at the call, held by the same fault, is caught instead."""
-    for attempt in range(1, 4):
-        wait_for(
-            lambda attempt=attempt: len(emulator.events("fault.delay")) >= attempt,
-            60,
-            f"the {call} call to arrive (attempt {attempt})",
-            interval=0.01,
-        )
-        owner = lease_owner(db, apply_id)
-        assert owner is not None and not owner.startswith("sweep@")
-        victim = workers.owner_of(owner)
-        victim.signal(signal.SIGSTOP)
-        wait_for(
-            lambda attempt=attempt: len(emulator.events("fault.delay.released")) >= attempt,
-            DELAY_MS / 1000 + 10,
-            f"the emulator to release the {call} call (attempt {attempt})",
-        )
-        if not emulator.events("fault.delay.released")[attempt - 1]["detail"]["client_gone"]:
-            wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
-            emulator.clear_faults()
-            return victim
-        victim.signal(signal.SIGCONT)  # its call timed out before the freeze: catch the next
-    raise AssertionError(f"no attempt at {call} was still in flight when its caller was frozen")
+    The freeze is proved, not assumed: the emulator stops the caller the instant the request
+    arrives and says its connection was still open once it was stopped, so the worker's own
+    timeout (what is left of its step budget) cannot run out first, and it says again, when
+    the hold ends, that the caller was still there, so the call was performed for it."""
+    wait_for(lambda: emulator.events("fault.freeze_caller.frozen"), 60, f"the {call} call to arrive")
+    (frozen,) = emulator.events("fault.freeze_caller.frozen")
+    assert frozen["detail"]["client_gone"] is False, "the caller had left before it was stopped"
+    (pid,) = frozen["detail"]["pids"]
+    owner = lease_owner(db, apply_id)
+    assert owner is not None and owner.rsplit(":", 1)[1] == str(pid)  # the caller owns the apply
+    wait_for(
+        lambda: emulator.events("fault.freeze_caller.released"),
+        DELAY_MS / 1000 + 10,
+        f"the emulator to release the {call} call",
+    )
+    assert emulator.events("fault.freeze_caller.released")[0]["detail"]["client_gone"] is False
+    wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
+    return workers.owner_of(owner)
 
 
 # -- the outcome of each side-effecting call is lost ------------------------------------------
@@ -267,16 +257,17 @@ def test_worker_sigkilled_right_after_each_call_resumes_without_duplicates(
 ) -> None:
     client = env.client()
     deferred = call == "apply_deploy"
+    hold = {"kind": "freeze_caller", "target": call, "delay_ms": DELAY_MS}
     if not deferred:
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS, times=-1)
+        emulator.fault(**hold)
     apply_id = submit(client, defer_cutover=deferred)
     if deferred:
         wait_state(client, apply_id, "waiting_for_cutover")
-        emulator.fault(kind="delay", target=call, delay_ms=DELAY_MS, times=-1)
+        emulator.fault(**hold)
         client.request_control(apply_id, "cutover")
 
-    # The call has reached the emulator, which holds it: freeze its caller, so the socket stays
-    # open, let the emulator perform the call and answer into the frozen socket, then kill it.
+    # The emulator froze the caller as its call arrived, so the socket stays open; it performs
+    # the call and answers into the frozen socket; then the caller is killed.
     victim = freeze_the_caller(workers, emulator, state_db, apply_id, call)
     victim.kill()
     killed_at = time.monotonic()
