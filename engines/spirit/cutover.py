@@ -28,16 +28,19 @@ ones are granted. Unlocked early, the writers got `t` ahead of it: with the binl
 writes landed in the old table after the last catch-up, with triggers a transaction that had
 touched another table met the RENAME in a deadlock and failed with 1213
 (tests/integration/spirit/binlog/test_binlog_cutover_lock_order.py, test_cutover_window.py).
-If the checks fail, or a holder dies before the RENAME is sent, the RENAME is never sent: nothing
-is renamed. If the rename does not queue on every table within the wait, its query is killed
-before the remaining holders unlock. A holder dying in the instant between its last answer and
-the RENAME's wait on its table lets writers in ahead of an unguarded RENAME; the step after the
-rename finds such writes before dropping anything (`_sb_<t>_err` for the triggers, the binlog up
-to the RENAME for the binlog source, phases/cutting_over.finish) and keeps `_sb_<t>_old` for a
-person. Another session's DDL pending on `t` at that instant (an ALTER a person started during
-the cutover) is also read as the RENAME's queue; it then runs first, on the table that becomes
-`_sb_<t>_old`, and its change is not in the new `t`. The step after the rename finds the old
-table's definition changed and stops the same way (test_cutover_window.py).
+If the checks fail, or a holder dies before the RENAME is sent, the RENAME is never sent:
+nothing is renamed. If the rename does not queue on every table within the wait, its query is
+killed before the remaining holders unlock; so is a RENAME found in flight when a holder's
+unlock fails because its session died (binlog/test_binlog_cutover_lock_order.py: a writer let in
+through the dead holder, the RENAME then waiting on another table of the group). A holder dying
+in the instant between its last answer and the RENAME's wait on its table lets writers in ahead
+of an unguarded RENAME; the step after the rename finds such writes before dropping anything
+(`_sb_<t>_err` for the triggers, the binlog up to the RENAME for the binlog source,
+phases/cutting_over.finish) and keeps `_sb_<t>_old` for a person. Another session's DDL pending
+on `t` at that instant (an ALTER a person started during the cutover) is also read as the
+RENAME's queue; it then runs first, on the table that becomes `_sb_<t>_old`, and its change is
+not in the new `t`. The step after the rename finds the old table's definition changed and stops
+the same way (test_cutover_window.py).
 
 Why not gh-ost's order (a sentry table under `_sb_<t>_old`, `LOCK TABLES t WRITE` on one
 connection, the RENAME queued on a second before the checks, sentry dropped, unlock), which this

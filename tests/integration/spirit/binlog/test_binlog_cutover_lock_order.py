@@ -16,6 +16,7 @@ or the apply failed (it must not).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -138,5 +139,63 @@ def test_every_table_of_a_grouped_cutover_keeps_the_writes_held_on_it(
         for t in tables:
             cur.execute(f"SELECT v FROM {t} WHERE id = 1000")
             assert cur.fetchall() == (("app",),), t
+            cur.execute(f"SHOW CREATE TABLE {t}")
+            assert "char(40)" in cur.fetchone()[1], t
+
+
+def test_a_holder_lost_with_the_rename_in_flight_stops_the_rename(
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouped (a, b): holder A's session dies after the RENAME is sent, a writer queued on `a`
+    gets in and commits (the last catch-up is behind it), and the RENAME then takes `a` and
+    waits for `b`. Seen queued on `a`, A's unlock fails: the engine must kill the RENAME before
+    B unlocks, or the swap would leave the write in `_sb_a_old`. The next attempt replays it."""
+    _make_tables(db, "a", "b")
+    writer: list[QueuedWriter] = []
+    holder_ids: list[int] = []
+    original_statement = cutover.rename_statement
+
+    def queue_a_write_on_a(cur: Any) -> None:
+        w = QueuedWriter(schema, ["INSERT INTO a VALUES (1000, 'app')"])
+        w.conn.autocommit(True)
+        writer.append(w)
+        w.thread.start()
+        until = time.monotonic() + 10
+        while time.monotonic() < until:
+            cur.execute("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = %s", (w.id,))
+            if "metadata lock" in str(cur.fetchone()[0]).lower():
+                return
+            time.sleep(0.002)
+        raise AssertionError("the write never queued behind the cutover")
+
+    def holder_lost_as_the_rename_is_sent(all_names: Any) -> str:
+        """In the thread that sends the RENAME (the step's own thread builds it up front too)."""
+        statement = original_statement(all_names)
+        if threading.current_thread() is not threading.main_thread() and writer and not writer[0].done:
+            with db.cursor() as cur:
+                cur.execute(f"KILL CONNECTION {holder_ids[0]}")  # holder of `a`
+            writer[0].thread.join(timeout=10)
+            assert writer[0].done and writer[0].error is None, writer[0].error
+        return statement
+
+    done = _during_the_last_checks(monkeypatch, queue_a_write_on_a)
+    checked = cutover.rename_with_retries
+
+    def with_holders(*args: Any, **kwargs: Any) -> int:
+        if not holder_ids:
+            holder_ids.extend(h.thread_id() for h in kwargs["holders"])
+        return checked(*args, **kwargs)
+
+    monkeypatch.setattr(cutover, "rename_with_retries", with_holders)
+    monkeypatch.setattr(cutover, "rename_statement", holder_lost_as_the_rename_is_sent)
+    result = _widen_v(schema, ["a", "b"])
+    assert done, "the cutover never ran its last checks"
+    assert writer and writer[0].done, "the holder was never lost with the rename in flight"
+    writer[0].finish()
+    assert result.state == EngineState.COMPLETED, result
+    with db.cursor() as cur:
+        cur.execute("SELECT v FROM a WHERE id = 1000")
+        assert cur.fetchall() == (("app",),)
+        for t in ("a", "b"):
             cur.execute(f"SHOW CREATE TABLE {t}")
             assert "char(40)" in cur.fetchone()[1], t
