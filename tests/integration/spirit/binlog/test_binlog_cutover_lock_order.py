@@ -101,13 +101,38 @@ def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_th
         assert "char(40)" in cur.fetchone()[1]
 
 
-@pytest.mark.parametrize("tables", [("a", "b"), ("B", "a", "c")])
+def _as_mysql_refusing_set_statement(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the server refuse `SET STATEMENT ... FOR` as MySQL does (1064), so the probe takes its
+    MySQL path (a session lock wait of one second) on this MariaDB; returns the refused ones."""
+    refused: list[str] = []
+    execute = pymysql.cursors.Cursor.execute
+
+    def refusing(self: Any, query: str, args: Any = None) -> int:
+        if query.startswith("SET STATEMENT lock_wait_timeout"):
+            refused.append(query)
+            raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
+        return execute(self, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", refusing)
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("tables", "probe"),
+    [(("a", "b"), "set statement"), (("B", "a", "c"), "set statement"), (("a", "b"), "mysql")],
+)
 def test_every_table_of_a_grouped_cutover_keeps_the_writes_held_on_it(
-    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch, tables: tuple[str, ...]
+    schema: str,
+    db: pymysql.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    tables: tuple[str, ...],
+    probe: str,
 ) -> None:
     """Writers queued on each table of a grouped apply; whatever the tables' order in the
-    RENAME's locks (an upper-case name sorts before `_sb_`), each write reaches its new table."""
+    RENAME's locks (an upper-case name sorts before `_sb_`), each write reaches its new table.
+    `mysql`: the probe's path for a server without `SET STATEMENT` (MySQL 8)."""
     _make_tables(db, *tables)
+    refused = _as_mysql_refusing_set_statement(monkeypatch) if probe == "mysql" else []
     writers: list[QueuedWriter] = []
 
     def queue_one_write_per_table(cur: Any) -> None:
@@ -135,6 +160,7 @@ def test_every_table_of_a_grouped_cutover_keeps_the_writes_held_on_it(
         w.finish()
         assert w.error is None, w.error
     assert result.state == EngineState.COMPLETED
+    assert bool(refused) == (probe == "mysql")
     with db.cursor() as cur:
         for t in tables:
             cur.execute(f"SELECT v FROM {t} WHERE id = 1000")
