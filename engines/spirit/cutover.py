@@ -232,16 +232,32 @@ def read_locked_rename(
             thread = threading.Thread(target=rename, daemon=True)
             thread.start()
             waited_until = time.monotonic() + lock_wait_seconds
-            while thread.is_alive() and locked:
+            while thread.is_alive() and locked and problem is None:
                 for i in list(locked):
-                    if rename_queued_on(probe, all_names[i]):
-                        holders[i].execute("UNLOCK TABLES")
-                        locked.remove(i)
-                if not locked:
+                    if not rename_queued_on(probe, all_names[i]):
+                        continue
+                    if not all(_still_holding(holders[j]) for j in locked if j != i):
+                        # Queued on this table, the RENAME holds every table before it in its
+                        # order: one of them came to it from a dead holder, not from an unlock
+                        # here, and writers may have gone in first. Stop it while this table's
+                        # holder still keeps it from completing.
+                        problem = (
+                            "the connection holding the cutover lock of a table was lost with "
+                            "the rename in flight; writes may have reached it after the last checks",
+                            False,
+                        )
+                        _kill_quietly(probe, holders, peer_id)
+                        _await_the_kill(thread)
+                        locked = [j for j in locked if holders[j].connection.open]
+                        break
+                    holders[i].execute("UNLOCK TABLES")
+                    locked.remove(i)
+                if not locked or problem is not None:
                     break
                 if time.monotonic() > waited_until:
                     problem = ("the rename did not queue behind the cutover lock", False)
                     probe.execute(f"KILL QUERY {peer_id}")
+                    _await_the_kill(thread)
                     break
                 time.sleep(0.002)
     except pymysql.MySQLError:
@@ -249,6 +265,7 @@ def read_locked_rename(
             # A holder or the probe failed with the RENAME in flight: stop it if it still waits,
             # so that writers let in by a lost lock cannot be followed by the swap.
             _kill_quietly(probe, holders, peer_id)
+            _await_the_kill(thread)
         locked = [i for i in locked if holders[i].connection.open]
         raise
     finally:
@@ -258,8 +275,11 @@ def read_locked_rename(
             thread.join(timeout=lock_wait_seconds + 30)
         with peer.cursor() as pc:
             pc.execute("SET SESSION lock_wait_timeout = 5")
-    if problem is not None:
+    renamed = "error" in outcome and outcome["error"] is None
+    if problem is not None and not renamed:
         raise CutoverRefused(problem[0], permanent=problem[1])
+    # A RENAME that completed although it was to be stopped did swap the tables: that is said
+    # as it is, and the step after the rename judges what reached the old tables.
     error = outcome.get("error", TimeoutError("the rename did not return"))
     if error is not None:
         raise error
@@ -297,6 +317,23 @@ def rename_queued_on(probe: Cursor, names: TableNames) -> bool:
         if not probe.connection.get_autocommit():
             probe.connection.commit()  # the probe's own shared lock must not outlive it
     return False
+
+
+KILLED_RENAME_SECONDS = 5.0
+"""How long a killed RENAME is waited for before the remaining holders unlock anyway."""
+
+
+def _await_the_kill(thread: threading.Thread) -> None:
+    """Wait for the killed RENAME's statement to end before any remaining holder unlocks.
+
+    `KILL QUERY` returns once the flag is set, not once the RENAME has seen it. A RENAME that
+    the server has not scheduled yet would see a holder's lock released before its kill, take
+    the table and complete the swap (seen under CPU load: the write let in through a dead holder
+    ended in `_sb_<t>_old`). While a remaining holder still holds its table, the RENAME cannot
+    get past it, so once it has ended it has failed. A server too slow to end it within
+    `KILLED_RENAME_SECONDS` is not waited for longer: the holders must not keep the writers out
+    for ever, and the check after the rename still finds what reached the old table."""
+    thread.join(timeout=KILLED_RENAME_SECONDS)
 
 
 def _kill_quietly(probe: Cursor, holders: Sequence[Cursor], peer_id: int) -> None:

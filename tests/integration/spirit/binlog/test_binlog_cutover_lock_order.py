@@ -56,6 +56,22 @@ def _during_the_last_checks(
     return done
 
 
+def _as_mysql_refusing_set_statement(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make the server refuse `SET STATEMENT ... FOR` as MySQL does (1064), so the probe takes its
+    MySQL path (a session lock wait of one second) on this MariaDB; returns the refused ones."""
+    refused: list[str] = []
+    execute = pymysql.cursors.Cursor.execute
+
+    def refusing(self: Any, query: str, args: Any = None) -> int:
+        if query.startswith("SET STATEMENT lock_wait_timeout"):
+            refused.append(query)
+            raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
+        return execute(self, query, args)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", refusing)
+    return refused
+
+
 def _make_tables(db: pymysql.Connection, *tables: str) -> None:
     with db.cursor() as cur:
         for t in tables:
@@ -75,10 +91,13 @@ def _widen_v(schema: str, tables: Sequence[str]) -> ProgressResult:
     return run_until(eng, req)
 
 
+@pytest.mark.parametrize("probe", ["set statement", "mysql"])
 def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_the_old_table(
-    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch
+    schema: str, db: pymysql.Connection, monkeypatch: pytest.MonkeyPatch, probe: str
 ) -> None:
+    """`mysql`: the probe's path for a server without `SET STATEMENT` (MySQL 8)."""
     _make_tables(db, "t")
+    refused = _as_mysql_refusing_set_statement(monkeypatch) if probe == "mysql" else []
     held: list[Any] = []
 
     def queue_a_write_and_read_the_shadow(cur: Any) -> None:
@@ -92,6 +111,7 @@ def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_th
     held[0].finish()
     assert held[0].error is None, held[0].error
     assert result.state == EngineState.COMPLETED
+    assert bool(refused) == (probe == "mysql")
     with db.cursor() as cur:
         cur.execute("SELECT v FROM t WHERE id = 1000")
         assert cur.fetchall() == (("app",),)
@@ -99,22 +119,6 @@ def test_a_lock_on_the_shadow_as_the_rename_is_sent_does_not_let_writers_into_th
         assert cur.fetchone() == (301,)
         cur.execute("SHOW CREATE TABLE t")
         assert "char(40)" in cur.fetchone()[1]
-
-
-def _as_mysql_refusing_set_statement(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make the server refuse `SET STATEMENT ... FOR` as MySQL does (1064), so the probe takes its
-    MySQL path (a session lock wait of one second) on this MariaDB; returns the refused ones."""
-    refused: list[str] = []
-    execute = pymysql.cursors.Cursor.execute
-
-    def refusing(self: Any, query: str, args: Any = None) -> int:
-        if query.startswith("SET STATEMENT lock_wait_timeout"):
-            refused.append(query)
-            raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
-        return execute(self, query, args)
-
-    monkeypatch.setattr(pymysql.cursors.Cursor, "execute", refusing)
-    return refused
 
 
 @pytest.mark.parametrize(
