@@ -4,7 +4,8 @@
         [--engine-only] [--shape bench|bench-bigint|narrow] [--copy-lanes N|auto]
         [--compare-lanes 1,4] [--private-server] [--change-source triggers,binlog]
         [--trailing-checksum on|off]
-        [--buffer-pool-mb 128] [--load-only | --no-load-only] [--skip-pt-osc]
+        [--buffer-pool-mb 128] [--autoinc-lock-mode 0|1|2] [--load-only | --no-load-only]
+        [--skip-pt-osc]
 
 What it measures, in one run and on the same server:
 - `spirit`: the full pipeline, from `submit_apply` to `completed`: a Celery worker and beat run
@@ -38,7 +39,9 @@ index build, checksum, cutover), and every tool's rows/s.
 format with full row images, which the shared server does not have: with `binlog` among the
 sources every tool runs on a private `mariadbd` started with it (bench/private_server.py, as
 `--private-server`: CPU seconds per run, every deadlock), so all tools pay for binary logging
-alike. `--buffer-pool-mb` sizes a private server's buffer pool (default 128, the shared server's).
+alike. `--buffer-pool-mb` sizes a private server's buffer pool (default 128, the shared server's);
+`--autoinc-lock-mode` sets its `innodb_autoinc_lock_mode` (MariaDB's default 1; 2 is MySQL 8's,
+under which spirit copies a table with an AUTO_INCREMENT column in lanes too).
 Under load the report gives, per tool, the failed writes, the worst and the 99th percentile write
 latency.
 """
@@ -667,6 +670,12 @@ def main() -> int:
         default=128,
         help="the private server's buffer pool (--private-server, --change-source binlog)",
     )
+    parser.add_argument(
+        "--autoinc-lock-mode",
+        type=int,
+        choices=(0, 1, 2),
+        help="the private server's innodb_autoinc_lock_mode (default: the server's, 1)",
+    )
     parser.add_argument("--load-only", action="store_true", help="skip the runs without load")
     parser.add_argument("--no-load-only", action="store_true", help="skip the runs under load")
     args = parser.parse_args()
@@ -689,12 +698,16 @@ def main() -> int:
 
     global PRIVATE
     binlog = "binlog" in args.sources
-    if args.private_server or binlog:
-        private = private_server.PrivateServer(buffer_pool_mb=args.buffer_pool_mb, binlog=binlog)
+    if args.private_server or binlog or args.autoinc_lock_mode is not None:
+        private = private_server.PrivateServer(
+            buffer_pool_mb=args.buffer_pool_mb, binlog=binlog, autoinc_lock_mode=args.autoinc_lock_mode
+        )
         PRIVATE = private
         private.start()
         args.host, args.port, args.user, args.password = "127.0.0.1", private.port, "root", ""
         logging = ", binary logging (ROW, full images)" if binlog else ""
+        if args.autoinc_lock_mode is not None:
+            logging += f", innodb_autoinc_lock_mode={args.autoinc_lock_mode}"
         print(
             f"a private mariadbd ({args.buffer_pool_mb} MB buffer pool{logging}; CPU time per "
             f"run, every deadlock logged): {private.workdir}"

@@ -41,11 +41,17 @@ class PrivateServer(MariaDBServer):
     """A throwaway `mariadbd` that writes every deadlock to its error log."""
 
     def __init__(
-        self, workdir: Path | None = None, *, buffer_pool_mb: int = 128, binlog: bool = False
+        self,
+        workdir: Path | None = None,
+        *,
+        buffer_pool_mb: int = 128,
+        binlog: bool = False,
+        autoinc_lock_mode: int | None = None,
     ) -> None:
         super().__init__(workdir or Path(tempfile.mkdtemp(prefix="sb-bench-server-")))
         self.buffer_pool_mb = buffer_pool_mb
         self.binlog = binlog
+        self.autoinc_lock_mode = autoinc_lock_mode
 
     def server_options(self) -> list[str]:
         logging = (
@@ -61,6 +67,11 @@ class PrivateServer(MariaDBServer):
         return [
             f"--innodb-buffer-pool-size={self.buffer_pool_mb}M",
             *logging,
+            *(
+                [f"--innodb-autoinc-lock-mode={self.autoinc_lock_mode}"]
+                if self.autoinc_lock_mode is not None
+                else []
+            ),
             "--innodb-print-all-deadlocks=ON",
         ]
 
