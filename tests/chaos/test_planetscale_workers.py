@@ -202,30 +202,39 @@ def audit_of(client: Client, apply_id: str) -> list[tuple[str, str]]:
     return [(e.event, e.message or "") for e in client.log(apply_id)]
 
 
-def freeze_the_caller(
-    workers: Cluster, emulator: EmulatorProcess, db: Database, apply_id: str, call: str
-) -> CeleryProcess:
-    """The worker whose `call` the emulator froze as it arrived (a `freeze_caller` fault), once
-    the emulator has performed that call and answered into its frozen socket.
+def submit_with_the_call_frozen(client: Client, emulator: EmulatorProcess, call: str, hold_ms: int) -> str:
+    """Submit an apply whose `call` meets a `freeze_caller` fault holding it `hold_ms` (for
+    apply-deploy: a deferred apply, the fault armed before its cutover is asked for)."""
+    deferred = call == "apply_deploy"
+    hold = {"kind": "freeze_caller", "target": call, "delay_ms": hold_ms}
+    if not deferred:
+        emulator.fault(**hold)
+    apply_id = submit(client, defer_cutover=deferred)
+    if deferred:
+        wait_state(client, apply_id, "waiting_for_cutover")
+        emulator.fault(**hold)
+        client.request_control(apply_id, "cutover")
+    return apply_id
 
-    The freeze is proved, not assumed: the emulator stops the caller the instant the request
-    arrives and says its connection was still open once it was stopped, so the worker's own
-    timeout (what is left of its step budget) cannot run out first, and it says again, when
-    the hold ends, that the caller was still there, so the call was performed for it."""
+
+def frozen_caller(emulator: EmulatorProcess, db: Database, apply_id: str, call: str) -> str:
+    """The lease owner the emulator froze inside its `call`, proved: the emulator stopped the
+    caller the instant the request arrived and says its connection was still open once it was
+    stopped (so the worker's own timeout, what is left of its step budget, could not run out
+    first), and the frozen process is the apply's owner."""
     wait_for(lambda: emulator.events("fault.freeze_caller.frozen"), 60, f"the {call} call to arrive")
     (frozen,) = emulator.events("fault.freeze_caller.frozen")
     assert frozen["detail"]["client_gone"] is False, "the caller had left before it was stopped"
     (pid,) = frozen["detail"]["pids"]
     owner = lease_owner(db, apply_id)
     assert owner is not None and owner.rsplit(":", 1)[1] == str(pid)  # the caller owns the apply
-    wait_for(
-        lambda: emulator.events("fault.freeze_caller.released"),
-        DELAY_MS / 1000 + 10,
-        f"the emulator to release the {call} call",
-    )
-    assert emulator.events("fault.freeze_caller.released")[0]["detail"]["client_gone"] is False
-    wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
-    return workers.owner_of(owner)
+    return owner
+
+
+def released_with_the_caller(emulator: EmulatorProcess, hold_ms: int, what: str) -> bool:
+    """Whether the caller was still there (frozen, not killed) when the held request ended."""
+    wait_for(lambda: emulator.events("fault.freeze_caller.released"), hold_ms / 1000 + 10, what)
+    return not emulator.events("fault.freeze_caller.released")[0]["detail"]["client_gone"]
 
 
 # -- the outcome of each side-effecting call is lost ------------------------------------------
@@ -256,19 +265,14 @@ def test_worker_sigkilled_right_after_each_call_resumes_without_duplicates(
     env: ProcEnv, emulator: EmulatorProcess, workers: Cluster, state_db: Database, call: str
 ) -> None:
     client = env.client()
-    deferred = call == "apply_deploy"
-    hold = {"kind": "freeze_caller", "target": call, "delay_ms": DELAY_MS}
-    if not deferred:
-        emulator.fault(**hold)
-    apply_id = submit(client, defer_cutover=deferred)
-    if deferred:
-        wait_state(client, apply_id, "waiting_for_cutover")
-        emulator.fault(**hold)
-        client.request_control(apply_id, "cutover")
+    apply_id = submit_with_the_call_frozen(client, emulator, call, DELAY_MS)
 
     # The emulator froze the caller as its call arrived, so the socket stays open; it performs
     # the call and answers into the frozen socket; then the caller is killed.
-    victim = freeze_the_caller(workers, emulator, state_db, apply_id, call)
+    owner = frozen_caller(emulator, state_db, apply_id, call)
+    assert released_with_the_caller(emulator, DELAY_MS, f"the emulator to release the {call} call")
+    wait_for(lambda: emulator.events(EVENT_OF[call]), 10, f"the emulator to perform {call}")
+    victim = workers.owner_of(owner)
     victim.kill()
     killed_at = time.monotonic()
     workers.worker(wait=False)  # a replacement boots while the lease runs out
@@ -300,22 +304,9 @@ def test_worker_sigkilled_with_each_call_in_flight_resumes_and_makes_the_call_on
     stopped. Killed from the test after a lookup instead, a worker whose call's timeout (what
     is left of its step budget) ran out first had retried and made the call before it died."""
     client = env.client()
-    deferred = call == "apply_deploy"
-    hold = {"kind": "freeze_caller", "target": call, "delay_ms": IN_FLIGHT_HOLD_MS}
-    if not deferred:
-        emulator.fault(**hold)
-    apply_id = submit(client, defer_cutover=deferred)
-    if deferred:
-        wait_state(client, apply_id, "waiting_for_cutover")
-        emulator.fault(**hold)
-        client.request_control(apply_id, "cutover")
+    apply_id = submit_with_the_call_frozen(client, emulator, call, IN_FLIGHT_HOLD_MS)
 
-    wait_for(lambda: emulator.events("fault.freeze_caller.frozen"), 60, f"the {call} call to arrive")
-    (frozen,) = emulator.events("fault.freeze_caller.frozen")
-    assert frozen["detail"]["client_gone"] is False, "the caller had left before it was stopped"
-    (pid,) = frozen["detail"]["pids"]
-    owner = lease_owner(state_db, apply_id)
-    assert owner is not None and owner.rsplit(":", 1)[1] == str(pid)  # the caller owns the apply
+    owner = frozen_caller(emulator, state_db, apply_id, call)
     workers.owner_of(owner).kill()
     workers.worker(wait=False)
     assert (persisted_intent(state_db, apply_id) or {}).get("call") == call
@@ -323,12 +314,9 @@ def test_worker_sigkilled_with_each_call_in_flight_resumes_and_makes_the_call_on
     final = client.wait(apply_id, timeout=60, stop_at_waiting=False)
     assert final.state == "completed", (final.error, workers.logs())
     # The dead worker's request, still held when it died, was dropped unread, not performed.
-    wait_for(
-        lambda: emulator.events("fault.freeze_caller.released"),
-        IN_FLIGHT_HOLD_MS / 1000 + 10,
-        "the emulator to release the dead worker's request",
+    assert not released_with_the_caller(
+        emulator, IN_FLIGHT_HOLD_MS, "the emulator to release the dead worker's request"
     )
-    assert emulator.events("fault.freeze_caller.released")[0]["detail"]["client_gone"] is True
     assert_one_of_everything(emulator, apply_id, call)
     assert ("claimed", "recovery sweep: orphaned") in audit_of(client, apply_id)
     assert final.attempt == 1
