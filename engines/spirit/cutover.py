@@ -236,7 +236,9 @@ def read_locked_rename(
                 for i in list(locked):
                     if not rename_queued_on(probe, all_names[i]):
                         continue
-                    if not all(_still_holding(holders[j]) for j in locked if j != i):
+                    # Every other holder asked (no short cut): a dead one is then marked closed
+                    # and is not unlocked below.
+                    if not all([_still_holding(holders[j]) for j in locked if j != i]):
                         # Queued on this table, the RENAME holds every table before it in its
                         # order: one of them came to it from a dead holder, not from an unlock
                         # here, and writers may have gone in first. Stop it while this table's
