@@ -232,7 +232,7 @@ def read_locked_rename(
             thread = threading.Thread(target=rename, daemon=True)
             thread.start()
             waited_until = time.monotonic() + lock_wait_seconds
-            while thread.is_alive() and locked and problem is None:
+            while thread.is_alive() and locked:
                 for i in list(locked):
                     if not rename_queued_on(probe, all_names[i]):
                         continue
@@ -248,8 +248,7 @@ def read_locked_rename(
                             "the rename in flight; writes may have reached it after the last checks",
                             False,
                         )
-                        _kill_quietly(probe, holders, peer_id)
-                        _await_the_kill(thread)
+                        _stop_the_rename(thread, probe, holders, peer_id)
                         locked = [j for j in locked if holders[j].connection.open]
                         break
                     holders[i].execute("UNLOCK TABLES")
@@ -258,16 +257,14 @@ def read_locked_rename(
                     break
                 if time.monotonic() > waited_until:
                     problem = ("the rename did not queue behind the cutover lock", False)
-                    probe.execute(f"KILL QUERY {peer_id}")
-                    _await_the_kill(thread)
+                    _stop_the_rename(thread, probe, holders, peer_id)
                     break
                 time.sleep(0.002)
     except pymysql.MySQLError:
         if thread is not None and thread.is_alive():
             # A holder or the probe failed with the RENAME in flight: stop it if it still waits,
             # so that writers let in by a lost lock cannot be followed by the swap.
-            _kill_quietly(probe, holders, peer_id)
-            _await_the_kill(thread)
+            _stop_the_rename(thread, probe, holders, peer_id)
         locked = [i for i in locked if holders[i].connection.open]
         raise
     finally:
@@ -325,8 +322,11 @@ KILLED_RENAME_SECONDS = 5.0
 """How long a killed RENAME is waited for before the remaining holders unlock anyway."""
 
 
-def _await_the_kill(thread: threading.Thread) -> None:
-    """Wait for the killed RENAME's statement to end before any remaining holder unlocks.
+def _stop_the_rename(
+    thread: threading.Thread, probe: Cursor, holders: Sequence[Cursor], peer_id: int
+) -> None:
+    """Kill the RENAME (`peer_id`'s query, from the first connection still open) and wait for
+    its statement to end, before any remaining holder unlocks.
 
     `KILL QUERY` returns once the flag is set, not once the RENAME has seen it. A RENAME that
     the server has not scheduled yet would see a holder's lock released before its kill, take
@@ -335,6 +335,7 @@ def _await_the_kill(thread: threading.Thread) -> None:
     get past it, so once it has ended it has failed. A server too slow to end it within
     `KILLED_RENAME_SECONDS` is not waited for longer: the holders must not keep the writers out
     for ever, and the check after the rename still finds what reached the old table."""
+    _kill_quietly(probe, holders, peer_id)
     thread.join(timeout=KILLED_RENAME_SECONDS)
 
 
