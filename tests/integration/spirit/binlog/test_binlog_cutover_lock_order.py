@@ -72,6 +72,26 @@ def _as_mysql_refusing_set_statement(monkeypatch: pytest.MonkeyPatch) -> list[st
     return refused
 
 
+def _queue_writes(cur: Any, schema: str, statements: Sequence[str]) -> list[QueuedWriter]:
+    """One autocommit writer per statement, started while the cutover holds the writers, and
+    returned once every one is seen waiting for a metadata lock (PROCESSLIST, on `cur`)."""
+    writers = [QueuedWriter(schema, [statement]) for statement in statements]
+    for writer in writers:
+        writer.conn.autocommit(True)
+        writer.thread.start()
+    ids = ", ".join(str(w.id) for w in writers)
+    until = time.monotonic() + 10
+    while time.monotonic() < until:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE "
+            f"'%%metadata lock%%' AND ID IN ({ids})"
+        )
+        if cur.fetchone()[0] == len(writers):
+            return writers
+        time.sleep(0.002)
+    raise AssertionError("the writes never queued behind the cutover")
+
+
 def _make_tables(db: pymysql.Connection, *tables: str) -> None:
     with db.cursor() as cur:
         for t in tables:
@@ -140,22 +160,7 @@ def test_every_table_of_a_grouped_cutover_keeps_the_writes_held_on_it(
     writers: list[QueuedWriter] = []
 
     def queue_one_write_per_table(cur: Any) -> None:
-        for t in tables:
-            writer = QueuedWriter(schema, [f"INSERT INTO {t} VALUES (1000, 'app')"])
-            writer.conn.autocommit(True)
-            writers.append(writer)
-            writer.thread.start()
-        until = time.monotonic() + 10
-        ids = [w.id for w in writers]
-        while time.monotonic() < until:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE "
-                f"'%%metadata lock%%' AND ID IN ({', '.join(map(str, ids))})"
-            )
-            if cur.fetchone()[0] == len(ids):
-                return
-            time.sleep(0.002)
-        raise AssertionError("the writes never queued behind the cutover")
+        writers.extend(_queue_writes(cur, schema, [f"INSERT INTO {t} VALUES (1000, 'app')" for t in tables]))
 
     done = _during_the_last_checks(monkeypatch, queue_one_write_per_table)
     result = _widen_v(schema, tables)
@@ -186,17 +191,7 @@ def test_a_holder_lost_with_the_rename_in_flight_stops_the_rename(
     original_statement = cutover.rename_statement
 
     def queue_a_write_on_a(cur: Any) -> None:
-        w = QueuedWriter(schema, ["INSERT INTO a VALUES (1000, 'app')"])
-        w.conn.autocommit(True)
-        writer.append(w)
-        w.thread.start()
-        until = time.monotonic() + 10
-        while time.monotonic() < until:
-            cur.execute("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = %s", (w.id,))
-            if "metadata lock" in str(cur.fetchone()[0]).lower():
-                return
-            time.sleep(0.002)
-        raise AssertionError("the write never queued behind the cutover")
+        writer.extend(_queue_writes(cur, schema, ["INSERT INTO a VALUES (1000, 'app')"]))
 
     def holder_lost_as_the_rename_is_sent(all_names: Any) -> str:
         """In the thread that sends the RENAME (the step's own thread builds it up front too)."""
